@@ -1,0 +1,96 @@
+"""Test runner: `nox` runs the default set (what CI runs); `nox -l` lists every session."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "unit", "integration", "infra", "checkov", "security"]
+
+PYTHON = "3.11"
+# checkov pins an old `packaging`, so it gets a session (and a virtualenv) of its own.
+CHECKOV = "checkov==3.2.469"
+
+
+def _sync(session: nox.Session, *groups: str) -> None:
+    """Install the project and the given dependency groups into the session's venv, from uv.lock."""
+    args = ["uv", "sync", "--frozen", "--no-default-groups"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    """Run pytest on ``paths`` (or on the session's posargs when given) with fake AWS credentials."""
+    _sync(session, "test")
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "ap-southeast-2",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    session.run("pytest", *(session.posargs or paths), env=env)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff: style and common bugs, and formatting."""
+    _sync(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Mypy over src/dagops, tasks.py and noxfile.py."""
+    _sync(session, "lint", "test")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def unit(session: nox.Session) -> None:
+    """Unit tests: hermetic, moto for AWS, no network beyond loopback."""
+    _pytest(session, "tests/unit")
+
+
+@nox.session(python=PYTHON)
+def integration(session: nox.Session) -> None:
+    """Integration: real Postgres, moto server, real webserver, daemon, code servers and sync agents."""
+    _pytest(session, "tests/integration")
+
+
+@nox.session(python=PYTHON)
+def infra(session: nox.Session) -> None:
+    """OpenTofu: fmt and validate every module and root, then apply each live root against moto."""
+    _pytest(session, "tests/infra")
+
+
+@nox.session(python=PYTHON)
+def checkov(session: nox.Session) -> None:
+    """Checkov over modules/ and live/: no unsuppressed failures."""
+    session.install(CHECKOV)
+    session.run(
+        "checkov", "--quiet", "--compact", "--framework", "terraform",
+        "--directory", "modules", "--directory", "live", *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
+def security(session: nox.Session) -> None:
+    """hadolint over the image, actionlint and zizmor over the workflows."""
+    _sync(session, "lint")
+    session.run("hadolint", "images/Dockerfile")
+    workflows = sorted(str(p) for p in __import__("pathlib").Path(".github/workflows").glob("*.y*ml"))
+    session.run("actionlint", *workflows)
+    session.run("zizmor", "--offline", ".github/workflows")
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: each figure printed beside its budget (slow; not part of the default run)."""
+    _sync(session, "test")
+    session.run("python", "-m", "benchmarks", *session.posargs)

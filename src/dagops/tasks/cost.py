@@ -1,0 +1,6 @@
+"""Tasks: cost."""
+
+from invoke import Collection
+
+ns = Collection("cost")
+ALIASES: dict = {}

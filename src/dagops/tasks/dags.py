@@ -1,0 +1,6 @@
+"""Tasks: dags."""
+
+from invoke import Collection
+
+ns = Collection("dags")
+ALIASES: dict = {}

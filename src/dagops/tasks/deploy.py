@@ -1,0 +1,6 @@
+"""Tasks: deploy."""
+
+from invoke import Collection
+
+ns = Collection("deploy")
+ALIASES: dict = {}

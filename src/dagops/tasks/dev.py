@@ -1,0 +1,6 @@
+"""Tasks: dev."""
+
+from invoke import Collection
+
+ns = Collection("dev")
+ALIASES: dict = {}

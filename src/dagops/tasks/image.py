@@ -1,0 +1,6 @@
+"""Tasks: image."""
+
+from invoke import Collection
+
+ns = Collection("image")
+ALIASES: dict = {}

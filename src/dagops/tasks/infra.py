@@ -1,0 +1,6 @@
+"""Tasks: infra."""
+
+from invoke import Collection
+
+ns = Collection("infra")
+ALIASES: dict = {}

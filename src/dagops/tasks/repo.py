@@ -1,0 +1,6 @@
+"""Tasks: repo."""
+
+from invoke import Collection
+
+ns = Collection("repo")
+ALIASES: dict = {}
