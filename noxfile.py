@@ -74,8 +74,16 @@ def checkov(session: nox.Session) -> None:
     """Checkov over modules/ and live/: no unsuppressed failures."""
     session.install(CHECKOV)
     session.run(
-        "checkov", "--quiet", "--compact", "--framework", "terraform",
-        "--directory", "modules", "--directory", "live", *session.posargs,
+        "checkov",
+        "--quiet",
+        "--compact",
+        "--framework",
+        "terraform",
+        "--directory",
+        "modules",
+        "--directory",
+        "live",
+        *session.posargs,
     )
 
 

@@ -31,9 +31,13 @@ def validate_env_name(name: str, live_dir: Path | None = None) -> str:
     if live_dir is not None:
         root = live_dir / name
         if name == "bootstrap" or not (root / "main.tf").is_file():
-            known = sorted(
-                p.name for p in live_dir.iterdir() if (p / "main.tf").is_file() and p.name != "bootstrap"
-            ) if live_dir.is_dir() else []
+            known = (
+                sorted(
+                    p.name for p in live_dir.iterdir() if (p / "main.tf").is_file() and p.name != "bootstrap"
+                )
+                if live_dir.is_dir()
+                else []
+            )
             raise DagopsError(
                 f"Unknown environment {name!r}: expected one of {', '.join(known) or '(none)'} "
                 f"(a folder under {live_dir})."

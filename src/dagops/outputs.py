@@ -39,7 +39,9 @@ def load(env: str, root: Path | None = None) -> dict[str, Any]:
         try:
             return _flatten(json.loads(Path(exported).read_text()))
         except (OSError, ValueError) as exc:
-            raise DagopsError(f"Cannot read tofu outputs from {exported} ({OUTPUTS_FILE_VAR}): {exc}.") from None
+            raise DagopsError(
+                f"Cannot read tofu outputs from {exported} ({OUTPUTS_FILE_VAR}): {exc}."
+            ) from None
     binary = tofu_binary()
     proc = subprocess.run(
         [binary, f"-chdir={root / 'live' / env}", "output", "-json"],
@@ -52,7 +54,9 @@ def load(env: str, root: Path | None = None) -> dict[str, Any]:
         raise DagopsError(f"Cannot read the outputs of environment {env!r} ({binary} output: {detail}).")
     data = _flatten(json.loads(proc.stdout or "{}"))
     if not data:
-        raise DagopsError(f"Environment {env!r} has no outputs yet; run `invoke infra.apply --env {env}` first.")
+        raise DagopsError(
+            f"Environment {env!r} has no outputs yet; run `invoke infra.apply --env {env}` first."
+        )
     return data
 
 

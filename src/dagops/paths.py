@@ -19,7 +19,7 @@ def repo_root() -> Path:
 
 
 def state_dir(root: Path | None = None) -> Path:
-    """Local, git-ignored state of the dev stack (database, synced code, logs): ``DAGOPS_STATE_DIR`` or .dagops/."""
+    """Git-ignored state of the dev stack (database, synced code, logs): DAGOPS_STATE_DIR or .dagops/."""
     env = os.environ.get("DAGOPS_STATE_DIR")
     if env:
         return Path(env).resolve()
