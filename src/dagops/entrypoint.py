@@ -1,0 +1,256 @@
+"""The runtime image's entrypoint: one image, four roles, chosen by the container command.
+
+``dagops-entrypoint webserver | daemon | code-location | dagster ...``
+
+- ``webserver`` / ``daemon``: render workspace.yaml (from ``DAGOPS_CODE_LOCATIONS``) and the instance's
+  dagster.yaml into ``DAGSTER_HOME``, then exec dagster-webserver / dagster-daemon.
+- ``code-location``: exec the sync agent (``python -m dagops.sync run``), which serves the location's code.
+- ``dagster ...``: a run task started by the EcsRunLauncher: sync the run's code location once into the
+  same path the code server uses, then exec the given command inside that tree.
+
+Every required setting is checked before anything starts: a missing one is one line on stderr and exit 1.
+The final process replaces this one (``os.execvp``) so ECS's SIGTERM reaches Dagster directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dagops import workspace
+from dagops.errors import ConfigError, DagopsError
+from dagops.names import validate_location_name
+
+ROLES = ("webserver", "daemon", "code-location")
+PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
+DEFAULT_HOME = "/opt/dagster/home"
+DEFAULT_CODE_DIR = "/opt/dagster/code"
+WEBSERVER_PORT = "3000"
+USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | dagster <args...>"
+
+
+@dataclass
+class Launch:
+    """What to start: the command, its environment, its working directory and the files to write first."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    sync_first: str | None = None  # a code location to sync once before starting (run tasks)
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _require(env: Mapping[str, str], names: Sequence[str], role: str) -> None:
+    missing = [name for name in names if not _get(env, name)]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
+            f"(needed by the {role} role)."
+        )
+
+
+def parse_code_locations(value: str) -> list[tuple[str, str, int]]:
+    """``name=host:port,...`` -> ``[(name, host, port), ...]``; raise ConfigError on any malformed entry."""
+    servers: list[tuple[str, str, int]] = []
+    for raw in value.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        name, sep, address = item.partition("=")
+        host, colon, port = address.rpartition(":")
+        if not sep or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"DAGOPS_CODE_LOCATIONS entry {item!r} is malformed: expected name=host:port "
+                "(for example main=code-main:4000)."
+            )
+        try:
+            validate_location_name(name)
+        except DagopsError as exc:
+            raise ConfigError(f"DAGOPS_CODE_LOCATIONS: {exc}") from None
+        servers.append((name, host, int(port)))
+    if not servers:
+        raise ConfigError(
+            "DAGOPS_CODE_LOCATIONS is empty: expected name=host:port,... (one per code location)."
+        )
+    names = [name for name, _, _ in servers]
+    if len(set(names)) != len(names):
+        raise ConfigError("DAGOPS_CODE_LOCATIONS names a code location twice.")
+    return servers
+
+
+def render_instance(template: str, env: Mapping[str, str]) -> str:
+    """The instance dagster.yaml: the template, plus the run tasks' network from ``DAGOPS_RUN_*``.
+
+    Dagster's config can read a string from an environment variable but cannot split one into a list,
+    so the subnets and security groups of run tasks are filled in here when the template uses the
+    EcsRunLauncher and ``DAGOPS_RUN_SUBNETS`` is set (otherwise runs reuse the daemon task's network).
+    """
+    try:
+        config = yaml.safe_load(template) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"The instance config template is not valid YAML: {exc}.") from None
+    launcher = config.get("run_launcher") or {}
+    subnets = [s.strip() for s in _get(env, "DAGOPS_RUN_SUBNETS").split(",") if s.strip()]
+    if launcher.get("class") == "EcsRunLauncher" and subnets:
+        groups = [s.strip() for s in _get(env, "DAGOPS_RUN_SECURITY_GROUPS").split(",") if s.strip()]
+        vpc: dict[str, Any] = {"subnets": subnets, "assignPublicIp": "ENABLED"}
+        if groups:
+            vpc["securityGroups"] = groups
+        launcher_config = launcher.setdefault("config", {}) or {}
+        launcher["config"] = launcher_config
+        kwargs = launcher_config.setdefault("run_task_kwargs", {}) or {}
+        launcher_config["run_task_kwargs"] = kwargs
+        kwargs["networkConfiguration"] = {"awsvpcConfiguration": vpc}
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _location_from_command(args: Sequence[str]) -> str:
+    """The code location named in a ``dagster api execute_run <json>`` command (the run's job origin)."""
+
+    def find(node: Any) -> str | None:
+        if isinstance(node, dict):
+            value = node.get("location_name")
+            if isinstance(value, str) and value:
+                return value
+            for child in node.values():
+                found = find(child)
+                if found:
+                    return found
+        elif isinstance(node, list):
+            for child in node:
+                found = find(child)
+                if found:
+                    return found
+        return None
+
+    for arg in args:
+        if arg.lstrip().startswith("{"):
+            try:
+                found = find(json.loads(arg))
+            except ValueError:
+                continue
+            if found:
+                return found
+    return ""
+
+
+def _common_env(env: Mapping[str, str]) -> dict[str, str]:
+    out = dict(env)
+    out.setdefault("DAGSTER_PG_PORT", "5432")
+    out["DAGSTER_PG_PORT"] = out["DAGSTER_PG_PORT"].strip() or "5432"
+    if not out.get("DAGOPS_COMPUTE_LOG_PREFIX", "").strip() and _get(env, "DAGOPS_ENV"):
+        out["DAGOPS_COMPUTE_LOG_PREFIX"] = f"logs/{_get(env, 'DAGOPS_ENV')}"
+    return out
+
+
+def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
+    """Decide what to start for ``args`` (the container command) under ``env``; raise ConfigError if unfit."""
+    if not args:
+        raise ConfigError(f"No role given; {USAGE}")
+    role, rest = args[0], list(args[1:])
+    if role not in ROLES and not role.startswith("dagster"):
+        raise ConfigError(f"Unknown role {role!r}; {USAGE}")
+    _require(env, ["DAGSTER_S3_BUCKET"], role)
+    out = _common_env(env)
+
+    if role in ("webserver", "daemon"):
+        _require(env, [*PG_VARS, "DAGOPS_ENV", "DAGOPS_CODE_LOCATIONS"], role)
+        servers = parse_code_locations(_get(env, "DAGOPS_CODE_LOCATIONS"))
+        home = Path(_get(env, "DAGSTER_HOME") or DEFAULT_HOME)
+        out["DAGSTER_HOME"] = str(home)
+        files = {str(home / "workspace.yaml"): workspace.render(servers)}
+        template = _get(env, "DAGOPS_INSTANCE_TEMPLATE")
+        if template:
+            try:
+                text = Path(template).read_text()
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot read the instance config template {template}: {exc.strerror}."
+                ) from None
+            files[str(home / "dagster.yaml")] = render_instance(text, out)
+        elif not (home / "dagster.yaml").is_file():
+            raise ConfigError(
+                f"No dagster.yaml in DAGSTER_HOME ({home}) and DAGOPS_INSTANCE_TEMPLATE is not set."
+            )
+        workspace_file = str(home / "workspace.yaml")
+        if role == "webserver":
+            argv = ["dagster-webserver", "-h", "0.0.0.0", "-p", WEBSERVER_PORT, "-w", workspace_file, *rest]  # noqa: S104
+        else:
+            argv = ["dagster-daemon", "run", "-w", workspace_file, *rest]
+        return Launch(argv=argv, env=out, cwd=str(home), files=files)
+
+    if role == "code-location":
+        _require(env, ["DAGOPS_LOCATION"], role)
+        location = _valid_location(_get(env, "DAGOPS_LOCATION"))
+        argv = [sys.executable, "-m", "dagops.sync", "run", "--location", location, *rest]
+        return Launch(argv=argv, env=out)
+
+    # A run task: the EcsRunLauncher overrides the command with `dagster api execute_run <json>`.
+    _require(env, PG_VARS, "run")
+    location = _get(env, "DAGOPS_LOCATION") or _location_from_command(rest)
+    if not location:
+        raise ConfigError("DAGOPS_LOCATION is not set and the run command names no code location.")
+    location = _valid_location(location)
+    code_dir = Path(_get(env, "DAGOPS_CODE_DIR") or DEFAULT_CODE_DIR)
+    return Launch(argv=[role, *rest], env=out, cwd=str(code_dir / location / "current"), sync_first=location)
+
+
+def _valid_location(name: str) -> str:
+    try:
+        return validate_location_name(name)
+    except DagopsError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _write(path: str, text: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Validate, prepare, then replace this process with the role's process (exit 1 on a bad setting)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        launch = plan(args, os.environ)
+        for path, text in launch.files.items():
+            try:
+                _write(path, text)
+            except OSError as exc:
+                raise ConfigError(f"Cannot write {path}: {exc.strerror}.") from None
+        if launch.sync_first:
+            sync = [sys.executable, "-m", "dagops.sync", "once", "--location", launch.sync_first]
+            if subprocess.run(sync, env=launch.env, check=False).returncode != 0:
+                raise ConfigError(
+                    f"The code of location {launch.sync_first!r} could not be synced; the run cannot start."
+                )
+        if launch.cwd:
+            if not Path(launch.cwd).is_dir():
+                raise ConfigError(f"The working directory {launch.cwd} does not exist.")
+            os.chdir(launch.cwd)
+        try:
+            os.execvpe(launch.argv[0], launch.argv, launch.env)  # noqa: S606 (argument list, no shell)
+        except OSError as exc:
+            raise ConfigError(f"Cannot start {launch.argv[0]}: {exc.strerror}.") from None
+    except DagopsError as exc:
+        print(f"dagops-entrypoint: {exc}", file=sys.stderr)
+        return 1
+    return 0  # not reached: execvpe replaces this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())
