@@ -1,0 +1,611 @@
+"""External git repositories as code locations: add, update, remove, list, logs.
+
+A repository becomes a code location in this order, and nothing is written before the checks pass:
+
+1. the name, URL, ref and entry are validated (no git or shell ever sees an unchecked string);
+2. the repository is cloned shallow into a private directory beside ``repos/``;
+3. its Definitions are found (rule in :func:`find_entry`), its requirements installed (cached), and the
+   entry is import-checked in a separate Python process;
+4. the tree is uploaded to ``dags/<name>/`` (manifest last);
+5. the clone is moved to ``repos/<name>`` and the registry is saved (last).
+
+A failure in any step undoes the earlier ones: the upload is removed, the clone deleted, the registry
+left byte-for-byte as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagops import registry
+from dagops.errors import DagopsError
+from dagops.names import validate_location_name
+from dagops.paths import repo_root, state_dir
+from dagops.requirements import ensure_requirements, pythonpath
+
+REPOS_DIR = "repos"
+OWN_LOCATIONS_DIR = "code_locations"
+DEFAULT_ENTRY = "definitions.py"
+GIT_TIMEOUT_VAR = "DAGOPS_GIT_TIMEOUT"
+DEFAULT_GIT_TIMEOUT = 300
+LOADCHECK_TIMEOUT = 300
+# Transports git may use, for the clone and anything it triggers (no ext::, no fd::, no plain http).
+ALLOWED_PROTOCOLS = "https:ssh:file"
+
+Log = Callable[[str], None]
+
+# Characters a URL may contain at all; anything else (whitespace, quotes, ; | & $ ` < > ( ) etc.) is refused.
+_URL_CHARS = re.compile(r"[A-Za-z0-9._~%/+:@=-]+")
+_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})"
+_PATH_CHARS = r"[A-Za-z0-9._~%/+=@-]"
+_USER = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+_URL_FORMS = (
+    re.compile(rf"https://(?:{_USER}@)?{_HOST}(?::[0-9]{{1,5}})?/{_PATH_CHARS}+"),
+    re.compile(rf"ssh://(?:{_USER}@)?{_HOST}(?::[0-9]{{1,5}})?/{_PATH_CHARS}+"),
+    re.compile(rf"{_USER}@{_HOST}:[A-Za-z0-9._~/+][A-Za-z0-9._~%/+=-]*"),
+    re.compile(rf"file:///{_PATH_CHARS}*"),
+)
+_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]{0,199}")
+_ENTRY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}\.py")
+
+# A loader that does what the code server does with a python file: import it with its folder on
+# sys.path and find the Definitions at module level. Used when the sync agent's loadcheck is absent.
+_LOADCHECK = r"""
+import importlib.util, pathlib, sys
+tree, entry = pathlib.Path(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, str(tree))
+try:
+    import dagster as dg
+    path = tree / entry
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    found = [v for v in vars(module).values() if isinstance(v, (dg.Definitions, dg.RepositoryDefinition))]
+    found += [v for v in vars(module).values() if type(v).__name__ == "LazyDefinitions"]
+    if not found:
+        sys.exit(f"{entry} defines no dagster Definitions at module level")
+    for defs in found:
+        if isinstance(defs, dg.Definitions):
+            dg.Definitions.validate_loadable(defs)
+except SystemExit:
+    raise
+except BaseException as exc:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    sys.exit(f"{entry} fails to import: {type(exc).__name__}: {first}".rstrip(": "))
+"""
+
+
+@dataclass(frozen=True)
+class RepoStatus:
+    """One line of ``repo.list``."""
+
+    name: str
+    url: str
+    ref: str
+    commit: str
+    sync: str
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_url(url: str) -> str:
+    """Return ``url`` if it is a git URL of an accepted form (https, ssh, scp-like, file), else raise."""
+    if not isinstance(url, str) or not url:
+        raise DagopsError("The repository URL is empty: give an https://, ssh://, git@host:path or file:// URL.")
+    if url.startswith("-"):
+        raise DagopsError(f"Refusing repository URL {url!r}: a URL cannot start with '-'.")
+    if len(url) > 2048 or not _URL_CHARS.fullmatch(url):
+        raise DagopsError(
+            f"Refusing repository URL {url!r}: it contains whitespace or characters a git URL does not need "
+            "(quotes, ; & | $ ` < > ( ) and the like)."
+        )
+    if not any(form.fullmatch(url) for form in _URL_FORMS):
+        raise DagopsError(
+            f"{url!r} is not a git URL this tool accepts: use https://host/path, ssh://host/path, "
+            "user@host:path or file:///path."
+        )
+    if url.startswith("https://") and ":" in url[len("https://") :].split("/", 1)[0].split("@")[0]:
+        raise DagopsError(
+            "Refusing a repository URL with a password or token in it (it would be stored in the registry): "
+            "use a git credential helper or an ssh key."
+        )
+    return url
+
+
+def validate_ref(ref: str) -> str:
+    """Return ``ref`` if it can name a branch or tag, else raise."""
+    if (
+        not isinstance(ref, str)
+        or not _REF.fullmatch(ref)
+        or ".." in ref
+        or "//" in ref
+        or ref.endswith((".lock", "/", "."))
+        or "/." in ref
+    ):
+        raise DagopsError(
+            f"Invalid git ref {ref!r}: give a branch or tag name (letters, digits, '.', '_', '-', '/' and '+')."
+        )
+    return ref
+
+
+def validate_entry(entry: str) -> str:
+    """Return ``entry`` if it is a relative path to a .py file that stays inside the repository, else raise."""
+    parts = entry.split("/") if isinstance(entry, str) else []
+    if not isinstance(entry, str) or not _ENTRY.fullmatch(entry) or any(p in ("", ".", "..") for p in parts):
+        raise DagopsError(
+            f"Invalid entry {entry!r}: give the path of a .py file inside the repository, "
+            "relative to its root (no '..', no leading '/')."
+        )
+    return entry
+
+
+def _check_name_free(name: str, root: Path, locations: list[registry.Location]) -> None:
+    validate_location_name(name)
+    if any(loc.name == name for loc in locations):
+        raise DagopsError(f"A code location named {name!r} is already registered; choose another name.")
+    if (root / OWN_LOCATIONS_DIR / name).exists():
+        raise DagopsError(
+            f"{OWN_LOCATIONS_DIR}/{name} already exists (one of the project's own locations); choose another name."
+        )
+    if (root / REPOS_DIR / name).exists() or (root / REPOS_DIR / name).is_symlink():
+        raise DagopsError(
+            f"{REPOS_DIR}/{name} exists but is not registered; delete it or choose another name."
+        )
+
+
+# --------------------------------------------------------------------------- git
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ALLOW_PROTOCOL=ALLOWED_PROTOCOLS,
+        GCM_INTERACTIVE="never",
+        LC_ALL="C",
+    )
+    return env
+
+
+def _git_detail(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line.split(":", 1)[1].strip().rstrip(".")
+    return lines[-1].rstrip(".") if lines else "git gave no reason"
+
+
+def git(args: list[str], *, cwd: Path | None = None, what: str = "git") -> str:
+    """Run git with an argument list (never a shell), no prompts and a timeout; return stdout."""
+    timeout = float(os.environ.get(GIT_TIMEOUT_VAR) or DEFAULT_GIT_TIMEOUT)
+    cmd = ["git", "-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", *args]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=_git_env(), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        raise DagopsError("git is not installed or not on PATH.") from None
+    except subprocess.TimeoutExpired:
+        raise DagopsError(f"{what} took longer than {timeout:.0f} s (set {GIT_TIMEOUT_VAR} to allow more).") from None
+    if proc.returncode != 0:
+        raise DagopsError(f"{what} failed: {_git_detail(proc.stderr)}.")
+    return proc.stdout.strip()
+
+
+def clone(url: str, ref: str | None, dest: Path) -> tuple[str, str]:
+    """Clone ``url`` at ``ref`` (default branch when None), shallow, into the empty/absent ``dest``.
+
+    Returns ``(ref, commit)``: the branch or tag actually cloned and the full commit id.
+    """
+    args = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags"]
+    if ref:
+        args += ["--branch", ref]
+    git([*args, "--", url, str(dest)], what=f"git clone of {url}")
+    commit = git(["rev-parse", "HEAD"], cwd=dest, what="git rev-parse")
+    if not ref:
+        try:
+            ref = git(["symbolic-ref", "--short", "HEAD"], cwd=dest, what="git symbolic-ref")
+        except DagopsError:
+            ref = "HEAD"
+    return ref, commit
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+def _module_file(tree: Path, module: str) -> str | None:
+    """The file of a dotted module name in ``tree`` or ``tree/src`` (relative path), if it exists."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
+        return None
+    rel = module.replace(".", "/")
+    for base in ("", "src/"):
+        for candidate in (f"{base}{rel}.py", f"{base}{rel}/__init__.py"):
+            if (tree / candidate).is_file():
+                return candidate
+    return None
+
+
+def _pyproject_modules(tree: Path) -> list[str]:
+    """Modules named by dagster's pyproject settings: [tool.dagster] module_name, [tool.dg.project]."""
+    path = tree / "pyproject.toml"
+    if not path.is_file():
+        return []
+    try:
+        tool = tomllib.loads(path.read_text()).get("tool") or {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DagopsError(f"The repository's pyproject.toml is not valid TOML: {exc}.") from None
+    modules: list[str] = []
+    dagster = tool.get("dagster") or {}
+    name = dagster.get("module_name")
+    if isinstance(name, str):
+        modules.append(name)
+    elif isinstance(name, list):
+        modules += [m for m in name if isinstance(m, str)]
+    project = (tool.get("dg") or {}).get("project") or {}
+    if isinstance(project.get("code_location_target_module"), str):
+        modules.append(project["code_location_target_module"])
+    elif isinstance(project.get("root_module"), str):
+        modules.append(f"{project['root_module']}.definitions")
+    return modules
+
+
+def find_entry(tree: Path, entry: str | None = None) -> str:
+    """The file defining the repository's Definitions, relative to ``tree``.
+
+    Rule, first match wins:
+      1. ``entry`` when given (must exist);
+      2. the module named in pyproject.toml: ``[tool.dagster] module_name``, or
+         ``[tool.dg.project] code_location_target_module`` / ``root_module`` + ``.definitions``
+         (looked up as ``a/b.py`` or ``a/b/__init__.py``, at the root or under ``src/``);
+      3. ``definitions.py`` at the root;
+      4. the only ``<package>/definitions.py`` or ``src/<package>/definitions.py``.
+    """
+    if entry is not None:
+        validate_entry(entry)
+        path = tree / entry
+        if not path.is_file():
+            raise DagopsError(f"The repository has no file {entry!r} (given with --entry).")
+        return entry
+    for module in _pyproject_modules(tree):
+        found = _module_file(tree, module)
+        if found:
+            return found
+    if (tree / DEFAULT_ENTRY).is_file():
+        return DEFAULT_ENTRY
+    candidates = sorted(
+        str(p.relative_to(tree))
+        for pattern in (f"*/{DEFAULT_ENTRY}", f"src/*/{DEFAULT_ENTRY}")
+        for p in tree.glob(pattern)
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(tree).parts)
+        and p.parent.name not in {"tests", "test"}
+    )
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise DagopsError(
+            f"The repository has several Definitions files ({', '.join(candidates)}); choose one with --entry."
+        )
+    raise DagopsError(
+        "No Dagster Definitions found in the repository: expected definitions.py, <package>/definitions.py "
+        "or a [tool.dagster] module_name in pyproject.toml (or name the file with --entry)."
+    )
+
+
+def check_tree(tree: Path) -> None:
+    """Refuse trees with symlinks that point outside them (their target would be uploaded)."""
+    top = tree.resolve()
+    for dirpath, dirnames, filenames in os.walk(tree):
+        if ".git" in dirnames and Path(dirpath) == tree:
+            dirnames.remove(".git")
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                raise DagopsError(
+                    f"The repository's {path.relative_to(tree)} is a symlink to outside the repository; remove it."
+                )
+
+
+def check_loads(tree: Path, entry: str, extra_path: Path | None = None) -> None:
+    """Import ``entry`` in a separate Python process (the sync agent's loadcheck when present)."""
+    import importlib.util
+
+    if importlib.util.find_spec("dagops.sync.loadcheck") is not None:
+        cmd = [sys.executable, "-m", "dagops.sync.loadcheck", str(tree), entry]
+    else:
+        cmd = [sys.executable, "-c", _LOADCHECK, str(tree), entry]
+    env = pythonpath(extra_path)
+    env.setdefault("DAGSTER_HOME", str(tree))
+    with tempfile.TemporaryDirectory(prefix="dagops-loadcheck-") as home:
+        env["DAGSTER_HOME"] = home
+        try:
+            proc = subprocess.run(
+                cmd, cwd=home, env=env, capture_output=True, text=True, timeout=LOADCHECK_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise DagopsError(f"Importing {entry} took longer than {LOADCHECK_TIMEOUT} s.") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        detail = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise DagopsError(f"The repository's Definitions do not load: {detail.rstrip('.')}.")
+
+
+# --------------------------------------------------------------------------- add / update / remove
+
+
+def repos_dir(root: Path) -> Path:
+    return root / REPOS_DIR
+
+
+def requirements_cache(root: Path) -> Path:
+    """Where repo.add installs requirements for its import check (same layout the sync agent uses)."""
+    return state_dir(root) / "requirements"
+
+
+def _publish(s3: Any, bucket: str, name: str, tree: Path, entry: str) -> None:
+    from dagops.publish import publish_location
+
+    publish_location(s3, bucket, name, tree, entry=entry)
+
+
+def _unpublish(s3: Any, bucket: str, name: str) -> None:
+    from dagops.publish import unpublish_location
+
+    unpublish_location(s3, bucket, name)
+
+
+def _prepare(url: str, ref: str | None, entry: str | None, work: Path, root: Path, log: Log) -> tuple[str, str, str]:
+    """Clone into ``work``, find and import-check the Definitions; return (ref, commit, entry)."""
+    log(f"cloning {url}" + (f" at {ref}" if ref else ""))
+    ref, commit = clone(url, ref, work)
+    check_tree(work)
+    entry = find_entry(work, entry)
+    extra = ensure_requirements(work, requirements_cache(root), log=log)
+    log(f"checking that {entry} loads (commit {commit[:12]})")
+    check_loads(work, entry, extra)
+    return ref, commit, entry
+
+
+def _work_dir(root: Path, name: str) -> Path:
+    # Beside repos/ (same file system, so moving it into place is one rename), hidden, and private.
+    return Path(tempfile.mkdtemp(dir=root, prefix=f".repo-{name}-"))
+
+
+def add(
+    name: str,
+    url: str,
+    *,
+    s3: Any,
+    bucket: str,
+    ref: str | None = None,
+    entry: str | None = None,
+    root: Path | None = None,
+    log: Log = print,
+) -> registry.Location:
+    """Clone, check, upload and register an external repository as code location ``name``."""
+    root = root or repo_root()
+    _check_name_free(name, root, registry.load(root))
+    validate_url(url)
+    if ref is not None:
+        validate_ref(ref)
+    if entry is not None:
+        validate_entry(entry)
+    work = _work_dir(root, name)
+    tree = work / "tree"
+    dest = repos_dir(root) / name
+    made_repos_dir = uploaded = moved = False
+    try:
+        ref, commit, entry = _prepare(url, ref, entry, tree, root, log)
+        log(f"uploading to s3://{bucket}/dags/{name}/")
+        uploaded = True
+        _publish(s3, bucket, name, tree, entry)
+        locations = registry.load(root)
+        _check_name_free(name, root, locations)  # someone may have taken it meanwhile
+        if not repos_dir(root).is_dir():
+            repos_dir(root).mkdir()
+            made_repos_dir = True
+        os.rename(tree, dest)
+        moved = True
+        location = registry.Location(
+            name=name, source=f"{REPOS_DIR}/{name}", entry=entry, url=url, ref=ref, commit=commit
+        )
+        registry.save([*locations, location], root)
+    except BaseException:
+        if moved:
+            os.rename(dest, tree)
+        if made_repos_dir:
+            repos_dir(root).rmdir()
+        if uploaded:
+            _undo_upload(s3, bucket, name, log)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"added {name}: {url} at {ref} ({commit[:12]}), entry {entry}")
+    return location
+
+
+def _undo_upload(s3: Any, bucket: str, name: str, log: Log) -> None:
+    try:
+        _unpublish(s3, bucket, name)
+    except Exception as exc:  # the original error matters more; say what is left behind
+        log(f"warning: could not remove s3://{bucket}/dags/{name}/ after the failure ({exc})")
+
+
+def external(name: str, root: Path) -> registry.Location:
+    """The registered location ``name``, which must be an external repository."""
+    validate_location_name(name)
+    location = registry.get(name, root)
+    if not location.url:
+        raise DagopsError(
+            f"{name!r} is one of the project's own code locations ({location.source}), not an external repository."
+        )
+    return location
+
+
+def update(
+    name: str, *, s3: Any, bucket: str, root: Path | None = None, log: Log = print
+) -> registry.Location:
+    """Fetch the newest commit of the location's ref, check it, redeploy it and record the commit."""
+    root = root or repo_root()
+    current = external(name, root)
+    dest = current.path(root)
+    work = _work_dir(root, name)
+    tree, old = work / "tree", work / "old"
+    published = swapped = False
+    try:
+        ref, commit, entry = _prepare(current.url or "", current.ref, current.entry, tree, root, log)
+        if commit == current.commit and dest.is_dir():
+            log(f"{name} is up to date at {commit[:12]} ({ref})")
+            return current
+        log(f"uploading {commit[:12]} to s3://{bucket}/dags/{name}/")
+        published = True
+        _publish(s3, bucket, name, tree, entry)
+        if dest.exists():
+            os.rename(dest, old)
+        os.rename(tree, dest)
+        swapped = True
+        locations = [
+            registry.Location(**{**loc.__dict__, "commit": commit, "ref": ref}) if loc.name == name else loc
+            for loc in registry.load(root)
+        ]
+        registry.save(locations, root)
+    except BaseException:
+        if swapped:
+            os.rename(dest, tree)
+            if old.exists():
+                os.rename(old, dest)
+        if published and dest.is_dir():
+            # Put the previous commit back in S3 so what is served matches the registry.
+            try:
+                _publish(s3, bucket, name, dest, current.entry)
+            except Exception as exc:
+                log(f"warning: could not restore the previous upload of {name} ({exc})")
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"updated {name}: {(current.commit or '?')[:12]} -> {commit[:12]} ({ref})")
+    return registry.get(name, root)
+
+
+def remove(name: str, *, s3: Any, bucket: str, root: Path | None = None, log: Log = print) -> None:
+    """Remove the upload (manifest first), then the registration, then the clone.
+
+    In this order an interrupted removal can always be finished by running it again: the location
+    stays registered until its upload is gone, and the clone goes last.
+    """
+    root = root or repo_root()
+    location = external(name, root)
+    log(f"removing s3://{bucket}/dags/{name}/")
+    _unpublish(s3, bucket, name)
+    registry.save([loc for loc in registry.load(root) if loc.name != name], root)
+    clone_dir = location.path(root)
+    if clone_dir.exists():
+        aside = Path(tempfile.mkdtemp(dir=root, prefix=f".repo-{name}-")) / "old"
+        os.rename(clone_dir, aside)
+        shutil.rmtree(aside.parent, ignore_errors=True)
+    log(f"removed {name}")
+
+
+# --------------------------------------------------------------------------- list / logs
+
+
+def sync_status(code_dir: Path | None, name: str) -> str:
+    """A short sync status from the agent's ``<code_dir>/<name>/status.json`` ('-' when there is none)."""
+    if code_dir is None:
+        return "-"
+    path = code_dir / name / "status.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return "not synced"
+    except (OSError, ValueError):
+        return "unreadable status"
+    if not isinstance(data, dict):
+        return "unreadable status"
+    state = str(data.get("state") or data.get("status") or "?")
+    revision = data.get("revision")
+    error = data.get("error") or data.get("last_error")
+    parts = [state]
+    if revision:
+        parts.append(str(revision)[:12])
+    if error:
+        parts.append(str(error).splitlines()[0][:80])
+    return " ".join(parts)
+
+
+def list_repos(root: Path | None = None, code_dir: Path | None = None) -> list[RepoStatus]:
+    """Every external repository in the registry, with its sync status when a local stack has one."""
+    root = root or repo_root()
+    return [
+        RepoStatus(loc.name, loc.url or "", loc.ref or "", (loc.commit or "")[:12], sync_status(code_dir, loc.name))
+        for loc in registry.load(root)
+        if loc.url
+    ]
+
+
+def format_table(rows: list[RepoStatus]) -> str:
+    if not rows:
+        return "No external repositories are registered (add one with `invoke repo.add --url URL --name NAME`)."
+    header = ("NAME", "URL", "REF", "COMMIT", "SYNC")
+    table = [header, *((r.name, r.url, r.ref, r.commit, r.sync) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)) + "  " + row[-1]
+        for row in table
+    )
+
+
+def follow_file(path: Path, *, follow: bool, poll: float = 0.5) -> Iterator[str]:
+    """Lines of a local log file; with ``follow``, keep yielding new lines as they are written."""
+    import time
+
+    if not path.is_file():
+        raise DagopsError(f"No log file {path} yet; is the local stack running (`invoke dev`)?")
+    with path.open(errors="replace") as fh:
+        while True:
+            line = fh.readline()
+            if line:
+                yield line.rstrip("\n")
+            elif follow:
+                time.sleep(poll)
+            else:
+                return
+
+
+def cloudwatch_lines(logs: Any, group: str, *, follow: bool, since_ms: int, poll: float = 2.0) -> Iterator[str]:
+    """Events of a CloudWatch log group since ``since_ms``; with ``follow``, keep polling for new ones."""
+    import time
+
+    seen: set[str] = set()
+    start = since_ms
+    while True:
+        kwargs: dict[str, Any] = {"logGroupName": group, "startTime": start, "interleaved": True}
+        try:
+            while True:
+                page = logs.filter_log_events(**kwargs)
+                for event in page.get("events", []):
+                    if event["eventId"] in seen:
+                        continue
+                    seen.add(event["eventId"])
+                    start = max(start, int(event["timestamp"]))
+                    yield f"{event.get('logStreamName', '')} {event['message'].rstrip()}"
+                if not page.get("nextToken"):
+                    break
+                kwargs["nextToken"] = page["nextToken"]
+        except logs.exceptions.ResourceNotFoundException:
+            raise DagopsError(f"The log group {group} does not exist; has the environment been applied?") from None
+        if not follow:
+            return
+        time.sleep(poll)
