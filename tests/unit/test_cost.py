@@ -1,0 +1,298 @@
+"""The cost model: HCL reading, itemization, Spot, pausing, overrides and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dagops import cost
+from dagops.errors import DagopsError
+
+VARIABLES_TF = """
+variable "webserver_cpu" {
+  type        = number
+  description = "CPU units of the webserver task"
+  default     = 256
+  validation {
+    condition     = contains([256, 512, 1024], var.webserver_cpu)
+    error_message = "Use 256, 512 or 1024."
+  }
+}
+variable "webserver_memory" {
+  type    = number
+  default = 512
+}
+variable "db_instance_class" {
+  type    = string
+  default = "db.t4g.micro"
+}
+variable "db_allocated_storage" {
+  type    = number
+  default = 20
+}
+variable "use_fargate_spot" {
+  type    = bool
+  default = false
+}
+variable "tags" {
+  type = map(string)
+  default = {
+    Project = "dagops" # inline comment
+  }
+}
+variable "environment" {
+  type = string
+}
+"""
+
+
+def make_root(tmp_path: Path, tfvars: dict[str, str]) -> Path:
+    """A repository with live/<env>/ roots (main.tf, variables.tf, terraform.tfvars) and a registry."""
+    (tmp_path / "code_locations").mkdir()
+    (tmp_path / "code_locations" / "locations.yaml").write_text(
+        "locations:\n- name: main\n  source: code_locations/main\n"
+    )
+    for env, text in tfvars.items():
+        env_dir = tmp_path / "live" / env
+        env_dir.mkdir(parents=True)
+        (env_dir / "main.tf").write_text('module "x" {\n  source = "../../modules/x"\n}\n')
+        (env_dir / "variables.tf").write_text(VARIABLES_TF)
+        (env_dir / "terraform.tfvars").write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_root(
+        tmp_path,
+        {
+            "dev": 'environment = "dev"\nuse_fargate_spot = true\n',
+            "prod": 'environment = "prod"\ndb_multi_az = true\nlog_retention_days = 90\n',
+        },
+    )
+
+
+def test_hcl_reader_reads_literals_and_keeps_expressions_opaque() -> None:
+    text = """
+    # a comment
+    name = "a \\"quoted\\" word"   // trailing comment
+    n = 3
+    f = -1.5
+    on = true
+    nothing = null
+    cidrs = [
+      "10.0.0.0/8",
+      "1.2.3.4/32",
+    ]
+    obj = { a = 1, "b-c" = [true, false] }
+    ref = var.other
+    call = max(1, 2)
+    cond = var.x ? 1 : 2
+    /* a block
+       comment */
+    doc = <<-EOT
+      line one
+        line two
+    EOT
+    """
+    values = dict((name, value) for _, name, _, value in cost.parse_hcl(text))
+    assert values["name"] == 'a "quoted" word'
+    assert values["n"] == 3 and values["f"] == -1.5
+    assert values["on"] is True and values["nothing"] is None
+    assert values["cidrs"] == ["10.0.0.0/8", "1.2.3.4/32"]
+    assert values["obj"] == {"a": 1, "b-c": [True, False]}
+    assert isinstance(values["ref"], cost.Opaque) and values["ref"].text == "var . other"
+    assert isinstance(values["call"], cost.Opaque)
+    assert isinstance(values["cond"], cost.Opaque)
+    assert values["doc"] == "line one\n  line two\n"
+
+
+def test_variable_defaults_skip_nested_blocks_and_variables_without_default(tmp_path: Path) -> None:
+    path = tmp_path / "variables.tf"
+    path.write_text(VARIABLES_TF)
+    defaults = cost.read_variable_defaults([path])
+    assert defaults["webserver_cpu"] == 256
+    assert defaults["tags"] == {"Project": "dagops"}
+    assert "environment" not in defaults
+
+
+def test_bad_hcl_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "terraform.tfvars"
+    path.write_text('name = "unterminated\n')
+    with pytest.raises(DagopsError, match="Cannot read"):
+        cost.read_tfvars(path)
+
+
+def test_items_add_up_to_the_total_and_groups(root: Path) -> None:
+    rep = cost.report("prod", root)
+    est = rep.estimate
+    assert est.total == pytest.approx(sum(i.monthly_usd for i in est.items))
+    assert est.total == pytest.approx(sum(est.by_group().values()))
+    for item in est.items:
+        assert item.monthly_usd == pytest.approx(item.quantity * item.unit_usd)
+    data = rep.to_dict()
+    assert data["estimate"]["total_usd"] == pytest.approx(
+        sum(i["monthly_usd"] for i in data["estimate"]["items"]), abs=0.01
+    )
+
+
+def test_prod_items_follow_the_configuration(root: Path) -> None:
+    est = cost.report("prod", root).estimate
+    groups = {i.group for i in est.items}
+    assert {"Fargate webserver", "Fargate daemon", "Fargate code-main", "RDS", "Public IPv4"} <= groups
+    assert {"Secrets Manager", "CloudWatch Logs", "S3", "ECR"} <= groups
+    prices = cost.PriceTable.load()
+    hours = prices.hours_per_month
+    # 0.25 vCPU for a month, on-demand ARM64.
+    web_cpu = next(i for i in est.items if i.group == "Fargate webserver" and i.unit == "vCPU-hour")
+    assert web_cpu.monthly_usd == pytest.approx(0.25 * hours * prices.usd("fargate_arm_vcpu_hour"))
+    # Multi-AZ bills the instance twice.
+    rds = next(i for i in est.items if i.group == "RDS" and i.unit == "instance-hour")
+    assert rds.monthly_usd == pytest.approx(
+        2 * hours * prices.usd("rds_postgres_instance_hour", "db.t4g.micro")
+    )
+    # Three always-on tasks, one public IPv4 each, plus the run tasks' addresses.
+    ipv4 = next(i for i in est.items if i.group == "Public IPv4")
+    assert ipv4.quantity >= 3 * hours
+    assert ipv4.unit_usd == 0.005
+
+
+def test_spot_is_cheaper_than_on_demand(root: Path) -> None:
+    dev = cost.report("dev", root)
+    assert dev.estimate.spot and not dev.spot_alternative.spot
+    assert dev.estimate.total < dev.spot_alternative.total
+    prod = cost.report("prod", root)
+    assert not prod.estimate.spot
+    assert prod.spot_alternative.total < prod.estimate.total
+    fargate = sum(v for g, v in prod.estimate.by_group().items() if g.startswith("Fargate"))
+    discount = cost.PriceTable.load().usd("fargate_spot_discount")
+    assert prod.spot_saving == pytest.approx(fargate * discount)
+
+
+def test_pause_saving_is_compute_and_database_hours_only(root: Path) -> None:
+    rep = cost.report("prod", root)
+    prices = rep.prices
+    on = cost.working_hours_per_month()
+    assert on == pytest.approx(50 * 52 / 12)
+    off_share = 1 - on / prices.hours_per_month
+    hourly_groups = ("Fargate webserver", "Fargate daemon", "Fargate code-main")
+    hourly = sum(v for g, v in rep.estimate.by_group().items() if g in hourly_groups)
+    rds_instance = next(i for i in rep.estimate.items if i.unit == "instance-hour").monthly_usd
+    task_ips = 3 * prices.hours_per_month * prices.usd("public_ipv4_hour")
+    logs = sum(i.monthly_usd for i in rep.estimate.items if i.group == "CloudWatch Logs")
+    polls = next(i for i in rep.estimate.items if i.group == "S3" and "GET" in i.name).monthly_usd
+    expected = (hourly + rds_instance + task_ips) * off_share
+    # Logs and sync polls also shrink with the hours on; they are small but counted.
+    assert rep.pause_saving > expected
+    assert rep.pause_saving < expected + logs + polls
+    # Storage keeps billing.
+    storage = [i for i in rep.paused.items if i.unit == "GB-month" and i.group in ("RDS", "S3", "ECR")]
+    base = {(i.group, i.name): i.monthly_usd for i in rep.estimate.items}
+    for item in storage:
+        assert item.monthly_usd == base[(item.group, item.name)]
+
+
+def test_tfvars_override_changes_the_figure(root: Path) -> None:
+    base = cost.report("prod", root).estimate.total
+    tfvars = root / "live" / "prod" / "terraform.tfvars"
+    tfvars.write_text(tfvars.read_text() + 'db_instance_class = "db.t4g.small"\nwebserver_cpu = 512\n')
+    bigger = cost.report("prod", root).estimate
+    prices = cost.PriceTable.load()
+    hours = prices.hours_per_month
+    delta_db = (
+        2
+        * hours
+        * (
+            prices.usd("rds_postgres_instance_hour", "db.t4g.small")
+            - prices.usd("rds_postgres_instance_hour", "db.t4g.micro")
+        )
+    )
+    delta_cpu = 0.25 * hours * prices.usd("fargate_arm_vcpu_hour")
+    assert bigger.total == pytest.approx(base + delta_db + delta_cpu)
+
+
+def test_command_line_overrides_win_over_tfvars(root: Path) -> None:
+    on = cost.report("prod", root)
+    off = cost.report("prod", root, overrides=cost.parse_overrides(["db_multi_az=false"]))
+    assert off.config.db_multi_az is False
+    assert off.estimate.total < on.estimate.total
+    with_alb = cost.report("prod", root, overrides=cost.parse_overrides(["enable_alb=true"]))
+    assert "ALB" in with_alb.estimate.by_group()
+    assert "ALB" not in on.estimate.by_group()
+
+
+def test_single_task_dev_is_one_task_sized_to_hold_its_containers(root: Path) -> None:
+    rep = cost.report("dev", root, overrides={"single_task": True})
+    assert [t.name for t in rep.config.tasks] == ["stack"]
+    task = rep.config.tasks[0]
+    assert (task.cpu_units, task.memory_mib) == cost.fargate_size(768, 1536) == (1024, 2048)
+    assert "Cloud Map" not in rep.estimate.by_group()
+
+
+def test_code_locations_each_get_a_service(root: Path) -> None:
+    (root / "code_locations" / "locations.yaml").write_text(
+        "locations:\n- name: main\n  source: code_locations/main\n- name: sales\n  source: repos/sales\n"
+    )
+    groups = cost.report("prod", root).estimate.by_group()
+    assert "Fargate code-main" in groups and "Fargate code-sales" in groups
+
+
+def test_bad_environment_and_bad_values_are_clear_errors(root: Path) -> None:
+    with pytest.raises(DagopsError, match="Unknown environment 'staging'"):
+        cost.report("staging", root)
+    with pytest.raises(DagopsError, match="Invalid environment name"):
+        cost.report("../prod", root)
+    with pytest.raises(DagopsError, match=r"Unknown environment .bootstrap."):
+        cost.report("bootstrap", root)
+    with pytest.raises(DagopsError, match="db_multi_az must be true or false"):
+        cost.report("prod", root, overrides={"db_multi_az": "perhaps"})
+    with pytest.raises(DagopsError, match=r"no .* price for .db\.x9\.huge."):
+        cost.report("prod", root, overrides={"db_instance_class": "db.x9.huge"})
+    with pytest.raises(DagopsError, match="name=value"):
+        cost.parse_overrides(["novalue"])
+
+
+def test_non_literal_setting_falls_back_and_says_so(root: Path) -> None:
+    rep = cost.report("prod", root, overrides={"webserver_cpu": cost.Opaque("local.cpu")})
+    assert rep.config.tasks[0].cpu_units == 256
+    assert any("local.cpu" in note for note in rep.estimate.notes)
+
+
+def test_price_table_states_region_date_and_source_for_every_price() -> None:
+    data = json.loads(cost.PRICES_FILE.read_text())
+    assert data["region"] == "ap-southeast-2"
+    assert data["valid_as_of"]
+    for key, entry in data["prices"].items():
+        assert entry["source"].startswith("https://aws.amazon.com/"), key
+        value = entry.get("usd", entry.get("fraction"))
+        numbers = value.values() if isinstance(value, dict) else [value]
+        assert all(isinstance(n, int | float) and n > 0 and math.isfinite(n) for n in numbers), key
+
+
+def test_report_text_shows_items_total_savings_and_the_price_date(root: Path) -> None:
+    rep = cost.report("dev", root)
+    text = cost.format_report(rep)
+    assert f"{rep.estimate.total:,.2f}" in text
+    assert "Fargate Spot saves" in text
+    assert "Paused outside working hours" in text
+    assert rep.prices.valid_as_of in text and "ap-southeast-2" in text
+    assert "Assumptions:" in text
+
+
+def test_invoke_cost_task_end_to_end(root: Path) -> None:
+    env = {"DAGOPS_ROOT": str(root), "PATH": "/usr/bin:/bin"}
+    invoke = [sys.executable, "-m", "invoke", "--search-root", str(Path(__file__).parents[2])]
+    ok = subprocess.run([*invoke, "cost", "--env", "prod", "--json"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["env"] == "prod"
+    every = subprocess.run([*invoke, "cost", "--all", "--json"], env=env, capture_output=True, text=True)
+    assert [r["env"] for r in json.loads(every.stdout)] == ["dev", "prod"]
+    bad = subprocess.run([*invoke, "cost", "--env", "nope"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "Unknown environment 'nope'" in bad.stderr
+    assert "Traceback" not in bad.stderr
