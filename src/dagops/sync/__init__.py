@@ -1,0 +1,8 @@
+"""The S3 code sync agent: pulls ``dags/<location>/`` into a local release tree, swaps it in atomically,
+import-checks it first, and supervises the location's gRPC code server.
+
+Modules: ``layout`` (the on-disk release layout), ``status`` (the status file), ``syncer`` (one sync
+step against S3), ``loadcheck`` (the import check, run as a subprocess), ``codeserver`` (the
+``dagster api grpc`` child and the webserver reload), ``agent`` (the CLI and the supervising loop).
+The agent process never imports dagster: the import check and the code server are subprocesses.
+"""

@@ -1,0 +1,341 @@
+"""``python -m dagops.sync``: the sync agent of one code location.
+
+    python -m dagops.sync run --location NAME [--code-dir DIR] [--interval SECONDS] [--grpc-host H]
+                              [--grpc-port P] [--webserver-url URL] [--no-code-server]
+    python -m dagops.sync once --location NAME [--code-dir DIR]
+    python -m dagops.sync status --location NAME [--code-dir DIR] [--json]
+
+``run`` syncs in a loop and supervises the location's ``dagster api grpc`` child: restarted after every
+swap (then the webserver is asked to reload the location) and whenever it dies. ``once`` syncs one time
+(the ECS run tasks use it before running) and exits 0 when the published revision is in place.
+Defaults come from ``DAGOPS_LOCATION``, ``DAGOPS_CODE_DIR``, ``DAGOPS_SYNC_INTERVAL``, ``DAGOPS_GRPC_HOST``,
+``DAGOPS_GRPC_PORT`` and ``DAGOPS_WEBSERVER_URL``; ``DAGSTER_S3_BUCKET`` is required by run and once.
+SIGTERM/SIGINT stop the child and exit 0; SIGUSR1 makes the next poll happen now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+from dagops import settings
+from dagops.errors import DagopsError
+from dagops.names import validate_location_name
+from dagops.sync.codeserver import CodeServer, reload_location
+from dagops.sync.layout import LocationDir
+from dagops.sync.status import format_status, read_status
+from dagops.sync.syncer import ABSENT, SWAPPED, PollResult, Syncer
+
+DEFAULT_CODE_DIR = "/opt/dagster/code"
+MAX_CHILD_BACKOFF = 60.0
+CHILD_STABLE_SECONDS = 60.0
+
+
+class Waker(Protocol):
+    """What the loop waits on between polls. ``wait`` returns True when woken early (a change is likely).
+
+    The default wakes on SIGUSR1 or ``trigger()``; an S3-event notifier (SQS long poll) fits the same shape.
+    """
+
+    def wait(self, timeout: float) -> bool: ...
+
+    def trigger(self) -> None: ...
+
+
+class EventWaker:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        woken = self._event.wait(max(timeout, 0.0))
+        self._event.clear()
+        return woken
+
+    def trigger(self) -> None:
+        self._event.set()
+
+
+def make_logger(location: str) -> Any:
+    def log(message: str) -> None:
+        print(f"[sync {location}] {message}", flush=True)
+
+    return log
+
+
+def s3_client() -> Any:
+    """An S3 client with short timeouts: the loop, not botocore, does the patient retrying."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=3, read_timeout=20, retries={"total_max_attempts": 2, "mode": "standard"})
+    return boto3.client("s3", config=config)
+
+
+class Agent:
+    def __init__(
+        self,
+        syncer: Syncer,
+        interval: float,
+        code_server: CodeServer | None = None,
+        webserver_url: str | None = None,
+        waker: Waker | None = None,
+    ) -> None:
+        self.syncer = syncer
+        self.location = syncer.location
+        self.log = syncer.log
+        self.interval = max(interval, 0.05)
+        self.code_server = code_server
+        self.webserver_url = webserver_url
+        self.waker: Waker = waker or EventWaker()
+        self.stopping = threading.Event()
+        self._last_logged: str | None = None
+        self._failures = 0
+        self._child_failures = 0
+        self._child_next_start = 0.0
+
+    # ------------------------------------------------------------------ control
+    def stop(self) -> None:
+        self.stopping.set()
+        self.waker.trigger()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGUSR1, lambda *_: self.waker.trigger())
+
+    # --------------------------------------------------------------------- loop
+    def poll(self) -> PollResult:
+        result = self.syncer.poll()
+        self._report(result)
+        self._failures = self._failures + 1 if result.transient else 0
+        return result
+
+    def _report(self, result: PollResult) -> None:
+        """One log line per event: a swap, or a change of problem (not the same error every poll)."""
+        if result.outcome == SWAPPED:
+            self.log(
+                f"swapped to {(result.revision or '?')[:12]}: {result.downloaded} downloaded, "
+                f"{result.linked} kept, {result.bytes_downloaded} bytes, {result.seconds:.2f}s"
+            )
+            self._last_logged = None
+            return
+        problem = result.message if result.transient else self.syncer.problem
+        if problem != self._last_logged:
+            if problem:
+                self.log(("waiting: " if result.outcome == ABSENT else "error: ") + problem)
+            elif self._last_logged is not None:
+                self.log(f"ok: serving {(self.syncer.serving or '?')[:12]}")
+            self._last_logged = problem
+
+    def next_delay(self) -> float:
+        """The interval, or exponential backoff (1 s doubling, capped at the interval) after S3 failures."""
+        if self._failures:
+            return min(self.interval, 2.0 ** (self._failures - 1))
+        return self.interval
+
+    def run(self) -> int:
+        self.syncer.prepare()
+        serving = self.syncer.serving
+        if serving:
+            self.log(f"serving {serving[:12]} from disk; syncing in the background")
+        else:
+            self.log("no release on disk; waiting for a good one from S3")
+            while not self.stopping.is_set() and not self.syncer.serving:
+                self.poll()
+                if not self.syncer.serving:
+                    self.waker.wait(self.next_delay())
+            if self.stopping.is_set():
+                return self._shutdown()
+        self._start_child()
+        next_poll = time.monotonic() + self.next_delay()
+        while not self.stopping.is_set():
+            woken = self.waker.wait(min(max(next_poll - time.monotonic(), 0.0), 1.0))
+            if self.stopping.is_set():
+                break
+            self._supervise_child()
+            if woken or time.monotonic() >= next_poll:
+                if self.poll().outcome == SWAPPED:
+                    self._restart_child("new release")
+                next_poll = time.monotonic() + self.next_delay()
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        if self.code_server:
+            self.code_server.stop()
+            self._set_child_state("stopped")
+        self.log("stopped")
+        return 0
+
+    # ------------------------------------------------------------- code server
+    def _set_child_state(self, state: str) -> None:
+        status = self.syncer.status
+        status.code_server = state
+        self.syncer.save()
+
+    def _start_child(self) -> None:
+        if not self.code_server:
+            return
+        entry = self.syncer.status.entry or "definitions.py"
+        started = time.monotonic()
+        self._set_child_state("starting")
+        self.code_server.start(entry)
+        if self.code_server.wait_serving(should_stop=self.stopping.is_set):
+            self.log(
+                f"code server serving {(self.syncer.serving or '?')[:12]} "
+                f"after {time.monotonic() - started:.1f}s"
+            )
+            self._set_child_state(f"serving (pid {self.code_server.pid}, port {self.code_server.port})")
+            self._reload_webserver()
+        elif not self.stopping.is_set():
+            code = self.code_server.exit_code()
+            self.log(f"code server did not become ready (exit code {code})")
+            self._set_child_state(f"failing (exit code {code})")
+
+    def _restart_child(self, why: str) -> None:
+        if not self.code_server:
+            return
+        self.log(f"restarting code server: {why}")
+        self._start_child()
+
+    def _supervise_child(self) -> None:
+        """Restart a code server that died on its own, with backoff; reset the backoff once it is stable."""
+        server = self.code_server
+        if not server:
+            return
+        now = time.monotonic()
+        if server.alive():
+            if self._child_failures and now - server.started_at > CHILD_STABLE_SECONDS:
+                self._child_failures = 0
+            return
+        if now < self._child_next_start:
+            return
+        self._child_failures += 1
+        delay = min(MAX_CHILD_BACKOFF, 2.0 ** (self._child_failures - 1))
+        self._child_next_start = now + delay
+        self._restart_child(f"it exited with code {server.exit_code()} (restart {self._child_failures})")
+
+    def _reload_webserver(self) -> None:
+        if not self.webserver_url:
+            return
+        try:
+            kind = reload_location(self.webserver_url, self.location, should_stop=self.stopping.is_set)
+            self.log(f"webserver reloaded the location ({kind})")
+        except OSError as exc:
+            self.log(f"could not reload the location in the webserver: {exc}")
+
+    # ---------------------------------------------------------------- one-shot
+    def once(self) -> int:
+        """Sync one time; 0 when the published revision is what ``current`` serves, else 1."""
+        self.syncer.prepare()
+        result = self.poll()
+        serving = self.syncer.serving
+        if serving and not self.syncer.problem and not result.transient:
+            self.log(f"in place: {(serving or '?')[:12]}")
+            return 0
+        return 1
+
+
+# --------------------------------------------------------------------------- CLI
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise DagopsError(f"{name}={raw!r} is not a number of seconds.") from None
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise DagopsError(f"{name}={raw!r} is not a port number.") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dagops.sync", description="S3 code sync agent.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--location", default=None, help="code location (default: $DAGOPS_LOCATION)")
+        p.add_argument(
+            "--code-dir", default=None, help=f"synced trees ($DAGOPS_CODE_DIR, {DEFAULT_CODE_DIR})"
+        )
+
+    run = sub.add_parser("run", help="sync in a loop and supervise the code server")
+    common(run)
+    run.add_argument(
+        "--interval", type=float, default=None, help="poll every N s ($DAGOPS_SYNC_INTERVAL, 60)"
+    )
+    run.add_argument("--grpc-host", default=None, help="code server listen host ($DAGOPS_GRPC_HOST, 0.0.0.0)")
+    run.add_argument("--grpc-port", type=int, default=None, help="code server port ($DAGOPS_GRPC_PORT, 4000)")
+    run.add_argument("--webserver-url", default=None, help="reload the location here after a swap")
+    run.add_argument("--no-code-server", action="store_true", help="only sync; do not run a code server")
+    once = sub.add_parser("once", help="sync one time and exit 0 when the published revision is in place")
+    common(once)
+    status = sub.add_parser("status", help="print the agent's status file")
+    common(status)
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+    return parser
+
+
+def _resolve(args: argparse.Namespace) -> tuple[str, Path]:
+    location = args.location or os.environ.get("DAGOPS_LOCATION", "").strip()
+    if not location:
+        raise DagopsError("No code location given: pass --location NAME or set DAGOPS_LOCATION.")
+    validate_location_name(location)
+    code_dir = Path(args.code_dir or os.environ.get("DAGOPS_CODE_DIR", "").strip() or DEFAULT_CODE_DIR)
+    return location, code_dir
+
+
+def _status(location: str, code_dir: Path, as_json: bool) -> int:
+    status = read_status(LocationDir(code_dir, location).root)
+    if status is None:
+        raise DagopsError(f"No status for code location {location!r} under {code_dir} (no agent ran there).")
+    print(json.dumps(asdict(status), indent=1) if as_json else format_status(status), flush=True)
+    return 0 if status.state == "ok" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command != "status":
+            bucket = settings.bucket()  # before anything else: fail fast, one line
+        location, code_dir = _resolve(args)
+        if args.command == "status":
+            return _status(location, code_dir, args.json)
+        log = make_logger(location)
+        syncer = Syncer(s3_client(), bucket, location, code_dir, log=log)
+        if args.command == "once":
+            return Agent(syncer, interval=1.0).once()
+        interval = args.interval if args.interval is not None else _env_float("DAGOPS_SYNC_INTERVAL", 60.0)
+        if interval <= 0:
+            raise DagopsError(f"The poll interval must be positive, not {interval}.")
+        code_server = None
+        if not args.no_code_server:
+            host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
+            port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
+            code_server = CodeServer(location, syncer.layout.root, host, port, log)
+        webserver_url = args.webserver_url or os.environ.get("DAGOPS_WEBSERVER_URL", "").strip() or None
+        agent = Agent(syncer, interval, code_server, webserver_url)
+        agent.install_signal_handlers()
+        log(
+            f"watching s3://{bucket}/{settings.location_prefix(location)} every {interval:g}s "
+            f"into {syncer.layout.root}"
+        )
+        return agent.run()
+    except DagopsError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1

@@ -1,0 +1,180 @@
+"""The location's gRPC code server, run and supervised by the sync agent, and the webserver reload.
+
+The child is ``python -m dagster api grpc --python-file <loc>/current/<entry> --working-directory
+<loc>/current ...``: paths go through the ``current`` symlink, so a restart after a swap loads the new
+release. Readiness is the standard gRPC health protocol (dagster's server reports ``DagsterApi``
+SERVING once the code is loaded), asked with grpcio directly so the agent never imports dagster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+RELOAD_MUTATION = "mutation($n:String!){reloadRepositoryLocation(repositoryLocationName:$n){__typename}}"
+HEALTH_SERVICE = "DagsterApi"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel SIGTERM the code server if the agent dies without stopping it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when a dagster gRPC server at host:port answers the health check with SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"  # noqa: S104 - a listen address
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=HEALTH_SERVICE), timeout=timeout
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+class CodeServer:
+    """One ``dagster api grpc`` child serving ``<location_root>/current/<entry>``."""
+
+    def __init__(
+        self,
+        location: str,
+        location_root: Path,
+        host: str,
+        port: int,
+        log: Callable[[str], None],
+        python: str = sys.executable,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.location = location
+        self.current = Path(location_root) / "current"
+        self.host = host
+        self.port = port
+        self.log = log
+        self.python = python
+        self.stop_timeout = stop_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def command(self, entry: str) -> list[str]:
+        return [
+            self.python,
+            "-m",
+            "dagster",
+            "api",
+            "grpc",
+            "--python-file",
+            str(self.current / entry),
+            "--working-directory",
+            str(self.current),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--location-name",
+            self.location,
+        ]
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def start(self, entry: str) -> None:
+        self.stop()
+        self.proc = subprocess.Popen(
+            self.command(entry),
+            cwd=str(self.current),
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        self.started_at = time.monotonic()
+        self.log(f"code server started (pid {self.proc.pid}, port {self.port})")
+
+    def stop(self) -> None:
+        """SIGTERM, wait, SIGKILL after the timeout."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(self.stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.log(f"code server stopped (pid {proc.pid})")
+
+    def wait_serving(self, timeout: float = 180.0, should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until the child answers SERVING; False if it died, the timeout passed, or we are stopping."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not should_stop():
+            if not self.alive():
+                return False
+            if grpc_serving(self.host, self.port, timeout=1.0):
+                return True
+            time.sleep(0.1)
+        return False
+
+
+def reload_location(
+    webserver_url: str,
+    location: str,
+    attempts: int = 5,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """POST ``reloadRepositoryLocation`` to ``<webserver_url>/graphql``; the result's ``__typename``.
+
+    Retries with backoff (the webserver may still be starting); raises OSError after the last attempt.
+    """
+    url = webserver_url.rstrip("/") + "/graphql"
+    body = json.dumps({"query": RELOAD_MUTATION, "variables": {"n": location}}).encode()
+    delay = 0.5
+    last: Exception | None = None
+    for attempt in range(attempts):
+        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's setting
+            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+                payload = json.loads(response.read() or b"{}")
+            data = (payload.get("data") or {}).get("reloadRepositoryLocation") or {}
+            if payload.get("errors"):
+                raise OSError(f"GraphQL error: {payload['errors'][0].get('message', '?')}")
+            return str(data.get("__typename", "?"))
+        except (OSError, ValueError) as exc:
+            last = exc
+        if attempt + 1 < attempts and not should_stop():
+            time.sleep(delay)
+            delay = min(delay * 2, 8.0)
+    raise OSError(f"reload through {url} failed: {last}")
+
+
+def rss_kib(pid: int | None = None) -> int | None:
+    """Resident memory of ``pid`` (default: this process) in KiB, from /proc; None where unavailable."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path(f"/proc/{pid or os.getpid()}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
