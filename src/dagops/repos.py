@@ -15,6 +15,7 @@ left byte-for-byte as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -104,7 +105,9 @@ class RepoStatus:
 def validate_url(url: str) -> str:
     """Return ``url`` if it is a git URL of an accepted form (https, ssh, scp-like, file), else raise."""
     if not isinstance(url, str) or not url:
-        raise DagopsError("The repository URL is empty: give an https://, ssh://, git@host:path or file:// URL.")
+        raise DagopsError(
+            "The repository URL is empty: give an https://, ssh://, git@host:path or file:// URL."
+        )
     if url.startswith("-"):
         raise DagopsError(f"Refusing repository URL {url!r}: a URL cannot start with '-'.")
     if len(url) > 2048 or not _URL_CHARS.fullmatch(url):
@@ -136,13 +139,14 @@ def validate_ref(ref: str) -> str:
         or "/." in ref
     ):
         raise DagopsError(
-            f"Invalid git ref {ref!r}: give a branch or tag name (letters, digits, '.', '_', '-', '/' and '+')."
+            f"Invalid git ref {ref!r}: give a branch or tag name "
+            "(letters, digits, '.', '_', '-', '/' and '+')."
         )
     return ref
 
 
 def validate_entry(entry: str) -> str:
-    """Return ``entry`` if it is a relative path to a .py file that stays inside the repository, else raise."""
+    """Return ``entry`` if it is a relative path to a .py file inside the repository, else raise."""
     parts = entry.split("/") if isinstance(entry, str) else []
     if not isinstance(entry, str) or not _ENTRY.fullmatch(entry) or any(p in ("", ".", "..") for p in parts):
         raise DagopsError(
@@ -158,7 +162,8 @@ def _check_name_free(name: str, root: Path, locations: list[registry.Location]) 
         raise DagopsError(f"A code location named {name!r} is already registered; choose another name.")
     if (root / OWN_LOCATIONS_DIR / name).exists():
         raise DagopsError(
-            f"{OWN_LOCATIONS_DIR}/{name} already exists (one of the project's own locations); choose another name."
+            f"{OWN_LOCATIONS_DIR}/{name} already exists (one of the project's own locations); "
+            "choose another name."
         )
     if (root / REPOS_DIR / name).exists() or (root / REPOS_DIR / name).is_symlink():
         raise DagopsError(
@@ -199,7 +204,9 @@ def git(args: list[str], *, cwd: Path | None = None, what: str = "git") -> str:
     except FileNotFoundError:
         raise DagopsError("git is not installed or not on PATH.") from None
     except subprocess.TimeoutExpired:
-        raise DagopsError(f"{what} took longer than {timeout:.0f} s (set {GIT_TIMEOUT_VAR} to allow more).") from None
+        raise DagopsError(
+            f"{what} took longer than {timeout:.0f} s (set {GIT_TIMEOUT_VAR} to allow more)."
+        ) from None
     if proc.returncode != 0:
         raise DagopsError(f"{what} failed: {_git_detail(proc.stderr)}.")
     return proc.stdout.strip()
@@ -289,14 +296,16 @@ def find_entry(tree: Path, entry: str | None = None) -> str:
         str(p.relative_to(tree))
         for pattern in (f"*/{DEFAULT_ENTRY}", f"src/*/{DEFAULT_ENTRY}")
         for p in tree.glob(pattern)
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(tree).parts)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(tree).parts)
         and p.parent.name not in {"tests", "test"}
     )
     if len(candidates) == 1:
         return candidates[0]
     if candidates:
         raise DagopsError(
-            f"The repository has several Definitions files ({', '.join(candidates)}); choose one with --entry."
+            f"The repository has several Definitions files ({', '.join(candidates)}); "
+            "choose one with --entry."
         )
     raise DagopsError(
         "No Dagster Definitions found in the repository: expected definitions.py, <package>/definitions.py "
@@ -314,7 +323,8 @@ def check_tree(tree: Path) -> None:
             path = Path(dirpath) / name
             if path.is_symlink() and not path.resolve().is_relative_to(top):
                 raise DagopsError(
-                    f"The repository's {path.relative_to(tree)} is a symlink to outside the repository; remove it."
+                    f"The repository's {path.relative_to(tree)} is a symlink to outside the repository; "
+                    "remove it."
                 )
 
 
@@ -354,22 +364,32 @@ def requirements_cache(root: Path) -> Path:
     return state_dir(root) / "requirements"
 
 
-def _publish(s3: Any, bucket: str, name: str, tree: Path, entry: str) -> None:
+def _publish(s3: Any, bucket: str | None, name: str, tree: Path, entry: str, log: Log) -> None:
     from dagops.publish import publish_location
 
-    publish_location(s3, bucket, name, tree, entry=entry)
+    if s3 is None or not bucket:
+        log("no upload: the local stack is not running (`invoke dev` publishes every registered location)")
+        return
+    log(f"uploading to s3://{bucket}/dags/{name}/")
+    result = publish_location(s3, bucket, name, tree, entry=entry)
+    log(f"uploaded: {result.summary()}")
 
 
-def _unpublish(s3: Any, bucket: str, name: str) -> None:
+def _unpublish(s3: Any, bucket: str | None, name: str, log: Log) -> None:
     from dagops.publish import unpublish_location
 
+    if s3 is None or not bucket:
+        return
+    log(f"removing s3://{bucket}/dags/{name}/")
     unpublish_location(s3, bucket, name)
 
 
-def _prepare(url: str, ref: str | None, entry: str | None, work: Path, root: Path, log: Log) -> tuple[str, str, str]:
+def _prepare(
+    url: str, ref: str | None, entry: str | None, work: Path, root: Path, log: Log
+) -> tuple[str, str, str]:
     """Clone into ``work``, find and import-check the Definitions; return (ref, commit, entry)."""
-    log(f"cloning {url}" + (f" at {ref}" if ref else ""))
     ref, commit = clone(url, ref, work)
+    log(f"cloned {ref} at {commit[:12]}")
     check_tree(work)
     entry = find_entry(work, entry)
     extra = ensure_requirements(work, requirements_cache(root), log=log)
@@ -388,7 +408,7 @@ def add(
     url: str,
     *,
     s3: Any,
-    bucket: str,
+    bucket: str | None,
     ref: str | None = None,
     entry: str | None = None,
     root: Path | None = None,
@@ -402,15 +422,15 @@ def add(
         validate_ref(ref)
     if entry is not None:
         validate_entry(entry)
+    log(f"adding {name}: {url}" + (f" at {ref}" if ref else ""))
     work = _work_dir(root, name)
     tree = work / "tree"
     dest = repos_dir(root) / name
     made_repos_dir = uploaded = moved = False
     try:
         ref, commit, entry = _prepare(url, ref, entry, tree, root, log)
-        log(f"uploading to s3://{bucket}/dags/{name}/")
         uploaded = True
-        _publish(s3, bucket, name, tree, entry)
+        _publish(s3, bucket, name, tree, entry, log)
         locations = registry.load(root)
         _check_name_free(name, root, locations)  # someone may have taken it meanwhile
         if not repos_dir(root).is_dir():
@@ -436,9 +456,9 @@ def add(
     return location
 
 
-def _undo_upload(s3: Any, bucket: str, name: str, log: Log) -> None:
+def _undo_upload(s3: Any, bucket: str | None, name: str, log: Log) -> None:
     try:
-        _unpublish(s3, bucket, name)
+        _unpublish(s3, bucket, name, log)
     except Exception as exc:  # the original error matters more; say what is left behind
         log(f"warning: could not remove s3://{bucket}/dags/{name}/ after the failure ({exc})")
 
@@ -449,13 +469,14 @@ def external(name: str, root: Path) -> registry.Location:
     location = registry.get(name, root)
     if not location.url:
         raise DagopsError(
-            f"{name!r} is one of the project's own code locations ({location.source}), not an external repository."
+            f"{name!r} is one of the project's own code locations ({location.source}), "
+            "not an external repository."
         )
     return location
 
 
 def update(
-    name: str, *, s3: Any, bucket: str, root: Path | None = None, log: Log = print
+    name: str, *, s3: Any, bucket: str | None, root: Path | None = None, log: Log = print
 ) -> registry.Location:
     """Fetch the newest commit of the location's ref, check it, redeploy it and record the commit."""
     root = root or repo_root()
@@ -469,15 +490,14 @@ def update(
         if commit == current.commit and dest.is_dir():
             log(f"{name} is up to date at {commit[:12]} ({ref})")
             return current
-        log(f"uploading {commit[:12]} to s3://{bucket}/dags/{name}/")
         published = True
-        _publish(s3, bucket, name, tree, entry)
+        _publish(s3, bucket, name, tree, entry, log)
         if dest.exists():
             os.rename(dest, old)
         os.rename(tree, dest)
         swapped = True
         locations = [
-            registry.Location(**{**loc.__dict__, "commit": commit, "ref": ref}) if loc.name == name else loc
+            dataclasses.replace(loc, commit=commit, ref=ref) if loc.name == name else loc
             for loc in registry.load(root)
         ]
         registry.save(locations, root)
@@ -489,7 +509,7 @@ def update(
         if published and dest.is_dir():
             # Put the previous commit back in S3 so what is served matches the registry.
             try:
-                _publish(s3, bucket, name, dest, current.entry)
+                _publish(s3, bucket, name, dest, current.entry, log)
             except Exception as exc:
                 log(f"warning: could not restore the previous upload of {name} ({exc})")
         raise
@@ -499,7 +519,7 @@ def update(
     return registry.get(name, root)
 
 
-def remove(name: str, *, s3: Any, bucket: str, root: Path | None = None, log: Log = print) -> None:
+def remove(name: str, *, s3: Any, bucket: str | None, root: Path | None = None, log: Log = print) -> None:
     """Remove the upload (manifest first), then the registration, then the clone.
 
     In this order an interrupted removal can always be finished by running it again: the location
@@ -507,8 +527,7 @@ def remove(name: str, *, s3: Any, bucket: str, root: Path | None = None, log: Lo
     """
     root = root or repo_root()
     location = external(name, root)
-    log(f"removing s3://{bucket}/dags/{name}/")
-    _unpublish(s3, bucket, name)
+    _unpublish(s3, bucket, name, log)
     registry.save([loc for loc in registry.load(root) if loc.name != name], root)
     clone_dir = location.path(root)
     if clone_dir.exists():
@@ -549,7 +568,9 @@ def list_repos(root: Path | None = None, code_dir: Path | None = None) -> list[R
     """Every external repository in the registry, with its sync status when a local stack has one."""
     root = root or repo_root()
     return [
-        RepoStatus(loc.name, loc.url or "", loc.ref or "", (loc.commit or "")[:12], sync_status(code_dir, loc.name))
+        RepoStatus(
+            loc.name, loc.url or "", loc.ref or "", (loc.commit or "")[:12], sync_status(code_dir, loc.name)
+        )
         for loc in registry.load(root)
         if loc.url
     ]
@@ -557,7 +578,9 @@ def list_repos(root: Path | None = None, code_dir: Path | None = None) -> list[R
 
 def format_table(rows: list[RepoStatus]) -> str:
     if not rows:
-        return "No external repositories are registered (add one with `invoke repo.add --url URL --name NAME`)."
+        return (
+            "No external repositories are registered (add one with `invoke repo.add --url URL --name NAME`)."
+        )
     header = ("NAME", "URL", "REF", "COMMIT", "SYNC")
     table = [header, *((r.name, r.url, r.ref, r.commit, r.sync) for r in rows)]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
@@ -584,7 +607,9 @@ def follow_file(path: Path, *, follow: bool, poll: float = 0.5) -> Iterator[str]
                 return
 
 
-def cloudwatch_lines(logs: Any, group: str, *, follow: bool, since_ms: int, poll: float = 2.0) -> Iterator[str]:
+def cloudwatch_lines(
+    logs: Any, group: str, *, follow: bool, since_ms: int, poll: float = 2.0
+) -> Iterator[str]:
     """Events of a CloudWatch log group since ``since_ms``; with ``follow``, keep polling for new ones."""
     import time
 
@@ -605,7 +630,73 @@ def cloudwatch_lines(logs: Any, group: str, *, follow: bool, since_ms: int, poll
                     break
                 kwargs["nextToken"] = page["nextToken"]
         except logs.exceptions.ResourceNotFoundException:
-            raise DagopsError(f"The log group {group} does not exist; has the environment been applied?") from None
+            raise DagopsError(
+                f"The log group {group} does not exist; has the environment been applied?"
+            ) from None
         if not follow:
             return
         time.sleep(poll)
+
+
+# --------------------------------------------------------------------------- where the code goes
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where repo.add/update/remove upload: a bucket of an environment, the local stack's, or nowhere."""
+
+    s3: Any
+    bucket: str | None
+    where: str
+    code_dir: Path | None = None
+    logs_dir: Path | None = None
+
+
+def local_target(dev_settings: dict[str, Any] | None = None) -> Target:
+    """The running local stack's S3 endpoint and bucket; with no stack running, no upload at all.
+
+    The local S3 endpoint keeps objects in memory only: a stack that starts later publishes every
+    registered location itself, so there is nothing to upload to while it is down.
+    """
+    from dagops.localstack import s3 as local_s3
+    from dagops.localstack.config import DevConfig
+    from dagops.localstack.stack import read_state, running_pid
+
+    config = DevConfig.resolve(dev_settings or {})
+    if running_pid(config) is None:
+        return Target(None, None, "local stack (not running)", None, config.logs_dir)
+    state = read_state(config)
+    endpoint = state.get("s3_endpoint") or config.s3_endpoint
+    bucket = state.get("bucket") or config.bucket
+    return Target(
+        local_s3.client(endpoint), bucket, f"local stack ({endpoint})", config.code_dir, config.logs_dir
+    )
+
+
+def env_target(env: str, root: Path | None = None) -> Target:
+    """The bucket of a deployed environment, from its tofu outputs."""
+    import boto3
+
+    from dagops import outputs
+
+    values = outputs.load(env, root)
+    bucket = outputs.require(values, "bucket_name", env)
+    region = values.get("region") or None
+    return Target(boto3.client("s3", region_name=region), str(bucket), f"environment {env}")
+
+
+def env_log_group(env: str, name: str, root: Path | None = None) -> tuple[Any, str]:
+    """A CloudWatch Logs client and the log group of location ``name`` in environment ``env``."""
+    import boto3
+
+    from dagops import outputs
+
+    values = outputs.load(env, root)
+    groups = outputs.require(values, "log_group_names", env)
+    group = groups.get(f"code-{name}") if isinstance(groups, dict) else None
+    if not group:
+        raise DagopsError(
+            f"Environment {env!r} has no log group for code location {name!r}; "
+            f"run `invoke infra.apply --env {env}` after adding the repository."
+        )
+    return boto3.client("logs", region_name=values.get("region") or None), str(group)

@@ -51,7 +51,7 @@ def _normalize(name: str) -> str:
 
 
 def requirements_file(tree: Path) -> Path | None:
-    """The file that lists the tree's requirements: requirements.txt, else pyproject.toml with dependencies."""
+    """The tree's requirements file: requirements.txt, else a pyproject.toml with dependencies."""
     txt = tree / REQUIREMENTS_TXT
     if txt.is_file():
         return txt
@@ -93,7 +93,16 @@ def _installer(target: Path, req_file: Path, constraints: Path) -> list[str]:
     uv = shutil.which("uv")
     if uv:
         return [uv, "pip", "install", "--python", sys.executable, "--quiet", *common]
-    return [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--disable-pip-version-check", *common]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-input",
+        "--disable-pip-version-check",
+        *common,
+    ]
 
 
 def prune_base_duplicates(site: Path, base: dict[str, str]) -> list[str]:
@@ -127,7 +136,7 @@ def prune_base_duplicates(site: Path, base: dict[str, str]) -> list[str]:
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines):
-        if line.lower().startswith(("error", "×", "fatal", "because")):
+        if line.lower().startswith(("error", "\u00d7", "fatal", "because")):
             return line
     return lines[-1] if lines else "no output"
 

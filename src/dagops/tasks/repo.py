@@ -1,6 +1,163 @@
-"""Tasks: repo."""
+"""Tasks: repo, external git repositories as code locations (add, update, remove, list, logs).
 
-from invoke import Collection
+Without ``--env`` the upload goes to the running local stack (`invoke dev`); with ``--env`` to that
+environment's bucket (from its tofu outputs). The registry, code_locations/locations.yaml, is saved
+last, so every other part (workspace, local stack, tofu roots) sees a location only once it is complete.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from invoke import Collection, Context, task
+
+from dagops import repos
+from dagops.errors import DagopsError
+from dagops.names import validate_env_name, validate_location_name
+from dagops.paths import repo_root
+from dagops.tasks import user_errors
+
+
+def _dev_settings(c: Context) -> dict[str, Any]:
+    try:
+        value = c.config.get("dev")
+    except AttributeError:
+        return {}
+    return dict(value) if value else {}
+
+
+def _target(c: Context, env: str) -> repos.Target:
+    if env:
+        validate_env_name(env, repo_root() / "live")
+        return repos.env_target(env)
+    return repos.local_target(_dev_settings(c))
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+@task(
+    help={
+        "url": "git URL: https://host/path, ssh://host/path, user@host:path or file:///path",
+        "name": "code-location name: lowercase letter first, then [a-z0-9_-], at most 39 characters",
+        "ref": "branch or tag to track (default: the repository's default branch)",
+        "entry": "the .py file defining the Definitions, relative to the repository root (default: found)",
+        "env": "upload to this environment's bucket instead of the local stack",
+    }
+)
+@user_errors
+def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "", env: str = "") -> None:
+    """Add a git repository as a code location: clone, check its Definitions load, upload, register."""
+    if not url or not name:
+        raise DagopsError("Give both --url URL and --name NAME.")
+    target = _target(c, env)
+    repos.add(
+        name,
+        url,
+        s3=target.s3,
+        bucket=target.bucket,
+        ref=ref or None,
+        entry=entry or None,
+        log=_say,
+    )
+
+
+@task(
+    help={
+        "repo_url": "git URL (same as repo.add --url)",
+        "repo_name": "code-location name (same as repo.add --name)",
+        "ref": "branch or tag to track",
+        "entry": "the .py file defining the Definitions",
+        "env": "upload to this environment's bucket instead of the local stack",
+    }
+)
+def add_repo(
+    c: Context, repo_url: str = "", repo_name: str = "", ref: str = "", entry: str = "", env: str = ""
+) -> None:
+    """Add a git repository as a code location (the original `make add-repo REPO_URL= REPO_NAME=`)."""
+    add(c, url=repo_url, name=repo_name, ref=ref, entry=entry, env=env)
+
+
+@task(
+    help={
+        "name": "the code location to update",
+        "env": "upload to this environment's bucket instead of the local stack",
+    }
+)
+@user_errors
+def update(c: Context, name: str = "", env: str = "") -> None:
+    """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit."""
+    if not name:
+        raise DagopsError("Give --name NAME (see `invoke repo.list`).")
+    target = _target(c, env)
+    repos.update(name, s3=target.s3, bucket=target.bucket, log=_say)
+
+
+@task(
+    help={
+        "name": "the code location to remove",
+        "env": "remove its upload from this environment's bucket instead of the local stack",
+    }
+)
+@user_errors
+def remove(c: Context, name: str = "", env: str = "") -> None:
+    """Remove an external repository: its upload, its registration, then its clone."""
+    if not name:
+        raise DagopsError("Give --name NAME (see `invoke repo.list`).")
+    target = _target(c, env)
+    repos.remove(name, s3=target.s3, bucket=target.bucket, log=_say)
+
+
+@task(name="list")
+@user_errors
+def list_(c: Context) -> None:
+    """List external repositories: name, URL, ref, commit, and sync status in the running local stack."""
+    target = repos.local_target(_dev_settings(c))
+    print(repos.format_table(repos.list_repos(code_dir=target.code_dir)))
+
+
+@task(
+    help={
+        "name": "the code location whose logs to show",
+        "env": "show the location's CloudWatch log group in this environment instead of the local stack",
+        "follow": "keep printing new lines until Ctrl-C",
+        "since": "with --env: minutes of history to show (default 60)",
+    }
+)
+@user_errors
+def logs(c: Context, name: str = "", env: str = "", follow: bool = False, since: int = 60) -> None:
+    """Show a repository's logs: its sync agent and code server locally, its log group with --env."""
+    if not name:
+        raise DagopsError("Give --name NAME (see `invoke repo.list`).")
+    validate_location_name(name)
+    try:
+        if env:
+            validate_env_name(env, repo_root() / "live")
+            client, group = repos.env_log_group(env, name)
+            since_ms = int((time.time() - since * 60) * 1000)
+            lines = repos.cloudwatch_lines(client, group, follow=follow, since_ms=since_ms)
+        else:
+            logs_dir = repos.local_target(_dev_settings(c)).logs_dir
+            assert logs_dir is not None
+            lines = repos.follow_file(logs_dir / f"sync-{name}.log", follow=follow)
+        for line in lines:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+
 
 ns = Collection("repo")
-ALIASES: dict = {}
+for _task in (add, update, remove, list_, logs):
+    ns.add_task(_task)
+
+ALIASES = {
+    "add-repo": add_repo,
+    "update-repo": update,
+    "remove-repo": remove,
+    "list-repos": list_,
+    "repo-logs": logs,
+}
