@@ -347,6 +347,7 @@ class Usage:
     run_minutes: float = 3.0
     log_gb_per_service_month: float = 0.5
     log_mb_per_run: float = 2.0
+    log_gb_database_month: float = 0.2
     s3_storage_gb: float = 2.0
     s3_puts_per_month: int = 20_000
     s3_gets_per_month_extra: int = 20_000
@@ -360,7 +361,8 @@ class Usage:
         return [
             f"runs: {self.runs_per_month} a month of {self.run_minutes:g} min each, one Fargate task per run",
             f"logs: {self.log_gb_per_service_month:g} GB a month per always-on container, "
-            f"{self.log_mb_per_run:g} MB per run; kept for the retention period, uncompressed (upper bound)",
+            f"{self.log_mb_per_run:g} MB per run, {self.log_gb_database_month:g} GB of PostgreSQL log; "
+            "kept for the retention period, uncompressed (upper bound)",
             f"S3: {self.s3_storage_gb:g} GB stored (code, compute logs, assets, old versions), "
             f"{self.s3_puts_per_month:,} PUT/LIST and {self.s3_gets_per_month_extra:,} GET a month "
             "besides the sync agents' polls",
@@ -745,11 +747,11 @@ def estimate(
         "secretsmanager_secret_month",
     )
     containers = sum(len(task.containers) * task.count for task in config.tasks)
-    ingest_gb = containers * usage.log_gb_per_service_month * hours / month
+    ingest_gb = (containers * usage.log_gb_per_service_month + usage.log_gb_database_month) * hours / month
     ingest_gb += usage.runs_per_month * usage.log_mb_per_run / 1024
     add(
         "CloudWatch Logs",
-        f"ingestion ({containers} containers + runs)",
+        f"ingestion ({containers} containers, runs, PostgreSQL log)",
         ingest_gb,
         "GB",
         "cloudwatch_logs_ingest_gb",
@@ -782,18 +784,19 @@ def estimate(
         "GB-month",
         "ecr_storage_gb_month",
     )
-    if not (len(config.tasks) == 1 and config.tasks[0].name == "stack"):
-        add(
-            "Cloud Map", "private DNS namespace (Route 53 zone)", 1, "zone-month", "route53_hosted_zone_month"
-        )
+    # The namespace exists in both shapes; the webserver and each code location register in it when they
+    # run as services of their own (in the one-task stack they talk over localhost).
+    single = len(config.tasks) == 1 and config.tasks[0].name == "stack"
+    add("Cloud Map", "private DNS namespace (Route 53 zone)", 1, "zone-month", "route53_hosted_zone_month")
+    if not single:
+        registered = config.tasks[0].count + len(config.locations)
         add(
             "Cloud Map",
-            "registered instances",
-            len(config.locations),
+            "registered instances (webserver, code locations)",
+            registered,
             "instance-month",
             "cloudmap_instance_month",
         )
-
     notes = list(config.notes)
     if config.region != prices.region:
         notes.append(f"the environment runs in {config.region} but the prices are {prices.region}'s")

@@ -231,7 +231,13 @@ def test_single_task_dev_is_one_task_sized_to_hold_its_containers(root: Path) ->
     assert [t.name for t in rep.config.tasks] == ["stack"]
     task = rep.config.tasks[0]
     assert (task.cpu_units, task.memory_mib) == cost.fargate_size(768, 1536) == (1024, 2048)
-    assert "Cloud Map" not in rep.estimate.by_group()
+    cloud_map = [i.name for i in rep.estimate.items if i.group == "Cloud Map"]
+    assert cloud_map == ["private DNS namespace (Route 53 zone)"]
+    stack_set = cost.report(
+        "dev", root, overrides={"single_task": True, "stack_cpu": 512, "stack_memory": 1024}
+    )
+    assert (stack_set.config.tasks[0].cpu_units, stack_set.config.tasks[0].memory_mib) == (512, 1024)
+    assert stack_set.estimate.total < rep.estimate.total
 
 
 def test_code_locations_each_get_a_service(root: Path) -> None:
