@@ -65,6 +65,7 @@ def write_status(location_dir: Path, status: Status) -> None:
     location_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=location_dir, prefix=".status.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # readable by the other containers' users (status is not secret)
         with os.fdopen(fd, "w") as fh:
             json.dump(asdict(status), fh, indent=1)
             fh.write("\n")

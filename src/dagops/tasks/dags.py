@@ -1,6 +1,135 @@
-"""Tasks: dags."""
+"""Tasks: dags, publishing code locations to S3 and reading the sync agents' status.
 
-from invoke import Collection
+``dags.deploy`` uploads what changed in each registered location (manifest last) to the local stack's S3
+endpoint, or with ``--env`` to that environment's bucket; the sync agents pick it up on their next poll.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Context, task
+
+from dagops import registry
+from dagops.errors import DagopsError
+from dagops.names import validate_env_name, validate_location_name
+from dagops.paths import repo_root
+from dagops.settings import BUCKET_VAR
+from dagops.tasks import user_errors
+
+
+def _dev_settings(c: Context) -> dict[str, Any]:
+    try:
+        value = c.config.get("dev")
+    except AttributeError:
+        return {}
+    return dict(value) if value else {}
+
+
+def _target(c: Context, env: str, bucket: str, endpoint_url: str) -> tuple[Any, str, str]:
+    """(S3 client, bucket, description) of where to publish."""
+    import boto3
+
+    if env:
+        from dagops import outputs
+
+        validate_env_name(env, repo_root() / "live")
+        values = outputs.load(env)
+        name = str(outputs.require(values, "bucket_name", env))
+        return boto3.client("s3", region_name=values.get("region") or None), name, f"environment {env}"
+    bucket = bucket or os.environ.get(BUCKET_VAR, "").strip()
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    if bucket:
+        # An explicit bucket: AWS itself, or the S3-compatible endpoint given with it.
+        return boto3.client("s3", endpoint_url=endpoint_url or None), bucket, endpoint_url or "AWS"
+    from dagops.localstack import s3 as local_s3
+    from dagops.localstack.config import DevConfig
+    from dagops.localstack.stack import read_state, running_pid
+
+    config = DevConfig.resolve(_dev_settings(c))
+    state = read_state(config) if running_pid(config) is not None else {}
+    endpoint = endpoint_url or state.get("s3_endpoint") or config.s3_endpoint
+    bucket = bucket or state.get("bucket") or config.bucket
+    if not local_s3.is_ready(endpoint):
+        raise DagopsError(
+            f"No S3 endpoint answers at {endpoint}: start the local stack with `invoke dev` "
+            "(it publishes every location itself), or pass --env ENV."
+        )
+    return local_s3.client(endpoint), bucket, f"local stack ({endpoint})"
+
+
+def _locations(location: str) -> list[registry.Location]:
+    if location:
+        validate_location_name(location)
+        return [registry.get(location)]
+    found = registry.load()
+    if not found:
+        raise DagopsError("No code locations are registered in code_locations/locations.yaml.")
+    return found
+
+
+@task(
+    help={
+        "env": "publish to this environment's bucket (from its tofu outputs) instead of the local stack",
+        "location": "publish only this code location (default: every registered one)",
+        "bucket": "bucket to publish to (default: $DAGSTER_S3_BUCKET, else the local stack's)",
+        "endpoint_url": "S3 endpoint (default: $AWS_ENDPOINT_URL, else the local stack's)",
+    }
+)
+@user_errors
+def deploy(c: Context, env: str = "", location: str = "", bucket: str = "", endpoint_url: str = "") -> None:
+    """Publish code locations to S3: changed files only, manifest last; the sync agents do the rest."""
+    from dagops.publish import publish_location
+
+    locations = _locations(location)
+    s3, name, where = _target(c, env, bucket, endpoint_url)
+    print(f"publishing {len(locations)} code location(s) to s3://{name}/dags/ on {where}", flush=True)
+    for loc in locations:
+        result = publish_location(s3, name, loc.name, loc.path(), loc.entry)
+        print(f"  {result.summary()}", flush=True)
+
+
+def _code_dir(c: Context, code_dir: str) -> Path:
+    if code_dir:
+        return Path(code_dir)
+    from dagops.localstack.config import DevConfig
+
+    return DevConfig.resolve(_dev_settings(c)).code_dir
+
+
+@task(
+    help={
+        "location": "only this code location (default: every registered one)",
+        "code_dir": "where the agents keep their trees (default: the local stack's)",
+        "json": "print the status files as JSON",
+    }
+)
+@user_errors
+def status(c: Context, location: str = "", code_dir: str = "", json_: bool = False) -> None:
+    """Print what each sync agent of the local stack serves, and its last error."""
+    from dagops.sync.layout import LocationDir
+    from dagops.sync.status import format_status, read_status
+
+    root = _code_dir(c, code_dir)
+    names = [loc.name for loc in _locations(location)]
+    found: dict[str, Any] = {}
+    for name in names:
+        item = read_status(LocationDir(root, name).root)
+        found[name] = asdict(item) if item else None
+        if not json_:
+            print(format_status(item) if item else f"location      {name}\nstate         (no agent has run)")
+            print()
+    if json_:
+        print(json.dumps(found, indent=1))
+    if all(v is None for v in found.values()):
+        raise DagopsError(f"No sync agent status under {root}; is the local stack running (`invoke dev`)?")
+
 
 ns = Collection("dags")
-ALIASES: dict = {}
+ns.add_task(deploy, default=True)
+ns.add_task(status)
+ALIASES: dict[str, Any] = {"deploy-dags": deploy}
