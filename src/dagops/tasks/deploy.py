@@ -1,6 +1,118 @@
-"""Tasks: deploy."""
+"""Tasks: deploy, releases to an environment on ECS, and looking at it (logs, url, credentials).
 
-from invoke import Collection
+Also the ``env`` collection (``env_ns``): pause and resume an environment.
+Every setting comes from the environment's tofu outputs (``dagops.outputs``), never from names here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from invoke import Collection, Context, task
+
+from dagops import registry
+from dagops.aws import Deployment, ecs, pause, url
+from dagops.aws import image as images
+from dagops.aws import logs as cloudwatch
+from dagops.aws.credentials import aws_credentials
+from dagops.publish import publish_location
+from dagops.tasks import user_errors
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "image_tag": "release this already pushed tag instead of building and pushing the current commit",
+        "timeout": "seconds to wait for the services to be stable (default 1800)",
+    }
+)
+@user_errors
+def release(c: Context, env: str, image_tag: str = "", timeout: int = 1800) -> None:
+    """Build and push the image (or take --image-tag), roll it out to every service, wait until stable."""
+    dep = Deployment.load(env)
+    tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
+    ecs.deploy_image(dep, tag, echo=_say, timeout=float(timeout))
+    _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
+
+
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for the services to be stable (default 1800)"})
+@user_errors
+def everything(c: Context, env: str, timeout: int = 1800) -> None:
+    """Upload every code location's DAGs to S3, then restart the services so they serve them now."""
+    dep = Deployment.load(env)
+    bucket = str(dep.require("bucket_name"))
+    s3 = dep.client("s3")
+    for location in registry.load():
+        result = publish_location(s3, bucket, location.name, location.path(), location.entry)
+        _say(result.summary())
+    ecs.restart_services(dep, echo=_say, timeout=float(timeout))
+
+
+@task(
+    help={
+        "env": ENV_HELP,
+        "service": "one service: webserver, daemon, run or code-<location> (default: all)",
+        "location": "one code location's logs (its code server and sync agent)",
+        "follow": "keep printing new events until Ctrl-C",
+        "since": "how far back to start: 30s, 10m, 2h, 1d (default 10m)",
+    }
+)
+@user_errors
+def logs(
+    c: Context, env: str, service: str = "", location: str = "", follow: bool = False, since: str = "10m"
+) -> None:
+    """Print the environment's CloudWatch logs, all services merged by time (or one service or location)."""
+    dep = Deployment.load(env)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
+        cloudwatch.show(dep, service or None, location or None, since=since, follow=follow, echo=_say)
+
+
+@task(help={"env": ENV_HELP})
+@user_errors
+def show_url(c: Context, env: str) -> None:
+    """Print the web UI's URL (the load balancer's, or the webserver task's public IP)."""
+    print(url.webserver_url(Deployment.load(env)))
+
+
+@task(help={"env": ENV_HELP})
+@user_errors
+def credentials(c: Context, env: str) -> None:
+    """Print the environment's S3 access key id and secret, one per line, and nothing else."""
+    key_id, secret = aws_credentials(Deployment.load(env))
+    print(key_id)
+    print(secret)
+
+
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
+@user_errors
+def pause_env(c: Context, env: str, timeout: int = 1800) -> None:
+    """Scale every service to zero and stop the database (the cheapest way to keep an environment)."""
+    pause.pause(Deployment.load(env), echo=_say, timeout=float(timeout))
+
+
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
+@user_errors
+def resume_env(c: Context, env: str, timeout: int = 1800) -> None:
+    """Start the database and bring every service back to the task count it had when paused."""
+    pause.resume(Deployment.load(env), echo=_say, timeout=float(timeout))
+
 
 ns = Collection("deploy")
-ALIASES: dict = {}
+ns.add_task(release, default=True)
+ns.add_task(everything, name="all")
+ns.add_task(logs)
+ns.add_task(show_url, name="url")
+ns.add_task(credentials, name="aws-credentials")
+
+env_ns = Collection("env")
+env_ns.add_task(pause_env, name="pause")
+env_ns.add_task(resume_env, name="resume")
+
+ALIASES = {"deploy-all": everything, "logs": logs, "url": show_url, "aws-credentials": credentials}

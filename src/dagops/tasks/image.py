@@ -1,6 +1,47 @@
-"""Tasks: image."""
+"""Tasks: image, the one runtime image (build locally, push to an environment's ECR repository)."""
 
-from invoke import Collection
+from __future__ import annotations
+
+from invoke import Collection, Context, task
+
+from dagops.aws import Deployment
+from dagops.aws import image as images
+from dagops.tasks import user_errors
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+@task(
+    help={
+        "tag": "image tag (default: the short git SHA, with -dirty for uncommitted changes)",
+        "platform": "target platform, e.g. linux/arm64 (Fargate) or linux/amd64 (default: this machine's)",
+    }
+)
+@user_errors
+def build(c: Context, tag: str = "", platform: str = "") -> None:
+    """Build the runtime image into the local Docker engine as dagops:<git sha>."""
+    ref = images.build(tag or None, platform or None, echo=_say)
+    _say(f"Built {ref}.")
+
+
+@task(
+    help={
+        "env": "environment whose ECR repository receives the image (a folder under live/)",
+        "tag": "image tag (default: the short git SHA)",
+        "platform": f"target platform (default: {images.PUSH_PLATFORM}, what Fargate runs)",
+    }
+)
+@user_errors
+def push(c: Context, env: str, tag: str = "", platform: str = images.PUSH_PLATFORM) -> None:
+    """Build the image for Fargate and push it to the environment's ECR repository as <git sha>."""
+    dep = Deployment.load(env)
+    pushed = images.push(dep, tag or None, platform, echo=_say)
+    _say(f"Pushed {dep.require('ecr_repository_url')}:{pushed}.")
+
 
 ns = Collection("image")
-ALIASES: dict = {}
+ns.add_task(build)
+ns.add_task(push)
+ALIASES = {"build": build, "push": push}
