@@ -1,0 +1,1 @@
+"""Pipelines of location ``main``: every module here is loaded by ``definitions.py``."""

@@ -1,0 +1,156 @@
+"""Settings of the local stack: defaults < invoke.yaml's ``dev:`` mapping < ``DAGOPS_DEV_*`` variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dagops.errors import ConfigError, DagopsError
+from dagops.paths import repo_root, state_dir
+
+ENV_PREFIX = "DAGOPS_DEV_"
+MODES = ("auto", "embedded", "compose")
+
+
+@dataclass(frozen=True)
+class DevConfig:
+    """Everything `invoke dev` needs to know; every field is a key of invoke.yaml's ``dev:`` mapping."""
+
+    mode: str = "auto"
+    host: str = "127.0.0.1"
+    ui_port: int = 3000
+    s3_port: int = 9000
+    postgres_port: int = 5433
+    code_server_base_port: int = 4000
+    bucket: str = "dagops-local"
+    # Two seconds locally: an idle poll is one small GET on loopback, so a saved change shows up
+    # almost at once; the 60 s default is for AWS, where every request is billed.
+    sync_interval: float = 2.0
+    max_concurrent_runs: int = 4
+    stop_timeout: float = 15.0
+    startup_timeout: float = 180.0
+    postgres_user: str = "dagster"
+    # Trust auth on loopback: the password is a formality for clients that insist on one.
+    postgres_password: str = "dagster"  # noqa: S105
+    postgres_db: str = "dagster"
+    # Where the state lives; empty means dagops.paths.state_dir() (DAGOPS_STATE_DIR or .dagops/).
+    state_dir: str = ""
+
+    @classmethod
+    def resolve(
+        cls,
+        mapping: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> DevConfig:
+        """Defaults < ``mapping`` (invoke.yaml ``dev:``) < ``DAGOPS_DEV_<KEY>`` < non-None ``overrides``."""
+        environ = os.environ if environ is None else environ
+        known = {f.name: f for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in (mapping or {}).items():
+            if key in known and value is not None:
+                values[key] = value
+        for name in known:
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw not in (None, ""):
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None and k in known})
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            kind = type(getattr(cls, name)) if hasattr(cls, name) else str
+            try:
+                converted[name] = kind(value)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"Setting dev.{name} ({ENV_PREFIX}{name.upper()}) must be a {kind.__name__}, "
+                    f"got {value!r}."
+                ) from None
+        config = cls(**converted)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"Setting dev.mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        for name in ("ui_port", "s3_port", "postgres_port", "code_server_base_port"):
+            port = getattr(self, name)
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"Setting dev.{name} must be a TCP port (1-65535), got {port}.")
+        if self.sync_interval <= 0:
+            raise ConfigError(
+                f"Setting dev.sync_interval must be a positive number of seconds, got {self.sync_interval}."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # Paths -----------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return repo_root()
+
+    @property
+    def state(self) -> Path:
+        return Path(self.state_dir).resolve() if self.state_dir else state_dir()
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.state / "postgres"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.state / "code"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.state / "dagster_home"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state / "run"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.ui_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port`` (or the port cannot be bound)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
+    """Raise one clear sentence naming the first port of ``ports`` (purpose -> port) that is taken."""
+    for purpose, port in ports.items():
+        if port_in_use(host, port):
+            raise DagopsError(
+                f"Port {port} on {host} ({purpose}) is already in use; stop what uses it or choose another "
+                f"port (dev.* in invoke.yaml or {ENV_PREFIX}* variables)."
+            )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])

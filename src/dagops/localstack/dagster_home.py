@@ -1,0 +1,84 @@
+"""DAGSTER_HOME of the local stack: dagster.yaml (storage, run queue, monitoring) and workspace.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dagops import workspace
+
+
+def instance_config(
+    *,
+    compute_logs_dir: Path,
+    max_concurrent_runs: int,
+    postgres: dict[str, Any] | None,
+    sqlite_dir: Path | None = None,
+) -> dict[str, Any]:
+    """dagster.yaml as a mapping.
+
+    Postgres storage when ``postgres`` (host, port, user, password, db) is given,
+    else SQLite in ``sqlite_dir``.
+    """
+    config: dict[str, Any] = {}
+    if postgres is not None:
+        config["storage"] = {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": postgres["host"],
+                    "port": int(postgres["port"]),
+                    "username": postgres["user"],
+                    "password": postgres["password"],
+                    "db_name": postgres["db"],
+                    # psycopg2 explicitly: SQLAlchemy 2.1 would map postgresql:// to psycopg 3.
+                    "scheme": "postgresql+psycopg2",
+                }
+            }
+        }
+    else:
+        if sqlite_dir is None:
+            raise ValueError("SQLite storage needs a directory")
+        config["storage"] = {"sqlite": {"base_dir": str(sqlite_dir)}}
+    config.update(
+        {
+            "run_coordinator": {
+                "module": "dagster.core.run_coordinator",
+                "class": "QueuedRunCoordinator",
+                # Dequeue every second (default 5 s): a run launched in the UI starts without a pause.
+                "config": {"max_concurrent_runs": int(max_concurrent_runs), "dequeue_interval_seconds": 1},
+            },
+            "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
+            "compute_logs": {
+                "module": "dagster.core.storage.local_compute_log_manager",
+                "class": "LocalComputeLogManager",
+                "config": {"base_dir": str(compute_logs_dir)},
+            },
+            "run_monitoring": {"enabled": True, "poll_interval_seconds": 30},
+            "telemetry": {"enabled": False},
+        }
+    )
+    return config
+
+
+def write(
+    home: Path,
+    *,
+    servers: list[tuple[str, str, int]],
+    max_concurrent_runs: int,
+    postgres: dict[str, Any] | None,
+) -> tuple[Path, Path]:
+    """Write dagster.yaml and workspace.yaml into ``home``; return their paths."""
+    home.mkdir(parents=True, exist_ok=True)
+    instance = instance_config(
+        compute_logs_dir=home / "compute_logs",
+        max_concurrent_runs=max_concurrent_runs,
+        postgres=postgres,
+        sqlite_dir=home / "storage",
+    )
+    dagster_yaml = home / "dagster.yaml"
+    dagster_yaml.write_text(yaml.safe_dump(instance, sort_keys=False))
+    workspace_yaml = home / "workspace.yaml"
+    workspace_yaml.write_text(workspace.render(servers))
+    return dagster_yaml, workspace_yaml

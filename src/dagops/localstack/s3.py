@@ -1,0 +1,61 @@
+"""The local S3 endpoint: moto's server on loopback, and the bucket the stack uses."""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import boto3
+
+from dagops.errors import DagopsError
+
+# moto accepts any credentials; these keep boto3 from looking for real ones on a developer's machine.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "dagops-local",
+    "AWS_SECRET_ACCESS_KEY": "dagops-local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def moto_argv(host: str, port: int) -> list[str]:
+    """The command of a moto server child process."""
+    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+
+
+def is_ready(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as resp:  # noqa: S310 (loopback URL we built)
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(endpoint: str, timeout: float = 30.0, alive: Any = None) -> None:
+    """Wait until the S3 endpoint answers; ``alive()`` False (the process died) stops early."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_ready(endpoint):
+            return
+        if alive is not None and not alive():
+            raise DagopsError(f"The S3 server ({endpoint}) exited during start-up.")
+        time.sleep(0.2)
+    raise DagopsError(f"The S3 server did not answer at {endpoint} within {timeout:.0f} s.")
+
+
+def client(endpoint: str) -> Any:
+    """An S3 client for the local endpoint, with the local (fake) credentials."""
+    return boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=LOCAL_CREDENTIALS["AWS_DEFAULT_REGION"],
+    ).client("s3", endpoint_url=endpoint)
+
+
+def ensure_bucket(s3: Any, bucket: str) -> None:
+    """Create ``bucket`` unless it exists."""
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        s3.create_bucket(Bucket=bucket)
