@@ -196,7 +196,8 @@ class Syncer:
     def _build_and_swap(self, manifest: Manifest, serving: Manifest | None) -> PollResult:
         revision = manifest.revision
         with self.layout.locked():
-            reuse = self.layout.has_release(revision) and self.layout.release_manifest(revision) == manifest
+            kept = self.layout.release_manifest(revision) if self.layout.has_release(revision) else None
+            reuse = kept is not None and kept.files == manifest.files and kept.entry == manifest.entry
             result = PollResult(SWAPPED, revision)
             build = None
             try:
