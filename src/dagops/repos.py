@@ -115,15 +115,16 @@ def validate_url(url: str) -> str:
             f"Refusing repository URL {url!r}: it contains whitespace or characters a git URL does not need "
             "(quotes, ; & | $ ` < > ( ) and the like)."
         )
+    authority = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    if "@" in authority and ":" in authority.rsplit("@", 1)[0]:
+        raise DagopsError(
+            "Refusing a repository URL with a password or token in it (it would be stored in the registry): "
+            "use a git credential helper or an ssh key."
+        )
     if not any(form.fullmatch(url) for form in _URL_FORMS):
         raise DagopsError(
             f"{url!r} is not a git URL this tool accepts: use https://host/path, ssh://host/path, "
             "user@host:path or file:///path."
-        )
-    if url.startswith("https://") and ":" in url[len("https://") :].split("/", 1)[0].split("@")[0]:
-        raise DagopsError(
-            "Refusing a repository URL with a password or token in it (it would be stored in the registry): "
-            "use a git credential helper or an ssh key."
         )
     return url
 
@@ -507,16 +508,41 @@ def update(
             if old.exists():
                 os.rename(old, dest)
         if published and dest.is_dir():
-            # Put the previous commit back in S3 so what is served matches the registry.
-            try:
-                _publish(s3, bucket, name, dest, current.entry, log)
-            except Exception as exc:
-                log(f"warning: could not restore the previous upload of {name} ({exc})")
+            _restore_upload(s3, bucket, name, dest, tree, current.entry, log)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log(f"updated {name}: {(current.commit or '?')[:12]} -> {commit[:12]} ({ref})")
     return registry.get(name, root)
+
+
+def _restore_upload(
+    s3: Any, bucket: str | None, name: str, previous: Path, attempted: Path, entry: str, log: Log
+) -> None:
+    """After a failed update upload: put the previous commit's files back, so S3 matches the registry.
+
+    Files that changed between the two commits may already hold the new content under the old
+    manifest; they are deleted first, so the republish uploads them again whatever their size.
+    """
+    from dagops.manifest import build
+
+    try:
+        old_files = build(name, previous, entry)[0].files
+        new_files = build(name, attempted, entry)[0].files if attempted.is_dir() else {}
+        changed = sorted(
+            rel for rel, item in old_files.items() if rel in new_files and new_files[rel] != item
+        )
+        if s3 is not None and bucket and changed:
+            s3.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": f"dags/{name}/{rel}"} for rel in changed], "Quiet": True},
+            )
+        _publish(s3, bucket, name, previous, entry, log)
+    except Exception as exc:  # the update's own error is the one to report
+        log(
+            f"warning: could not restore the previous upload of {name} ({exc}); "
+            "run `invoke repo.update` again"
+        )
 
 
 def remove(name: str, *, s3: Any, bucket: str | None, root: Path | None = None, log: Log = print) -> None:

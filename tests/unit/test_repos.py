@@ -1,0 +1,674 @@
+"""The repository manager against local git repositories (file:// URLs) and moto S3.
+
+Every bad input of issue 5 is one row of BAD_ADD / BAD_UPDATE / BAD_REMOVE; each row asserts a one-line
+DagopsError and that the registry file's bytes, the S3 listing (keys and ETags) and repos/ (every
+file with its content hash) are exactly what they were, with no temp folder left in the root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from moto import mock_aws
+
+from dagops import registry, repos, requirements
+from dagops.errors import DagopsError
+
+BUCKET = "dagops-test"
+
+GOOD_DEFS = """\
+import dagster as dg
+
+from helpers import VALUE
+
+
+@dg.asset
+def {asset}() -> int:
+    return VALUE
+
+
+defs = dg.Definitions(assets=[{asset}])
+"""
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class Upstream:
+    """A git repository made by the test; ``url`` is its file:// URL."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True)
+        _git(path, "init", "--quiet", "--initial-branch", "main")
+
+    @property
+    def url(self) -> str:
+        return self.path.as_uri()
+
+    def commit(
+        self, files: dict[str, str | bytes], message: str = "change", remove: tuple[str, ...] = ()
+    ) -> str:
+        for rel, content in files.items():
+            target = self.path / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+        for rel in remove:
+            (self.path / rel).unlink()
+        _git(self.path, "add", "-A")
+        _git(self.path, "commit", "--quiet", "-m", message)
+        return _git(self.path, "rev-parse", "HEAD")
+
+
+def good_files(asset: str = "numbers", value: int = 1) -> dict[str, str | bytes]:
+    return {
+        "definitions.py": GOOD_DEFS.format(asset=asset),
+        "helpers.py": f"VALUE = {value}\n",
+        "README.md": "# a pipeline repository\n",
+        "data/config.yaml": "a: 1\n",
+        "data/more.yaml": "b: 2\n",
+    }
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A minimal project root: tasks.py, pyproject.toml, the registry with `main`, code_locations/main."""
+    project = tmp_path / "project"
+    (project / "code_locations" / "main").mkdir(parents=True)
+    (project / "code_locations" / "shared").mkdir()  # an own folder that is not (yet) registered
+    (project / "tasks.py").write_text("")
+    (project / "pyproject.toml").write_text("[project]\nname = 'stub'\n")
+    (project / "code_locations" / "main" / "definitions.py").write_text("")
+    registry.save([registry.Location(name="main", source="code_locations/main")], project)
+    monkeypatch.setenv("DAGOPS_ROOT", str(project))
+    monkeypatch.setenv("DAGOPS_STATE_DIR", str(project / ".dagops"))
+    monkeypatch.setenv("UV_OFFLINE", "1")  # requirements come from local wheels only
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    return project
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        client = boto3.client("s3", region_name="ap-southeast-2")
+        client.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-southeast-2"}
+        )
+        yield client
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Upstream:
+    repo = Upstream(tmp_path / "upstream" / "pipelines")
+    repo.commit(good_files(), "first")
+    return repo
+
+
+def snapshot(root: Path, s3: Any) -> dict[str, Any]:
+    """Everything a failed command must leave as it was."""
+    listing = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for item in page.get("Contents", []):
+            listing[item["Key"]] = item["ETag"]
+    repos_tree: dict[str, str] | None = None
+    if (root / "repos").exists():
+        repos_tree = {}
+        for path in sorted((root / "repos").rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            repos_tree[rel] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+    return {
+        "registry": registry.registry_path(root).read_bytes(),
+        "s3": listing,
+        "repos": repos_tree,
+        "root": sorted(p.name for p in root.iterdir() if p.name != ".dagops"),
+    }
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def add(root: Path, s3: Any, name: str, url: str, **kwargs: Any) -> registry.Location:
+    return repos.add(name, url, s3=s3, bucket=BUCKET, root=root, log=quiet, **kwargs)
+
+
+def fail_puts_after(s3: Any, allowed: int, failures: int = 10**6) -> Callable[[], int]:
+    """Make PutObject fail (a dropped connection) after ``allowed`` calls, ``failures`` times."""
+    lock = threading.Lock()
+    calls = [0]
+
+    def handler(**_: Any) -> None:
+        with lock:
+            calls[0] += 1
+            if allowed < calls[0] <= allowed + failures:
+                raise EndpointConnectionError(endpoint_url="https://s3.example.invalid")
+
+    s3.meta.events.register("before-call.s3.PutObject", handler)
+    return lambda: calls[0]
+
+
+def manifest(s3: Any, name: str) -> dict[str, Any]:
+    body = s3.get_object(Bucket=BUCKET, Key=f"dags/{name}/_manifest.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def wheel(name: str, version: str, module_source: str) -> bytes:
+    """A minimal pure-Python wheel (built in memory: no build backend, no index)."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": module_source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for rel, text in files.items():
+            zf.writestr(rel, text)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- the happy path
+
+
+def test_add_list_update_remove(root: Path, s3: Any, upstream: Upstream) -> None:
+    first = _git(upstream.path, "rev-parse", "HEAD")
+
+    location = add(root, s3, "pipelines", upstream.url)
+
+    assert location == registry.get("pipelines", root)
+    assert (location.source, location.entry, location.url) == (
+        "repos/pipelines",
+        "definitions.py",
+        upstream.url,
+    )
+    assert (location.ref, location.commit) == ("main", first)
+    assert (root / "repos" / "pipelines" / "helpers.py").read_text() == "VALUE = 1\n"
+    published = manifest(s3, "pipelines")
+    assert published["entry"] == "definitions.py"
+    assert set(published["files"]) == set(good_files())  # no .git, nothing else
+    assert [loc.name for loc in registry.load(root)] == ["main", "pipelines"]
+    assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
+
+    rows = repos.list_repos(root)
+    assert [(r.name, r.url, r.ref, r.commit) for r in rows] == [
+        ("pipelines", upstream.url, "main", first[:12])
+    ]
+    assert "pipelines" in repos.format_table(rows) and first[:12] in repos.format_table(rows)
+
+    second = upstream.commit({"helpers.py": "VALUE = 2\n", "new.py": "X = 1\n"}, remove=("data/more.yaml",))
+    updated = repos.update("pipelines", s3=s3, bucket=BUCKET, root=root, log=quiet)
+
+    assert updated.commit == second != first
+    assert registry.get("pipelines", root).commit == second
+    assert (root / "repos" / "pipelines" / "helpers.py").read_text() == "VALUE = 2\n"
+    assert not (root / "repos" / "pipelines" / "data" / "more.yaml").exists()
+    after = manifest(s3, "pipelines")
+    assert after["revision"] != published["revision"]
+    assert "new.py" in after["files"] and "data/more.yaml" not in after["files"]
+    body = s3.get_object(Bucket=BUCKET, Key="dags/pipelines/helpers.py")["Body"].read()
+    assert body == b"VALUE = 2\n"
+
+    messages: list[str] = []
+    unchanged = repos.update("pipelines", s3=s3, bucket=BUCKET, root=root, log=messages.append)
+    assert unchanged.commit == second and any("up to date" in m for m in messages)
+
+    repos.remove("pipelines", s3=s3, bucket=BUCKET, root=root, log=quiet)
+
+    assert [loc.name for loc in registry.load(root)] == ["main"]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="dags/pipelines/").get("KeyCount") == 0
+    assert not (root / "repos" / "pipelines").exists()
+    assert repos.list_repos(root) == []
+    assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
+
+
+def test_add_at_a_branch_and_package_entry(root: Path, s3: Any, tmp_path: Path) -> None:
+    upstream = Upstream(tmp_path / "pkgrepo")
+    files = {f"etl/{k}": v for k, v in good_files().items() if k.endswith(".py")}
+    files["etl/definitions.py"] = str(files["etl/definitions.py"]).replace("from helpers", "from etl.helpers")
+    files["etl/__init__.py"] = ""
+    upstream.commit({"README.md": "main branch\n"}, "first")
+    _git(upstream.path, "checkout", "--quiet", "-b", "release")
+    release = upstream.commit(files, "release")
+    _git(upstream.path, "checkout", "--quiet", "main")
+
+    location = add(root, s3, "etl-release", upstream.url, ref="release")
+
+    assert (location.ref, location.commit, location.entry) == ("release", release, "etl/definitions.py")
+    assert manifest(s3, "etl-release")["entry"] == "etl/definitions.py"
+
+
+def test_add_without_a_running_stack_only_registers(root: Path, upstream: Upstream) -> None:
+    messages: list[str] = []
+    location = repos.add("pipelines", upstream.url, s3=None, bucket=None, root=root, log=messages.append)
+    assert registry.get("pipelines", root) == location
+    assert any("no upload" in m for m in messages)
+    repos.remove("pipelines", s3=None, bucket=None, root=root, log=quiet)
+    assert [loc.name for loc in registry.load(root)] == ["main"]
+
+
+def test_requirements_are_installed_and_used_by_the_load_check(root: Path, s3: Any, tmp_path: Path) -> None:
+    upstream = Upstream(tmp_path / "withreqs")
+    upstream.commit(
+        {
+            "wheels/minidep-1.0-py3-none-any.whl": wheel("minidep", "1.0", "VALUE = 41\n"),
+            "requirements.txt": "./wheels/minidep-1.0-py3-none-any.whl\n",
+            "definitions.py": GOOD_DEFS.format(asset="with_dep").replace("from helpers", "from minidep"),
+        }
+    )
+
+    add(root, s3, "withreqs", upstream.url)
+
+    installed = list((root / ".dagops" / "requirements").glob("*/site/minidep/__init__.py"))
+    assert len(installed) == 1 and installed[0].read_text() == "VALUE = 41\n"
+    assert "requirements.txt" in manifest(s3, "withreqs")["files"]
+
+
+# --------------------------------------------------------------------------- bad input: nothing changes
+
+
+def _symlink_out(upstream: Upstream) -> None:
+    (upstream.path / "secret").symlink_to("/etc/hostname")
+    upstream.commit({}, "symlink")
+
+
+def _stray_clone(root: Path) -> None:
+    (root / "repos" / "pipelines").mkdir(parents=True)
+    (root / "repos" / "pipelines" / "keep.txt").write_text("mine\n")
+
+
+# id, name, url (None: the good upstream), extra add() kwargs, upstream change, root change, message
+BAD_ADD: list[tuple[str, str, str | None, dict[str, Any], Any, Any, str]] = [
+    ("name-uppercase", "Pipelines", None, {}, None, None, "Invalid code location name"),
+    ("name-empty", "", None, {}, None, None, "Invalid code location name"),
+    ("name-too-long", "a" * 40, None, {}, None, None, "Invalid code location name"),
+    ("name-digit-first", "1pipelines", None, {}, None, None, "Invalid code location name"),
+    ("name-traversal", "../etc", None, {}, None, None, "Invalid code location name"),
+    ("name-slash", "a/b", None, {}, None, None, "Invalid code location name"),
+    ("name-shell", "x;rm -rf ~", None, {}, None, None, "Invalid code location name"),
+    ("name-subst", "$(touch pwned)", None, {}, None, None, "Invalid code location name"),
+    ("name-duplicate", "main", None, {}, None, None, "already registered"),
+    ("name-own-folder", "shared", None, {}, None, None, "code_locations/shared already exists"),
+    (
+        "name-stray-clone",
+        "pipelines",
+        None,
+        {},
+        None,
+        _stray_clone,
+        "repos/pipelines exists but is not registered",
+    ),
+    ("url-http", "pipelines", "http://example.com/repo.git", {}, None, None, "not a git URL"),
+    ("url-ftp", "pipelines", "ftp://example.com/repo.git", {}, None, None, "not a git URL"),
+    ("url-plain-path", "pipelines", "/srv/repo.git", {}, None, None, "not a git URL"),
+    ("url-ext-transport", "pipelines", "ext::sh", {}, None, None, "not a git URL"),
+    ("url-empty", "pipelines", "", {}, None, None, "URL is empty"),
+    ("url-leading-dash", "pipelines", "--upload-pack=touch", {}, None, None, "cannot start with '-'"),
+    (
+        "url-shell-semicolon",
+        "pipelines",
+        "file:///tmp/x;touch",
+        {},
+        None,
+        None,
+        "characters a git URL does not",
+    ),
+    ("url-shell-subst", "pipelines", "https://h/$(id)", {}, None, None, "characters a git URL does not"),
+    ("url-whitespace", "pipelines", "https://h/a b", {}, None, None, "characters a git URL does not"),
+    ("url-ssh-option-host", "pipelines", "ssh://-oProxyCommand=x/r", {}, None, None, "not a git URL"),
+    ("url-credentials", "pipelines", "https://u:tok@example.com/r.git", {}, None, None, "password or token"),
+    ("ref-leading-dash", "pipelines", None, {"ref": "--upload-pack=x"}, None, None, "Invalid git ref"),
+    ("ref-traversal", "pipelines", None, {"ref": "../main"}, None, None, "Invalid git ref"),
+    ("ref-shell", "pipelines", None, {"ref": "main;id"}, None, None, "Invalid git ref"),
+    ("entry-traversal", "pipelines", None, {"entry": "../../etc/x.py"}, None, None, "Invalid entry"),
+    ("entry-absolute", "pipelines", None, {"entry": "/etc/x.py"}, None, None, "Invalid entry"),
+    ("entry-not-python", "pipelines", None, {"entry": "README.md"}, None, None, "Invalid entry"),
+    ("entry-missing", "pipelines", None, {"entry": "nope.py"}, None, None, "has no file 'nope.py'"),
+    ("clone-no-such-repo", "pipelines", "file:///nonexistent/repo.git", {}, None, None, "git clone of"),
+    ("clone-no-such-ref", "pipelines", None, {"ref": "no-such-branch"}, None, None, "git clone of"),
+    (
+        "no-definitions",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({}, "x", remove=("definitions.py",)),
+        None,
+        "No Dagster Definitions found",
+    ),
+    (
+        "several-definitions",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({"a/definitions.py": "", "b/definitions.py": ""}, "x", remove=("definitions.py",)),
+        None,
+        "several Definitions files",
+    ),
+    (
+        "definitions-import-error",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({"helpers.py": "import no_such_module_anywhere\n"}),
+        None,
+        "do not load: ModuleNotFoundError",
+    ),
+    (
+        "definitions-syntax-error",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({"definitions.py": "def broken(:\n"}),
+        None,
+        "do not load: SyntaxError",
+    ),
+    (
+        "definitions-object-missing",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({"definitions.py": "x = 1\n"}),
+        None,
+        "do not load",
+    ),
+    (
+        "definitions-raise-at-import",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({"definitions.py": "raise RuntimeError('boom')\n"}),
+        None,
+        "RuntimeError: boom",
+    ),
+    ("symlink-outside", "pipelines", None, {}, _symlink_out, None, "symlink to outside the repository"),
+    (
+        "requirements-uninstallable",
+        "pipelines",
+        None,
+        {},
+        lambda u: u.commit({"requirements.txt": "./wheels/missing-1.0-py3-none-any.whl\n"}),
+        None,
+        "Cannot install the requirements",
+    ),
+    ("upload-fails-half-way", "pipelines", None, {"_fail_puts_after": 3}, None, None, "S3 failed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "kwargs", "change_upstream", "change_root", "message"),
+    [pytest.param(*row[1:], id=row[0]) for row in BAD_ADD],
+)
+def test_bad_add_changes_nothing(
+    root: Path,
+    s3: Any,
+    upstream: Upstream,
+    name: str,
+    url: str | None,
+    kwargs: dict[str, Any],
+    change_upstream: Callable[[Upstream], Any] | None,
+    change_root: Callable[[Path], Any] | None,
+    message: str,
+) -> None:
+    # Something published already, so "S3 unchanged" means more than "still empty".
+    add(root, s3, "existing", upstream.url)
+    if change_upstream:
+        change_upstream(upstream)
+    if change_root:
+        change_root(root)
+    kwargs = dict(kwargs)
+    puts = None
+    if "_fail_puts_after" in kwargs:
+        puts = fail_puts_after(s3, kwargs.pop("_fail_puts_after"))
+    before = snapshot(root, s3)
+
+    with pytest.raises(DagopsError) as raised:
+        add(root, s3, name, upstream.url if url is None else url, **kwargs)
+
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value) and "Traceback" not in str(raised.value)
+    if puts is not None:
+        assert puts() > 3  # the failure really came half-way through the upload
+        s3.meta.events.unregister("before-call.s3.PutObject")
+    assert snapshot(root, s3) == before
+
+
+def test_bad_add_table_covers_every_kind_of_bad_input_in_the_issue() -> None:
+    kinds = {row[0].split("-")[0] for row in BAD_ADD}
+    assert {"name", "url", "clone", "no", "definitions", "upload"} <= kinds
+    assert len(BAD_ADD) == 40
+
+
+def _break_upstream(upstream: Upstream) -> None:
+    upstream.commit({"helpers.py": "raise ImportError('broken on purpose')\n"})
+
+
+def _same_size_change(upstream: Upstream) -> None:
+    # Same sizes as before: only a content comparison notices these changed.
+    upstream.commit({"helpers.py": "VALUE = 7\n", "data/config.yaml": "a: 9\n"})
+
+
+# id, name, upstream change, PutObject calls allowed (None: no fault), message
+BAD_UPDATE: list[tuple[str, str, Any, int | None, str]] = [
+    ("unknown-name", "nothing", None, None, "No code location named 'nothing'"),
+    ("invalid-name", "../x", None, None, "Invalid code location name"),
+    ("own-location", "main", None, None, "not an external repository"),
+    ("new-commit-fails-import", "pipelines", _break_upstream, None, "do not load: ImportError"),
+    ("upload-fails-half-way", "pipelines", _same_size_change, 2, "S3 failed"),
+    ("branch-deleted-upstream", "pipelines", "delete-branch", None, "git clone of"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "puts_allowed", "message"), [pytest.param(*row[1:], id=row[0]) for row in BAD_UPDATE]
+)
+def test_bad_update_changes_nothing(
+    root: Path,
+    s3: Any,
+    upstream: Upstream,
+    name: str,
+    change: Any,
+    puts_allowed: int | None,
+    message: str,
+) -> None:
+    add(root, s3, "pipelines", upstream.url)
+    if change == "delete-branch":
+        _git(upstream.path, "checkout", "--quiet", "-b", "other")
+        _git(upstream.path, "branch", "--quiet", "-D", "main")
+    elif change:
+        change(upstream)
+    if puts_allowed is not None:
+        # One dropped request: the connection is back for the restore of the previous upload.
+        fail_puts_after(s3, puts_allowed, failures=1)
+    before = snapshot(root, s3)
+    served = s3.get_object(Bucket=BUCKET, Key="dags/pipelines/helpers.py")["Body"].read()
+
+    with pytest.raises(DagopsError) as raised:
+        repos.update(name, s3=s3, bucket=BUCKET, root=root, log=quiet)
+
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    if puts_allowed is not None:
+        s3.meta.events.unregister("before-call.s3.PutObject")
+    assert snapshot(root, s3) == before
+    assert s3.get_object(Bucket=BUCKET, Key="dags/pipelines/helpers.py")["Body"].read() == served
+
+
+BAD_REMOVE: list[tuple[str, str, str]] = [
+    ("unknown-name", "nothing", "No code location named 'nothing'"),
+    ("invalid-name", "Bad Name", "Invalid code location name"),
+    ("traversal", "../repos", "Invalid code location name"),
+    ("own-location", "main", "not an external repository"),
+]
+
+
+@pytest.mark.parametrize(("name", "message"), [pytest.param(*row[1:], id=row[0]) for row in BAD_REMOVE])
+def test_bad_remove_changes_nothing(root: Path, s3: Any, upstream: Upstream, name: str, message: str) -> None:
+    add(root, s3, "pipelines", upstream.url)
+    before = snapshot(root, s3)
+
+    with pytest.raises(DagopsError) as raised:
+        repos.remove(name, s3=s3, bucket=BUCKET, root=root, log=quiet)
+
+    assert message in str(raised.value)
+    assert snapshot(root, s3) == before
+
+
+def test_remove_interrupted_by_s3_keeps_the_registration_and_can_be_finished(
+    root: Path, s3: Any, upstream: Upstream
+) -> None:
+    add(root, s3, "pipelines", upstream.url)
+
+    def refuse(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="https://s3.example.invalid")
+
+    s3.meta.events.register("before-call.s3.DeleteObjects", refuse)
+    with pytest.raises(DagopsError, match="S3 failed"):
+        repos.remove("pipelines", s3=s3, bucket=BUCKET, root=root, log=quiet)
+    assert registry.get("pipelines", root).url == upstream.url
+    assert (root / "repos" / "pipelines" / "definitions.py").is_file()
+
+    s3.meta.events.unregister("before-call.s3.DeleteObjects", refuse)
+    repos.remove("pipelines", s3=s3, bucket=BUCKET, root=root, log=quiet)
+    assert [loc.name for loc in registry.load(root)] == ["main"]
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix="dags/pipelines/").get("KeyCount") == 0
+    assert not (root / "repos" / "pipelines").exists()
+
+
+def test_no_shell_ever_sees_the_url(root: Path, s3: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    for url in (f"file:///x;touch {marker}", f"--upload-pack=touch {marker}", f"ext::sh -c touch% {marker}"):
+        with pytest.raises(DagopsError):
+            add(root, s3, "pipelines", url)
+    assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/dagster-io/dagster.git",
+        "https://git.example.com:8443/team/pipelines",
+        "https://user@example.com/team/pipelines.git",
+        "ssh://git@github.com/org/repo.git",
+        "ssh://example.com:2222/srv/git/repo",
+        "git@github.com:org/repo.git",
+        "deploy@git.internal:pipelines/etl.git",
+        "file:///srv/git/pipelines.git",
+    ],
+)
+def test_accepted_urls(url: str) -> None:
+    assert repos.validate_url(url) == url
+
+
+LAYOUTS: list[tuple[str, dict[str, str], str | None]] = [
+    ("root-definitions", {"definitions.py": "", "other/definitions.py": ""}, "definitions.py"),
+    ("package", {"etl/definitions.py": "", "tests/definitions.py": ""}, "etl/definitions.py"),
+    ("src-layout", {"src/etl/definitions.py": ""}, "src/etl/definitions.py"),
+    (
+        "tool-dagster-module",
+        {
+            "pyproject.toml": "[tool.dagster]\nmodule_name = 'etl.defs'\n",
+            "etl/defs.py": "",
+            "definitions.py": "",
+        },
+        "etl/defs.py",
+    ),
+    (
+        "tool-dagster-package",
+        {"pyproject.toml": "[tool.dagster]\nmodule_name = 'etl'\n", "src/etl/__init__.py": ""},
+        "src/etl/__init__.py",
+    ),
+    (
+        "tool-dg-root-module",
+        {"pyproject.toml": "[tool.dg.project]\nroot_module = 'proj'\n", "src/proj/definitions.py": ""},
+        "src/proj/definitions.py",
+    ),
+    ("hidden-ignored", {".venv/x/definitions.py": ""}, None),
+    ("nothing", {"main.py": ""}, None),
+]
+
+
+@pytest.mark.parametrize(("files", "expected"), [pytest.param(*row[1:], id=row[0]) for row in LAYOUTS])
+def test_find_entry_rule(tmp_path: Path, files: dict[str, str], expected: str | None) -> None:
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    if expected is None:
+        with pytest.raises(DagopsError, match="No Dagster Definitions found"):
+            repos.find_entry(tmp_path)
+    else:
+        assert repos.find_entry(tmp_path) == expected
+
+
+def test_sync_status_reads_the_agents_status_file(tmp_path: Path) -> None:
+    (tmp_path / "etl").mkdir()
+    (tmp_path / "etl" / "status.json").write_text(
+        json.dumps({"location": "etl", "state": "error", "revision": "ab" * 32, "last_error": "boom\nmore"})
+    )
+    assert repos.sync_status(tmp_path, "etl") == f"error {'ab' * 6} boom"
+    assert repos.sync_status(tmp_path, "other") == "not synced"
+    assert repos.sync_status(None, "etl") == "-"
+
+
+def test_requirements_prune_keeps_only_what_the_environment_lacks(tmp_path: Path) -> None:
+    base = requirements.base_packages()
+    yaml_version = base["pyyaml"]
+    site = tmp_path / "site"
+    for name, version, module in (("PyYAML", yaml_version, "yaml"), ("minidep", "1.0", "minidep")):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (site / module).mkdir()
+        (site / module / "__init__.py").write_text("")
+        (info / "RECORD").write_text(f"{module}/__init__.py,,\n{info.name}/RECORD,,\n")
+
+    removed = requirements.prune_base_duplicates(site, base)
+
+    assert removed == [f"PyYAML=={yaml_version}"]
+    assert sorted(p.name for p in site.iterdir()) == ["minidep", "minidep-1.0.dist-info"]
+
+
+def test_requirements_key_changes_with_the_file_and_the_environment(tmp_path: Path) -> None:
+    req = tmp_path / "requirements.txt"
+    req.write_text("minidep\n")
+    base = {"dagster": "1.13.27"}
+    key = requirements.requirements_key(req, base)
+    assert key == requirements.requirements_key(req, dict(base))
+    assert key != requirements.requirements_key(req, {"dagster": "1.13.28"})
+    req.write_text("minidep==1.0\n")
+    assert key != requirements.requirements_key(req, base)
+    assert requirements.ensure_requirements(tmp_path / "empty", tmp_path / "cache") is None
