@@ -1,0 +1,221 @@
+"""The local stack's parts that need no Dagster process: settings, ports, dagster.yaml, supervisor, logs."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from dagops.errors import DagopsError
+from dagops.localstack import dagster_home, logs, stack
+from dagops.localstack.config import DevConfig, check_ports_free, free_port, port_in_use
+from dagops.localstack.supervisor import Child, Supervisor
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# Settings ---------------------------------------------------------------------------------------
+def test_defaults_then_invoke_yaml_then_env_then_flags() -> None:
+    assert DevConfig.resolve({}, environ={}).ui_port == 3000
+    assert DevConfig.resolve({}, environ={}).sync_interval == 2.0
+    from_yaml = DevConfig.resolve({"ui_port": 3100, "bucket": "b1"}, environ={})
+    assert (from_yaml.ui_port, from_yaml.bucket) == (3100, "b1")
+    env = {"DAGOPS_DEV_UI_PORT": "3200", "DAGOPS_DEV_SYNC_INTERVAL": "0.5"}
+    from_env = DevConfig.resolve({"ui_port": 3100}, environ=env)
+    assert (from_env.ui_port, from_env.sync_interval) == (3200, 0.5)
+    assert DevConfig.resolve({"ui_port": 3100}, environ=env, ui_port=3300, mode=None).ui_port == 3300
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"ui_port": "web"}, "dev.ui_port"),
+        ({"s3_port": 70000}, "TCP port"),
+        ({"mode": "kubernetes"}, "dev.mode"),
+        ({"sync_interval": 0}, "positive"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(mapping: dict[str, object], message: str) -> None:
+    with pytest.raises(DagopsError, match=message):
+        DevConfig.resolve(mapping, environ={})
+
+
+def test_state_paths_follow_dagops_state_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DAGOPS_STATE_DIR", str(tmp_path))
+    config = DevConfig.resolve({}, environ={})
+    assert config.postgres_dir == tmp_path / "postgres"
+    assert config.dagster_home == tmp_path / "dagster_home"
+    assert config.logs_dir == tmp_path / "logs"
+
+
+def test_a_port_in_use_is_named() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+        with pytest.raises(DagopsError, match=rf"Port {port} on 127.0.0.1 \(Dagster UI\) is already in use"):
+            check_ports_free("127.0.0.1", {"S3": free_port(), "Dagster UI": port})
+    assert not port_in_use("127.0.0.1", port)
+
+
+def test_invoke_dev_with_a_busy_port_exits_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {
+            **os.environ,
+            "DAGOPS_STATE_DIR": str(tmp_path),
+            "DAGOPS_DEV_UI_PORT": str(port),
+            "DAGOPS_DEV_S3_PORT": str(free_port()),
+            "DAGOPS_DEV_POSTGRES_PORT": str(free_port()),
+            "DAGOPS_DEV_CODE_SERVER_BASE_PORT": str(free_port()),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-m", "invoke", "dev", "--mode", "embedded"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: Port {port} on 127.0.0.1 (Dagster UI) is already in use; stop what uses it "
+        "or choose another port (dev.* in invoke.yaml or DAGOPS_DEV_* variables)."
+    ]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "postgres").exists()
+
+
+# dagster.yaml -----------------------------------------------------------------------------------
+def test_dagster_yaml_with_postgres() -> None:
+    config = dagster_home.instance_config(
+        compute_logs_dir=Path("/x/logs"),
+        max_concurrent_runs=3,
+        postgres={"host": "127.0.0.1", "port": 5433, "user": "u", "password": "p", "db": "d"},
+    )
+    db = config["storage"]["postgres"]["postgres_db"]
+    assert db == {
+        "hostname": "127.0.0.1", "port": 5433, "username": "u", "password": "p", "db_name": "d",
+        "scheme": "postgresql+psycopg2",
+    }  # fmt: skip
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 3
+    assert config["run_launcher"]["class"] == "DefaultRunLauncher"
+    assert config["run_monitoring"]["enabled"] is True
+    assert config["telemetry"]["enabled"] is False
+
+
+def test_dagster_accepts_the_written_instance_and_workspace(tmp_path: Path) -> None:
+    """SQLite fallback: Dagster itself loads the instance we write (queue, launcher, compute logs)."""
+    dagster_yaml, workspace_yaml = dagster_home.write(
+        tmp_path, servers=[("main", "127.0.0.1", 4000), ("other", "127.0.0.1", 4001)],
+        max_concurrent_runs=2, postgres=None,
+    )  # fmt: skip
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_launcher).__name__ == "DefaultRunLauncher"
+        assert instance.run_monitoring_enabled
+    finally:
+        instance.dispose()
+    servers = yaml.safe_load(workspace_yaml.read_text())["load_from"]
+    assert [s["grpc_server"]["port"] for s in servers] == [4000, 4001]
+    assert dagster_yaml.is_file()
+
+
+# Supervisor -------------------------------------------------------------------------------------
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-u", "-c", code]
+
+
+def _wait(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_children_log_with_prefix_to_console_and_file(tmp_path: Path) -> None:
+    console = io.StringIO()
+    sup = Supervisor(tmp_path, console, stop_timeout=5)
+    child = sup.start(Child("web", _python("print('hello'); print('world')"), restart=False))
+    _wait(lambda: child.proc is not None and child.proc.poll() is not None)
+    _wait(lambda: "world" in console.getvalue())
+    sup.stop_all()
+    assert "web       | hello\nweb       | world\n" in console.getvalue()
+    assert (tmp_path / "web.log").read_text() == "hello\nworld\n"
+
+
+def test_a_dead_child_is_restarted_with_backoff(tmp_path: Path) -> None:
+    marker = tmp_path / "starts"
+    sup = Supervisor(tmp_path, None, stop_timeout=5)
+    code = f"open({str(marker)!r}, 'a').write('x'); raise SystemExit(3)"
+    child = sup.start(Child("flaky", _python(code)))
+    _wait(lambda: marker.exists() and len(marker.read_text()) >= 3, timeout=30)
+    sup.stop_all()
+    assert child.restarts >= 2
+    log = (tmp_path / "supervisor.log").read_text()
+    assert "flaky exited with code 3" in log
+    assert "restarting in 1 s" in log and "restarting in 2 s" in log
+
+
+def test_stop_escalates_to_sigkill_and_stops_in_tier_order(tmp_path: Path) -> None:
+    sup = Supervisor(tmp_path, None, stop_timeout=1)
+    stubborn = _python(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up'); time.sleep(60)"
+    )
+    db = sup.start(Child("db", _python("print('up'); import time; time.sleep(60)"), tier=0))
+    app = sup.start(Child("app", stubborn, tier=5))
+    _wait(lambda: "up" in (tmp_path / "app.log").read_text() if (tmp_path / "app.log").exists() else False)
+    started = time.monotonic()
+    sup.stop_all()
+    assert time.monotonic() - started < 10
+    assert app.proc is not None and app.proc.returncode == -9
+    assert db.proc is not None and db.proc.returncode == -15
+    log = (tmp_path / "supervisor.log").read_text()
+    assert log.index("stopping app") < log.index("stopping db")
+    assert "app did not stop within 1 s; killing it" in log
+
+
+# Logs and state ---------------------------------------------------------------------------------
+def test_logs_show_the_tail_of_each_component(tmp_path: Path) -> None:
+    (tmp_path / "s3.log").write_text("".join(f"s{i}\n" for i in range(5)))
+    (tmp_path / "webserver.log").write_text("w0\nw1\n")
+    out = io.StringIO()
+    logs.show(tmp_path, lines=2, out=out)
+    assert out.getvalue() == "s3        | s3\ns3        | s4\nwebserver | w0\nwebserver | w1\n"
+    out = io.StringIO()
+    logs.show(tmp_path, component="webserver", lines=1, out=out)
+    assert out.getvalue() == "webserver | w1\n"
+    with pytest.raises(DagopsError, match="No log for component 'daemon'; known: s3, webserver"):
+        logs.show(tmp_path, component="daemon")
+
+
+def test_stop_and_status_without_a_running_stack(tmp_path: Path) -> None:
+    config = DevConfig.resolve({"state_dir": str(tmp_path)}, environ={})
+    config.run_dir.mkdir(parents=True)
+    # A pidfile left by a supervisor that is gone (a pid that cannot be alive).
+    (config.run_dir / stack.PID_FILE).write_text("999999999")
+    assert stack.running_pid(config) is None
+    assert stack.stop(config, io.StringIO()) is False
+    assert stack.status(config) == [f"the local stack is not running (state in {tmp_path})"]
+
+
+def test_reset_wipes_database_code_and_home_but_keeps_logs(tmp_path: Path) -> None:
+    config = DevConfig.resolve({"state_dir": str(tmp_path)}, environ={})
+    for folder in (config.postgres_dir, config.code_dir / "main", config.dagster_home, config.logs_dir):
+        folder.mkdir(parents=True)
+        (folder / "f").write_text("x")
+    removed = stack.reset(config, io.StringIO())
+    assert sorted(removed) == sorted([config.postgres_dir, config.code_dir, config.dagster_home])
+    assert not config.postgres_dir.exists() and not config.code_dir.exists()
+    assert (config.logs_dir / "f").exists()
