@@ -55,6 +55,7 @@ def _task_definition(ecs: Any, family: str, container: str, command: list[str]) 
                 "name": container,
                 "image": "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com/dagops-prod:bootstrap",
                 "essential": True,
+                "memory": 512,
                 "command": command,
                 "environment": [{"name": "DAGOPS_ENV", "value": ENV}],
                 "logConfiguration": {
