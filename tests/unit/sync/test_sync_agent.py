@@ -67,7 +67,8 @@ def test_missing_bucket_exits_1_with_one_line(command: str, moto_endpoint: str, 
     )
     assert proc.returncode == 1
     assert proc.stderr == (
-        "error: DAGSTER_S3_BUCKET is not set (the S3 bucket that holds the DAG code); set it and start again.\n"
+        "error: DAGSTER_S3_BUCKET is not set (the S3 bucket that holds the DAG code); "
+        "set it and start again.\n"
     )
     assert proc.stdout == ""
     assert not code_dir.exists()
