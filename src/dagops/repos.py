@@ -33,7 +33,7 @@ from dagops import registry
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.paths import repo_root, state_dir
-from dagops.requirements import ensure_requirements, pythonpath
+from dagops.requirements import cache_dir, ensure_requirements, pythonpath
 
 REPOS_DIR = "repos"
 OWN_LOCATIONS_DIR = "code_locations"
@@ -361,8 +361,9 @@ def repos_dir(root: Path) -> Path:
 
 
 def requirements_cache(root: Path) -> Path:
-    """Where repo.add installs requirements for its import check (same layout the sync agent uses)."""
-    return state_dir(root) / "requirements"
+    """Where repo.add installs requirements for its import check: the local stack's code dir cache, so
+    the local sync agent finds them installed already."""
+    return cache_dir(state_dir(root) / "code")
 
 
 def _publish(s3: Any, bucket: str | None, name: str, tree: Path, entry: str, log: Log) -> None:

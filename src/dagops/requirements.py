@@ -213,3 +213,27 @@ def pythonpath(extra: Path | None, env: dict[str, str] | None = None) -> dict[st
         current = result.get("PYTHONPATH")
         result["PYTHONPATH"] = os.pathsep.join([str(extra), *([current] if current else [])])
     return result
+
+
+CACHE_DIRNAME = ".requirements"
+
+
+def cache_dir(code_dir: Path) -> Path:
+    """The requirements cache of a code dir: ``<code-dir>/.requirements`` (never a location name)."""
+    return Path(code_dir) / CACHE_DIRNAME
+
+
+def location_env(
+    tree: Path,
+    code_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """The environment to import-check and serve ``tree`` with: its requirements first on PYTHONPATH.
+
+    The sync agent's hook: call it for a new build before the import check (a DagopsError rejects the
+    revision like an import error), and for ``current`` before starting the code server (a cache hit,
+    no install). Returns a copy of ``env`` (default os.environ), unchanged when there are no requirements.
+    """
+    return pythonpath(ensure_requirements(tree, cache_dir(code_dir), log=log), env)

@@ -12,7 +12,9 @@ import io
 import json
 import os
 import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -293,7 +295,7 @@ def test_requirements_are_installed_and_used_by_the_load_check(root: Path, s3: A
 
     add(root, s3, "withreqs", upstream.url)
 
-    installed = list((root / ".dagops" / "requirements").glob("*/site/minidep/__init__.py"))
+    installed = list((root / ".dagops" / "code" / ".requirements").glob("*/site/minidep/__init__.py"))
     assert len(installed) == 1 and installed[0].read_text() == "VALUE = 41\n"
     assert "requirements.txt" in manifest(s3, "withreqs")["files"]
 
@@ -672,3 +674,100 @@ def test_requirements_key_changes_with_the_file_and_the_environment(tmp_path: Pa
     req.write_text("minidep==1.0\n")
     assert key != requirements.requirements_key(req, base)
     assert requirements.ensure_requirements(tmp_path / "empty", tmp_path / "cache") is None
+
+
+def test_location_env_is_the_sync_agents_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    tree = tmp_path / "tree"
+    (tree / "wheels").mkdir(parents=True)
+    (tree / "wheels" / "minidep-1.0-py3-none-any.whl").write_bytes(wheel("minidep", "1.0", "VALUE = 5\n"))
+    (tree / "requirements.txt").write_text("./wheels/minidep-1.0-py3-none-any.whl\n")
+    code_dir = tmp_path / "code"
+
+    env = requirements.location_env(tree, code_dir, {"PATH": os.environ["PATH"], "PYTHONPATH": "/elsewhere"})
+
+    site = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    assert site.parent.parent == code_dir / ".requirements" and env["PYTHONPATH"].endswith("/elsewhere")
+    probe = subprocess.run(
+        [sys.executable, "-c", "import minidep; print(minidep.VALUE)"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.strip() == "5"
+    # Second call: a cache hit (same directory, nothing reinstalled).
+    stamp = (site / "minidep" / "__init__.py").stat().st_mtime_ns
+    again = requirements.location_env(tree, code_dir, {})
+    assert again["PYTHONPATH"] == str(site) and (site / "minidep" / "__init__.py").stat().st_mtime_ns == stamp
+    assert requirements.location_env(tmp_path / "none", code_dir, {"A": "1"}) == {"A": "1"}
+
+
+# --------------------------------------------------------------------------- the invoke layer
+
+REPO = Path(__file__).resolve().parents[2]
+
+CLI_CASES = [
+    ("add-bad-name", ["repo.add", "--url", "file:///x", "--name", "../etc"], "Invalid code location name"),
+    ("add-shell-url", ["repo.add", "--url", "file:///x;id", "--name", "ok"], "Refusing repository URL"),
+    ("add-missing-args", ["repo.add", "--name", "ok"], "Give both --url URL and --name NAME"),
+    ("alias-add-repo", ["add-repo", "--repo-url", "ftp://h/x", "--repo-name", "ok"], "not a git URL"),
+    ("remove-unknown", ["repo.remove", "--name", "nothing"], "No code location named 'nothing'"),
+    ("alias-update-repo", ["update-repo", "--name", "main"], "not an external repository"),
+    ("logs-bad-name", ["repo.logs", "--name", "A;B"], "Invalid code location name"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), [pytest.param(*row[1:], id=row[0]) for row in CLI_CASES])
+def test_cli_bad_input_is_one_line_and_exit_1(root: Path, argv: list[str], message: str) -> None:
+    before = registry.registry_path(root).read_bytes()
+    env = {**os.environ, "DAGOPS_DEV_STATE_DIR": str(root / ".dagops")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *argv],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert registry.registry_path(root).read_bytes() == before
+    assert not (root / "repos").exists()
+
+
+def test_cli_list_shows_the_repositories(root: Path, s3: Any, upstream: Upstream) -> None:
+    add(root, s3, "pipelines", upstream.url)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), "list-repos"],
+        cwd=root,
+        env={**os.environ, "DAGOPS_DEV_STATE_DIR": str(root / ".dagops")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.strip().splitlines()
+    assert header.split() == ["NAME", "URL", "REF", "COMMIT", "SYNC"]
+    assert row.split()[:4] == ["pipelines", upstream.url, "main", registry.get("pipelines", root).commit[:12]]
+
+
+def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
+    log = tmp_path / "sync-etl.log"
+    log.write_text("one\ntwo\n")
+    assert list(repos.follow_file(log, follow=False)) == ["one", "two"]
+    with pytest.raises(DagopsError, match="No log file"):
+        list(repos.follow_file(tmp_path / "sync-none.log", follow=False))
+
+    logs = boto3.client("logs", region_name="ap-southeast-2")
+    logs.create_log_group(logGroupName="/dagops/test/code-etl")
+    logs.create_log_stream(logGroupName="/dagops/test/code-etl", logStreamName="sync/abc")
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName="/dagops/test/code-etl",
+        logStreamName="sync/abc",
+        logEvents=[{"timestamp": now, "message": "swapped to abc"}, {"timestamp": now + 1, "message": "ok"}],
+    )
+    lines = list(repos.cloudwatch_lines(logs, "/dagops/test/code-etl", follow=False, since_ms=now - 1000))
+    assert lines == ["sync/abc swapped to abc", "sync/abc ok"]
+    with pytest.raises(DagopsError, match="does not exist"):
+        list(repos.cloudwatch_lines(logs, "/dagops/test/nothing", follow=False, since_ms=0))
