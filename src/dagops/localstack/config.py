@@ -34,10 +34,14 @@ class DevConfig:
     max_concurrent_runs: int = 4
     stop_timeout: float = 15.0
     startup_timeout: float = 180.0
+    # An existing Postgres to use instead of starting one (a container, a shared server): its host.
+    postgres_host: str = ""
     postgres_user: str = "dagster"
     # Trust auth on loopback: the password is a formality for clients that insist on one.
     postgres_password: str = "dagster"  # noqa: S105
     postgres_db: str = "dagster"
+    # An existing S3-compatible endpoint (MinIO, a moto server) instead of starting moto on s3_port.
+    s3_url: str = ""
     # Where the state lives; empty means dagops.paths.state_dir() (DAGOPS_STATE_DIR or .dagops/).
     state_dir: str = ""
 
@@ -125,7 +129,7 @@ class DevConfig:
 
     @property
     def s3_endpoint(self) -> str:
-        return f"http://{self.host}:{self.s3_port}"
+        return self.s3_url or f"http://{self.host}:{self.s3_port}"
 
 
 def port_in_use(host: str, port: int) -> bool:

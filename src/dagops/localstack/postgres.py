@@ -206,7 +206,34 @@ class LocalPostgres:
             **self.popen_kwargs(),
         )
 
-    # Readiness and database ----------------------------------------------------------------
+    @property
+    def database(self) -> PostgresDatabase:
+        return PostgresDatabase(self.host, self.port, self.user, self.password, self.db)
+
+    def wait_ready(self, timeout: float = 60.0, alive: Any = None) -> None:
+        self.database.wait_ready(timeout, alive)
+
+    def create_database(self) -> None:
+        self.database.create_database()
+
+    def connect(self, db: str | None = None) -> Any:
+        return self.database.connect(db)
+
+    @property
+    def url(self) -> str:
+        return self.database.url
+
+
+@dataclass(frozen=True)
+class PostgresDatabase:
+    """Where Dagster's storage lives: a local server of ours, a container, or any reachable Postgres."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    db: str
+
     def connect(self, db: str | None = None) -> Any:
         import psycopg2
 
@@ -235,10 +262,10 @@ class LocalPostgres:
             if self.is_ready():
                 return
             if alive is not None and not alive():
-                raise DagopsError(f"PostgreSQL exited during start-up on port {self.port}.")
+                raise DagopsError(f"PostgreSQL exited during start-up ({self.host}:{self.port}).")
             time.sleep(0.2)
         raise DagopsError(
-            f"PostgreSQL did not accept connections on port {self.port} within {timeout:.0f} s."
+            f"PostgreSQL did not accept connections at {self.host}:{self.port} within {timeout:.0f} s."
         )
 
     def create_database(self) -> None:

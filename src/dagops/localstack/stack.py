@@ -24,7 +24,7 @@ from dagops.errors import DagopsError
 from dagops.localstack import dagster_home, graphql
 from dagops.localstack import s3 as local_s3
 from dagops.localstack.config import DevConfig, check_ports_free
-from dagops.localstack.postgres import LocalPostgres, find_bin_dir
+from dagops.localstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
 from dagops.localstack.supervisor import Child, Supervisor
 
 STATE_FILE = "stack.json"
@@ -104,7 +104,8 @@ class _Stack:
         self.sup = Supervisor(config.logs_dir, console, stop_timeout=config.stop_timeout)
         self.sup.on_change = self.save_state
         self.locations = registry.load(config.root)
-        self.postgres: LocalPostgres | None = None
+        self.postgres: PostgresDatabase | None = None
+        self.local_pg: LocalPostgres | None = None
         self.state: dict[str, Any] = {
             "pid": os.getpid(),
             "mode": "embedded",
@@ -159,7 +160,9 @@ class _Stack:
     # Steps ----------------------------------------------------------------------------------
     def check_ports(self, with_postgres: bool) -> None:
         cfg = self.config
-        ports = {"Dagster UI": cfg.ui_port, "S3 endpoint": cfg.s3_port}
+        ports = {"Dagster UI": cfg.ui_port}
+        if not cfg.s3_url:
+            ports["S3 endpoint"] = cfg.s3_port
         if with_postgres:
             ports["Postgres"] = cfg.postgres_port
         for name, _host, port in self.code_servers():
@@ -170,7 +173,7 @@ class _Stack:
 
     def start_postgres(self) -> None:
         cfg = self.config
-        pg = self.postgres
+        pg = self.local_pg
         assert pg is not None
         if pg.ensure_initialized():
             self.sup.say(f"initialized a new Postgres cluster in {pg.data_dir}")
@@ -326,15 +329,28 @@ class _Stack:
     def run(self, wait_forever: bool = True) -> None:
         cfg = self.config
         begin = time.monotonic()
-        bin_dir = find_bin_dir()
+        bin_dir = None if cfg.postgres_host else find_bin_dir()
         self.check_ports(with_postgres=bin_dir is not None)
         for folder in (cfg.state, cfg.logs_dir, cfg.run_dir, cfg.code_dir, cfg.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / PID_FILE).write_text(str(os.getpid()))
         self.save_state()
         self.sup.say(f"starting the local stack (state in {cfg.state})")
-        if bin_dir is not None:
-            self.postgres = LocalPostgres(
+        if cfg.postgres_host:
+            self.postgres = PostgresDatabase(
+                cfg.postgres_host,
+                cfg.postgres_port,
+                cfg.postgres_user,
+                cfg.postgres_password,
+                cfg.postgres_db,
+            )
+            self.postgres.wait_ready(timeout=30)
+            self.postgres.create_database()
+            self.sup.say(
+                f"using the Postgres at {cfg.postgres_host}:{cfg.postgres_port} (database {cfg.postgres_db})"
+            )
+        elif bin_dir is not None:
+            self.local_pg = LocalPostgres(
                 cfg.postgres_dir,
                 cfg.postgres_port,
                 host=cfg.host,
@@ -344,12 +360,18 @@ class _Stack:
                 bin_dir=bin_dir,
             )
             self.start_postgres()
+            self.postgres = self.local_pg.database
         else:
             self.sup.say(
                 "PostgreSQL binaries not found (PATH, /usr/lib/postgresql/*/bin): using SQLite storage"
             )
         self.state["storage"] = "postgres" if self.postgres else "sqlite"
-        self.start_s3()
+        if cfg.s3_url:
+            local_s3.wait_ready(cfg.s3_url, timeout=30)
+            local_s3.ensure_bucket(local_s3.client(cfg.s3_url), cfg.bucket)
+            self.sup.say(f"using the S3 endpoint at {cfg.s3_url} (bucket {cfg.bucket})")
+        else:
+            self.start_s3()
         self.publish()
         dagster_home.write(
             cfg.dagster_home,

@@ -1,0 +1,164 @@
+"""Integration fixtures: a real Postgres, a moto S3 server, and the real local stack (`invoke dev --detach`).
+
+Postgres comes from testcontainers when a Docker engine answers, else from a local PostgreSQL server
+started with dagops.localstack.postgres (the same code `invoke dev` uses); the module is skipped only when
+neither exists. The stack runs with free ports, a temporary state directory and a 1 s sync interval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagops.localstack import s3 as local_s3
+from dagops.localstack.compose import docker_available
+from dagops.localstack.config import DevConfig, free_port
+from dagops.localstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "dagops-it"
+SYNC_INTERVAL = 1.0
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabase]:
+    """A Postgres database for Dagster's storage: testcontainers with Docker, else a local server."""
+    if docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer(
+            "postgres:16-alpine", username="dagster", password="dagster", dbname="dagster"
+        ) as pg:
+            yield PostgresDatabase(
+                pg.get_container_host_ip(), int(pg.get_exposed_port(5432)), "dagster", "dagster", "dagster"
+            )
+        return
+    if find_bin_dir() is None:
+        pytest.skip(
+            "PostgreSQL not available: no Docker engine for testcontainers and no initdb/postgres binaries"
+        )
+    # Not under pytest's tmp dir: as root the server runs as `postgres`, who cannot enter a 0700 folder.
+    folder = Path(tempfile.mkdtemp(prefix="dagops-it-pg-"))
+    folder.chmod(0o755)
+    server = LocalPostgres(folder / "data", free_port())
+    try:
+        server.start(folder / "postgres.log")
+        yield server.database
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server on loopback (a real HTTP endpoint, shared by the stack and the tests)."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    local_s3.wait_ready(endpoint)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+@dataclass
+class Stack:
+    config: DevConfig
+    env: dict[str, str]
+    postgres: PostgresDatabase
+    s3_endpoint: str
+    ready_seconds: float
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.config.ui_url
+
+    def s3(self) -> Any:
+        return local_s3.client(self.s3_endpoint)
+
+    def status(self, location: str = "main") -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.config.code_dir / location / "status.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+
+def _invoke(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(
+    postgres: PostgresDatabase, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The real stack: sync agent + code server per location, webserver and daemon, on the fixtures above."""
+    state_dir = tmp_path_factory.mktemp("stack")
+    settings = {
+        "MODE": "embedded",
+        "UI_PORT": free_port(),
+        "CODE_SERVER_BASE_PORT": free_port(),
+        "S3_URL": moto_endpoint,
+        "BUCKET": BUCKET,
+        "POSTGRES_HOST": postgres.host,
+        "POSTGRES_PORT": postgres.port,
+        "POSTGRES_USER": postgres.user,
+        "POSTGRES_PASSWORD": postgres.password,
+        "POSTGRES_DB": postgres.db,
+        "SYNC_INTERVAL": SYNC_INTERVAL,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
+    env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in settings.items()})
+    env["DAGOPS_STATE_DIR"] = str(state_dir)
+    env.pop("DAGOPS_ROOT", None)
+    config = DevConfig.resolve({}, environ=env, state_dir=str(state_dir))
+    started = time.monotonic()
+    proc = _invoke(["dev", "--detach"], env, timeout=400)
+    ready = time.monotonic() - started
+    if proc.returncode != 0:
+        logs = "\n".join(
+            f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-30:])
+            for p in sorted(config.logs_dir.glob("*.log"))
+        )
+        _invoke(["stop"], env, timeout=120)
+        pytest.fail(f"`invoke dev --detach` failed: {proc.stdout}{proc.stderr}\n{logs}")
+    try:
+        yield Stack(config=config, env=env, postgres=postgres, s3_endpoint=moto_endpoint, ready_seconds=ready)
+    finally:
+        stopped = _invoke(["stop"], env, timeout=180)
+        assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Measured figures, printed at the end of the run (and written to .dagops/figures/integration.json)."""
+    found: dict[str, str] = {}
+    yield found
+    if not found:
+        return
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    lines = ["", "measured figures:"] + [f"  {k}: {v}" for k, v in found.items()]
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line)
+    out = REPO / ".dagops" / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "integration.json").write_text(json.dumps(found, indent=2))
