@@ -29,12 +29,12 @@ from dagops import workspace
 from dagops.errors import ConfigError, DagopsError
 from dagops.names import validate_location_name
 
-ROLES = ("webserver", "daemon", "code-location")
+ROLES = ("webserver", "daemon", "code-location", "publish")
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
 DEFAULT_HOME = "/opt/dagster/home"
 DEFAULT_CODE_DIR = "/opt/dagster/code"
 WEBSERVER_PORT = "3000"
-USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | dagster <args...>"
+USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | publish | dagster <args...>"
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Launch:
     cwd: str | None = None
     files: dict[str, str] = field(default_factory=dict)
     sync_first: str | None = None  # a code location to sync once before starting (run tasks)
+    publish_root: str | None = None  # publish every registered location from this checkout, then exit
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -166,11 +167,21 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
     out = _common_env(env)
 
     if role in ("webserver", "daemon"):
-        _require(env, [*PG_VARS, "DAGOPS_ENV", "DAGOPS_CODE_LOCATIONS"], role)
-        servers = parse_code_locations(_get(env, "DAGOPS_CODE_LOCATIONS"))
+        _require(env, [*PG_VARS, "DAGOPS_ENV"], role)
         home = Path(_get(env, "DAGSTER_HOME") or DEFAULT_HOME)
         out["DAGSTER_HOME"] = str(home)
-        files = {str(home / "workspace.yaml"): workspace.render(servers)}
+        files: dict[str, str] = {}
+        workspace_file = _get(env, "DAGOPS_WORKSPACE")
+        if workspace_file:  # a workspace.yaml given as is (the compose stack mounts one)
+            if not Path(workspace_file).is_file():
+                raise ConfigError(f"DAGOPS_WORKSPACE names {workspace_file}, which is not a file.")
+        else:
+            if not _get(env, "DAGOPS_CODE_LOCATIONS"):
+                raise ConfigError(
+                    f"DAGOPS_CODE_LOCATIONS is not set (needed by the {role} role: name=host:port,...)."
+                )
+            workspace_file = str(home / "workspace.yaml")
+            files[workspace_file] = workspace.render(parse_code_locations(_get(env, "DAGOPS_CODE_LOCATIONS")))
         template = _get(env, "DAGOPS_INSTANCE_TEMPLATE")
         if template:
             try:
@@ -184,7 +195,6 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
             raise ConfigError(
                 f"No dagster.yaml in DAGSTER_HOME ({home}) and DAGOPS_INSTANCE_TEMPLATE is not set."
             )
-        workspace_file = str(home / "workspace.yaml")
         if role == "webserver":
             argv = ["dagster-webserver", "-h", "0.0.0.0", "-p", WEBSERVER_PORT, "-w", workspace_file, *rest]  # noqa: S104
         else:
@@ -196,6 +206,12 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
         location = _valid_location(_get(env, "DAGOPS_LOCATION"))
         argv = [sys.executable, "-m", "dagops.sync", "run", "--location", location, *rest]
         return Launch(argv=argv, env=out)
+
+    if role == "publish":
+        root = _get(env, "DAGOPS_ROOT")
+        if not root or not Path(root).is_dir():
+            raise ConfigError("DAGOPS_ROOT must name the checkout (with code_locations/) to publish from.")
+        return Launch(argv=[], env=out, publish_root=root)
 
     # A run task: the EcsRunLauncher overrides the command with `dagster api execute_run <json>`.
     _require(env, PG_VARS, "run")
@@ -222,11 +238,27 @@ def _write(path: str, text: str) -> None:
     os.replace(tmp, target)
 
 
+def publish_all(root: Path) -> int:
+    """Publish every code location of the registry under ``root`` to the bucket (the compose publisher)."""
+    from dagops import registry, settings
+    from dagops.publish import publish_location, s3_client
+
+    bucket, s3 = settings.bucket(), s3_client()
+    for location in registry.load(root):
+        print(
+            publish_location(s3, bucket, location.name, location.path(root), location.entry).summary(),
+            flush=True,
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Validate, prepare, then replace this process with the role's process (exit 1 on a bad setting)."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         launch = plan(args, os.environ)
+        if launch.publish_root:
+            return publish_all(Path(launch.publish_root))
         for path, text in launch.files.items():
             try:
                 _write(path, text)

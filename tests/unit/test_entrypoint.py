@@ -197,3 +197,55 @@ def test_a_run_task_without_a_location_is_refused() -> None:
             ["dagster", "api", "execute_run", "{}"],
             {**BASE, **{k: v for k, v in PG.items() if "PASS" not in k}},
         )
+
+
+def test_a_given_workspace_file_is_used_as_is(tmp_path: Path) -> None:
+    given = tmp_path / "workspace.yaml"
+    given.write_text("load_from: []\n")
+    home = tmp_path / "home"
+    env = {
+        **BASE,
+        **PG,
+        "DAGSTER_HOME": str(home),
+        "DAGOPS_WORKSPACE": str(given),
+        "DAGOPS_INSTANCE_TEMPLATE": str(REPO / "compose" / "dagster.yaml"),
+    }
+    launch = plan(["daemon"], env)
+    assert launch.argv == ["dagster-daemon", "run", "-w", str(given)]
+    assert list(launch.files) == [str(home / "dagster.yaml")]
+    with pytest.raises(ConfigError, match="DAGOPS_WORKSPACE names"):
+        plan(["daemon"], {**env, "DAGOPS_WORKSPACE": str(tmp_path / "missing.yaml")})
+    with pytest.raises(ConfigError, match="DAGOPS_CODE_LOCATIONS is not set"):
+        plan(["daemon"], {k: v for k, v in env.items() if k != "DAGOPS_WORKSPACE"})
+
+
+def test_publish_role_publishes_every_registered_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    from dagops.entrypoint import main
+
+    (tmp_path / "code_locations" / "main").mkdir(parents=True)
+    (tmp_path / "code_locations" / "main" / "definitions.py").write_text("defs = None\n")
+    (tmp_path / "code_locations" / "locations.yaml").write_text(
+        "locations:\n- name: main\n  source: code_locations/main\n  entry: definitions.py\n"
+    )
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "DAGSTER_S3_BUCKET": "dagops-local",
+        "DAGOPS_ROOT": str(tmp_path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="dagops-local")
+        assert main(["publish"]) == 0
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="dagops-local")["Contents"]}
+    assert {"dags/main/definitions.py", "dags/main/_manifest.json"} <= keys
+    monkeypatch.delenv("DAGOPS_ROOT")
+    assert main(["publish"]) == 1
