@@ -1,0 +1,12 @@
+provider "aws" {
+  region              = var.region
+  allowed_account_ids = var.allowed_account_ids
+
+  default_tags {
+    tags = {
+      Project   = "dagops"
+      ManagedBy = "opentofu"
+      Root      = "live/bootstrap"
+    }
+  }
+}

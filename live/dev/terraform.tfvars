@@ -1,0 +1,16 @@
+# dev: only what differs from the defaults in variables.tf.
+environment = "dev"
+# Replace with your AWS account id (the provider refuses any other account).
+allowed_account_ids = ["123456789012"]
+
+# The cheap shape: webserver, daemon and code locations in one task on Fargate Spot.
+single_task      = true
+use_fargate_spot = true
+
+# Throwaway: destroy removes the bucket's objects, the images and the secrets at once.
+force_destroy            = true
+db_backup_retention_days = 0
+log_retention_days       = 7
+
+# Who may open the web UI (your office or VPN address); 0.0.0.0/0 is refused.
+ui_allowed_cidrs = ["203.0.113.0/24"]

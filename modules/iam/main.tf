@@ -1,0 +1,322 @@
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  region    = data.aws_region.current.name
+  partition = data.aws_partition.current.partition
+
+  cluster_arn   = "arn:${local.partition}:ecs:${local.region}:${local.account}:cluster/${var.cluster_name}"
+  run_family    = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.run_task_family}:*"
+  cluster_tasks = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
+  logs_prefix   = "logs/${var.environment}/"
+
+  # IAM role names stop at 64 characters: long names keep a readable head and a hash of the whole.
+  location_role_names = {
+    for loc in var.code_locations : loc => (
+      length("${var.name}-code-${loc}") <= 64
+      ? "${var.name}-code-${loc}"
+      : "${substr("${var.name}-code-${loc}", 0, 55)}-${substr(sha1(loc), 0, 8)}"
+    )
+  }
+}
+
+data "aws_iam_policy_document" "ecs_tasks_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Execution role: what ECS itself needs to start a container (pull the image, write logs, read the DB secret).
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid       = "EcrAuth"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"] # GetAuthorizationToken has no resource-level permissions.
+  }
+
+  statement {
+    sid       = "EcrPull"
+    actions   = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    resources = [var.ecr_repository_arn]
+  }
+
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [for arn in var.log_group_arns : "${arn}:*"]
+  }
+
+  statement {
+    sid       = "DatabasePassword"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.db_secret_arn]
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  description        = "ECS task execution role: image pull, logs, database secret"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "execution"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Control role: webserver and daemon. Compute logs in S3, and what EcsRunLauncher needs to start, watch
+# and stop one Fargate task per run.
+
+data "aws_iam_policy_document" "control" {
+  statement {
+    sid       = "ListComputeLogs"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.logs_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ComputeLogs"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${var.bucket_arn}/${local.logs_prefix}*"]
+  }
+
+  statement {
+    sid       = "LaunchRuns"
+    actions   = ["ecs:RunTask"]
+    resources = [local.run_family]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [local.cluster_arn]
+    }
+  }
+
+  statement {
+    sid       = "WatchAndStopRuns"
+    actions   = ["ecs:DescribeTasks", "ecs:StopTask"]
+    resources = [local.cluster_tasks]
+  }
+
+  statement {
+    sid       = "TagRunsAtLaunch"
+    actions   = ["ecs:TagResource"]
+    resources = [local.cluster_tasks]
+    condition {
+      test     = "StringEquals"
+      variable = "ecs:CreateAction"
+      values   = ["RunTask"]
+    }
+  }
+
+  statement {
+    # These ECS and EC2 actions have no resource-level permissions: "*" is the only valid resource.
+    sid = "TaskDefinitionsAndNetwork"
+    actions = [
+      "ecs:DescribeTaskDefinition",
+      "ecs:RegisterTaskDefinition",
+      "ec2:DescribeNetworkInterfaces",
+      "secretsmanager:ListSecrets",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PassRunRoles"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.execution.arn, aws_iam_role.run.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "control" {
+  name               = "${var.name}-control"
+  description        = "Dagster webserver and daemon: compute logs and EcsRunLauncher"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "control" {
+  # checkov:skip=CKV_AWS_290: RegisterTaskDefinition and DescribeNetworkInterfaces accept no resource but "*"; RunTask, StopTask and PassRole are scoped.
+  # checkov:skip=CKV_AWS_355: Same: these actions have no resource-level permissions in IAM.
+  name   = "control"
+  role   = aws_iam_role.control.id
+  policy = data.aws_iam_policy_document.control.json
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Run role: one Fargate task per run. A run may belong to any code location, so it reads every location's
+# code and writes every location's assets, plus the compute logs.
+
+data "aws_iam_policy_document" "run" {
+  statement {
+    sid       = "List"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["dags/*", "assets/*", "${local.logs_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadCode"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/dags/*"]
+  }
+
+  statement {
+    sid       = "Assets"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${var.bucket_arn}/assets/*"]
+  }
+
+  statement {
+    sid       = "ComputeLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arn}/${local.logs_prefix}*"]
+  }
+}
+
+resource "aws_iam_role" "run" {
+  name               = "${var.name}-run"
+  description        = "Dagster runs launched by EcsRunLauncher"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "run" {
+  name   = "run"
+  role   = aws_iam_role.run.id
+  policy = data.aws_iam_policy_document.run.json
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# One role per code location: its own code (read), its own assets (read/write), compute logs (write).
+
+data "aws_iam_policy_document" "code_location" {
+  for_each = toset(var.code_locations)
+
+  statement {
+    sid       = "List"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["dags/${each.key}/*", "assets/${each.key}/*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadCode"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.bucket_arn}/dags/${each.key}/*"]
+  }
+
+  statement {
+    sid       = "Assets"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${var.bucket_arn}/assets/${each.key}/*"]
+  }
+
+  statement {
+    sid       = "ComputeLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arn}/${local.logs_prefix}*"]
+  }
+}
+
+resource "aws_iam_role" "code_location" {
+  for_each = toset(var.code_locations)
+
+  name               = local.location_role_names[each.key]
+  description        = "Dagster code location ${each.key}: code server and sync agent"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = merge(var.tags, { CodeLocation = each.key })
+}
+
+resource "aws_iam_role_policy" "code_location" {
+  for_each = toset(var.code_locations)
+
+  name   = "code-location"
+  role   = aws_iam_role.code_location[each.key].id
+  policy = data.aws_iam_policy_document.code_location[each.key].json
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# The one-task stack (dev): webserver, daemon and every code location share one task, so one role.
+# Statement ids must be unique across the merged documents.
+
+data "aws_iam_policy_document" "stack" {
+  count = var.single_task ? 1 : 0
+
+  source_policy_documents = [data.aws_iam_policy_document.control.json]
+
+  statement {
+    sid       = "StackList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = flatten([for loc in var.code_locations : ["dags/${loc}/*", "assets/${loc}/*"]])
+    }
+  }
+
+  statement {
+    sid       = "StackReadCode"
+    actions   = ["s3:GetObject"]
+    resources = [for loc in var.code_locations : "${var.bucket_arn}/dags/${loc}/*"]
+  }
+
+  statement {
+    sid       = "StackAssets"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = [for loc in var.code_locations : "${var.bucket_arn}/assets/${loc}/*"]
+  }
+}
+
+resource "aws_iam_role" "stack" {
+  count = var.single_task ? 1 : 0
+
+  name               = "${var.name}-stack"
+  description        = "Dagster one-task stack: webserver, daemon and code locations"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "stack" {
+  # checkov:skip=CKV_AWS_290: RegisterTaskDefinition and DescribeNetworkInterfaces accept no resource but "*"; RunTask, StopTask and PassRole are scoped.
+  # checkov:skip=CKV_AWS_355: Same: these actions have no resource-level permissions in IAM.
+  count = var.single_task ? 1 : 0
+
+  name   = "stack"
+  role   = aws_iam_role.stack[0].id
+  policy = data.aws_iam_policy_document.stack[0].json
+}

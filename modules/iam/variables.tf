@@ -1,0 +1,56 @@
+variable "name" {
+  type        = string
+  description = "Name prefix of the roles (for example dagops-dev)."
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name; compute logs are written under logs/<environment>/."
+}
+
+variable "bucket_arn" {
+  type        = string
+  description = "ARN of the environment's bucket."
+}
+
+variable "code_locations" {
+  type        = list(string)
+  description = "Code-location names; each gets a task role scoped to its own dags/<loc>/ and assets/<loc>/ prefixes."
+}
+
+variable "cluster_name" {
+  type        = string
+  description = "Name of the ECS cluster that runs are launched in (RunTask, StopTask are limited to it)."
+}
+
+variable "run_task_family" {
+  type        = string
+  description = "Task definition family that EcsRunLauncher launches runs from."
+}
+
+variable "ecr_repository_arn" {
+  type        = string
+  description = "ARN of the ECR repository tasks pull the image from."
+}
+
+variable "log_group_arns" {
+  type        = list(string)
+  description = "ARNs of the CloudWatch log groups containers write to."
+}
+
+variable "db_secret_arn" {
+  type        = string
+  description = "ARN of the RDS-managed secret holding the database password (injected into containers)."
+}
+
+variable "single_task" {
+  type        = bool
+  description = "Also create the role of the one-task stack (webserver, daemon and code locations together)."
+  default     = false
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags added to every resource."
+  default     = {}
+}
