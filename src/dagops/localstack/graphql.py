@@ -68,3 +68,20 @@ def locations(url: str) -> dict[str, dict[str, Any]]:
             error = error or "not loaded"
         result[entry["name"]] = {"loadStatus": entry.get("loadStatus"), "error": error}
     return result
+
+
+RELOAD_MUTATION = """
+mutation Reload($name: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $name) { __typename }
+}
+"""
+
+
+def reload_location(url: str, name: str) -> str:
+    """Ask the webserver to reload code location ``name``; the result's type name."""
+    return str(query(url, RELOAD_MUTATION, {"name": name})["reloadRepositoryLocation"]["__typename"])
+
+
+def reload_workspace(url: str) -> None:
+    """Make the webserver read workspace.yaml again and reconnect to every code location."""
+    query(url, "mutation { reloadWorkspace { __typename } }")

@@ -20,9 +20,17 @@ LOCAL_CREDENTIALS = {
 }
 
 
+# moto's server with its per-request access log turned off: the sync agents poll every few seconds,
+# and a line per poll would drown the console of `invoke dev`. Errors still reach the log.
+_MOTO_QUIET = (
+    "import logging, sys; logging.getLogger('werkzeug').setLevel(logging.WARNING); "
+    "from moto.server import main; main(sys.argv[1:])"
+)
+
+
 def moto_argv(host: str, port: int) -> list[str]:
     """The command of a moto server child process."""
-    return [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
+    return [sys.executable, "-c", _MOTO_QUIET, "-H", host, "-p", str(port)]
 
 
 def is_ready(endpoint: str) -> bool:

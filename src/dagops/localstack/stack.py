@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from dagops import registry
+from dagops import registry, workspace
 from dagops.errors import DagopsError
 from dagops.localstack import dagster_home, graphql
 from dagops.localstack import s3 as local_s3
@@ -42,6 +42,14 @@ def _bin(name: str) -> str:
     if not found:
         raise DagopsError(f"{name} was not found; install the project's dependencies (uv sync).")
     return found
+
+
+def _listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 # State files ------------------------------------------------------------------------------------
@@ -264,7 +272,7 @@ class _Stack:
         pending = {name: (host, port) for name, host, port in self.code_servers()}
         while pending and time.monotonic() < deadline:
             for name, (host, port) in list(pending.items()):
-                with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+                if _listening(host, port):
                     del pending[name]
             time.sleep(0.2)
         for name in pending:
@@ -273,19 +281,23 @@ class _Stack:
                 f"(see {self.config.logs_dir / f'sync-{name}.log'})"
             )
 
-    def start_dagster(self) -> None:
+    def start_webserver(self) -> None:
         cfg = self.config
         workspace_yaml = str(cfg.dagster_home / "workspace.yaml")
-        env = self.env()
         self.sup.start(
             Child(
                 "webserver",
                 [_bin("dagster-webserver"), "-h", cfg.host, "-p", str(cfg.ui_port), "-w", workspace_yaml],
-                env=env,
+                env=self.env(),
                 cwd=cfg.dagster_home,
                 tier=3,
             )
         )
+
+    def start_daemon(self) -> None:
+        cfg = self.config
+        workspace_yaml = str(cfg.dagster_home / "workspace.yaml")
+        env = self.env()
         self.sup.start(
             Child(
                 "daemon",
@@ -309,21 +321,30 @@ class _Stack:
                     f"The Dagster webserver keeps exiting; see {cfg.logs_dir / 'webserver.log'}."
                 )
             time.sleep(0.25)
-        # The UI answers; report locations that did not load (their error is in the UI as well).
+        with contextlib.suppress(DagopsError):
+            graphql.reload_workspace(cfg.ui_url)
+        # A location can still miss its code server (a slow first sync): reload it once its server is up,
+        # as the sync agent does after every swap. Locations that still fail are reported (and shown in
+        # the UI with their error).
+        servers = {name: (host, port) for name, host, port in self.code_servers()}
+        reloads: dict[str, int] = {}
         while time.monotonic() < deadline:
             try:
                 states = graphql.locations(cfg.ui_url)
             except DagopsError:
                 time.sleep(0.5)
                 continue
-            if all(s["loadStatus"] == "LOADED" for s in states.values()):
-                for name, s in states.items():
-                    if s["error"]:
-                        self.sup.say(
-                            f"warning: code location {name} failed to load: {s['error'].strip()[:300]}"
-                        )
+            failing = {n: s for n, s in states.items() if s["loadStatus"] != "LOADED" or s["error"]}
+            retry = [n for n in failing if n in servers and reloads.get(n, 0) < 3 and _listening(*servers[n])]
+            if not retry and all(s["loadStatus"] == "LOADED" for s in states.values()):
+                for name, s in failing.items():
+                    self.sup.say(f"warning: code location {name} failed to load: {s['error'].strip()[:300]}")
                 return
-            time.sleep(0.25)
+            for name in retry:
+                reloads[name] = reloads.get(name, 0) + 1
+                with contextlib.suppress(DagopsError):
+                    graphql.reload_location(cfg.ui_url, name)
+            time.sleep(0.5)
 
     # Whole run ------------------------------------------------------------------------------
     def run(self, wait_forever: bool = True) -> None:
@@ -389,8 +410,15 @@ class _Stack:
         )
         deadline = begin + cfg.startup_timeout
         self.start_sync_agents()
+        # The webserver takes as long to start as a code server, so it starts now, on an empty workspace
+        # (no failed first load while the code servers come up); the real workspace.yaml is written, and
+        # reloaded, once they listen. The daemon starts then.
+        workspace_yaml = cfg.dagster_home / "workspace.yaml"
+        workspace_yaml.write_text(workspace.render([]))
+        self.start_webserver()
         self.wait_code_servers(deadline)
-        self.start_dagster()
+        workspace_yaml.write_text(workspace.render(self.code_servers()))
+        self.start_daemon()
         self.wait_ui(deadline)
         took = time.monotonic() - begin
         self.state.update(status="ready", ready_seconds=round(took, 2))
