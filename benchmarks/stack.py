@@ -1,0 +1,542 @@
+"""Benchmarks on the local stack: change-to-visible latency (1), stack memory (3), start-up (4).
+
+Each starts the embedded local stack of this repository (its registered code locations, ``main`` first)
+with a temporary state directory and free ports, through the same library ``invoke dev`` uses
+(``dagops.localstack``), and stops it afterwards. Nothing in the repository is changed: the latency
+benchmark publishes a copy of ``main`` with one extra module to the stack's own S3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import INFO, Row, free_port, percentile, repo_root, reproduce, s3_client, verdict
+
+LATENCY_INTERVAL_S = 1.0
+LATENCY_BUDGET_P95_S = 5.0
+DEFAULT_INTERVAL_S = 60.0
+MEMORY_BUDGET_MB = 450.0
+MEMORY_GROWTH_BUDGET = 0.10
+PROBE_S = 0.1
+UI_TIMEOUT_S = 300.0
+BENCH_MODULE = "bench_change.py"
+
+ASSET_QUERY = """
+query Asset($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { __typename } }
+"""
+LAUNCH = """
+mutation Launch($p: ExecutionParams!) {
+  launchRun(executionParams: $p) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}
+"""
+RUN_STATUSES = """
+query Runs($ids: [String!]) {
+  runsOrError(filter: {runIds: $ids}) { __typename ... on Runs { results { runId status } } }
+}
+"""
+DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _graphql(url: str, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+    from dagops.localstack import graphql
+
+    return graphql.query(url, text, variables)
+
+
+def _ui_ready(url: str) -> bool:
+    """The UI answers and every code location is loaded without error."""
+    from dagops.errors import DagopsError
+    from dagops.localstack import graphql
+
+    if graphql.server_info(url, timeout=2) is None:
+        return False
+    try:
+        states = graphql.locations(url)
+    except DagopsError:
+        return False
+    return bool(states) and all(s["loadStatus"] == "LOADED" and not s["error"] for s in states.values())
+
+
+@contextlib.contextmanager
+def _stack(sync_interval: float, label: str) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The embedded local stack (detached) with a temporary state dir and free ports; stopped after."""
+    from dagops.localstack import stack
+    from dagops.localstack.config import DevConfig
+
+    with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
+        os.chmod(tmp, 0o711)  # noqa: S103 (Postgres runs as user postgres and must reach its data dir)
+        config = DevConfig.resolve(
+            {},
+            environ={},
+            mode="embedded",
+            ui_port=free_port(),
+            s3_port=free_port(),
+            postgres_port=free_port(),
+            code_server_base_port=free_port(),
+            sync_interval=sync_interval,
+            state_dir=tmp,
+        )
+        try:
+            state = stack.start_detached(config, console=sys.stderr)
+        except BaseException:
+            _keep_logs(config.logs_dir, label)
+            raise
+        try:
+            deadline = time.monotonic() + UI_TIMEOUT_S
+            while not _ui_ready(config.ui_url):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the stack's code locations did not load; see {config.logs_dir}")
+                time.sleep(0.5)
+            yield config, state
+        finally:
+            stack.stop(config, console=sys.stderr)
+            _keep_logs(config.logs_dir, label)
+
+
+def _keep_logs(logs: Path, label: str) -> None:
+    """Copy a stack's logs out of its temporary state dir, to .dagops/bench/logs/<label>/."""
+    from dagops.paths import state_dir
+
+    target = state_dir() / "bench" / "logs" / label
+    with contextlib.suppress(OSError):
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(logs, target)
+        print(f"[bench] the stack's logs are kept in {target}", file=sys.stderr)
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def _tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _cmd(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return "?"
+
+
+def stack_rss(components: dict[str, int], location: str) -> dict[str, Any]:
+    """RSS (MB) of webserver, daemon and the location's sync agent with its code server (process trees)."""
+    kids = _children()
+    parts: dict[str, float] = {}
+    processes: dict[str, list[str]] = {}
+    for name in ("webserver", "daemon", f"sync-{location}"):
+        pid = components.get(name)
+        if not pid:
+            raise RuntimeError(f"component {name} is not running")
+        pids = _tree(pid, kids)
+        parts[name] = sum(_rss_mb(p) for p in pids)
+        processes[name] = [f"{p}: {_rss_mb(p):.0f} MB {_cmd(p)}" for p in pids]
+    return {"total_mb": sum(parts.values()), "parts_mb": parts, "processes": processes}
+
+
+# ------------------------------------------------------------------------------------ 1. latency
+def _bench_module(n: int) -> str:
+    return (
+        '"""Benchmark change: one asset whose name changes with every publish."""\n\n'
+        "import dagster as dg\n\n\n"
+        f'@dg.asset(group_name="bench")\n'
+        f"def bench_change_{n}() -> int:\n"
+        f"    return {n}\n\n\n"
+        f"defs = dg.Definitions(assets=[bench_change_{n}])\n"
+    )
+
+
+def _visible(url: str, asset: str) -> bool:
+    data = _graphql(url, ASSET_QUERY, {"key": {"path": [asset]}})
+    return data["assetNodeOrError"]["__typename"] == "AssetNode"
+
+
+def _change_and_wait(
+    s3: Any, config: Any, loc: Any, src: Path, n: int, wake: int | None, timeout: float = 120.0
+) -> tuple[float, float, float]:
+    """Publish change ``n``, wait until its asset is visible.
+
+    Returns seconds from the end of the publish to the swap on disk and to the asset in GraphQL, and
+    the publish's own time.
+    """
+    from dagops.publish import publish_location
+    from dagops.sync.layout import LocationDir
+
+    layout = LocationDir(config.code_dir, loc.name)
+    (src / "pipelines" / BENCH_MODULE).write_text(_bench_module(n))
+    started = time.monotonic()
+    result = publish_location(s3, config.bucket, loc.name, src, loc.entry)
+    published = time.monotonic()
+    if wake is not None:
+        os.kill(wake, signal.SIGUSR1)  # the agent's "poll now": isolates the work after a poll
+    swapped = None
+    while time.monotonic() - published < timeout:
+        if swapped is None and layout.current_revision() == result.revision:
+            swapped = time.monotonic() - published
+        if _visible(config.ui_url, f"bench_change_{n}"):
+            visible = time.monotonic() - published
+            return (visible if swapped is None else swapped), visible, published - started
+        time.sleep(PROBE_S)
+    raise RuntimeError(f"change {n} was not visible after {timeout:.0f} s")
+
+
+def latency(changes: int = 10) -> list[Row]:
+    """Benchmark 1: from publishing a changed location to its new asset in the webserver's GraphQL."""
+    from dagops import registry
+
+    changes = max(changes, 10)
+    loc = registry.load()[0]
+    cmd = reproduce("latency")
+    with _stack(LATENCY_INTERVAL_S, "latency") as (config, state), tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / loc.name
+        shutil.copytree(loc.path(), src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+        s3 = s3_client(config.s3_endpoint)
+        agent = state["components"][f"sync-{loc.name}"]
+        polled, swaps, publish_s = [], [], []
+        for n in range(1, changes + 1):
+            # Land each change at a random point of the agent's poll cycle.
+            time.sleep(random.uniform(0, LATENCY_INTERVAL_S))
+            swap, seconds, pub = _change_and_wait(s3, config, loc, src, n, None)
+            polled.append(seconds)
+            swaps.append(swap)
+            publish_s.append(pub)
+            print(
+                f"[bench]   change {n}: swapped {swap:.2f} s, visible {seconds:.2f} s after publish",
+                file=sys.stderr,
+                flush=True,
+            )
+        # The same with the agent woken at once: what a change costs after the poll that sees it.
+        woken = []
+        for n in range(changes + 1, changes + 6):
+            _, seconds, _ = _change_and_wait(s3, config, loc, src, n, agent)
+            woken.append(seconds)
+    p50, p95 = percentile(polled, 50), percentile(polled, 95)
+    w50, w95 = percentile(woken, 50), percentile(woken, 95)
+    after_swap = [v - w for v, w in zip(polled, swaps, strict=True)]
+    rows = [
+        Row(
+            "1 change-to-visible",
+            f"poll every {LATENCY_INTERVAL_S:g} s, {changes} changes",
+            f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {max(polled):.2f} s; of which publish -> swap on disk "
+            f"(poll wait, download, import check) p50 {percentile(swaps, 50):.2f} s, swap -> visible "
+            f"(code-server restart, reload) p50 {percentile(after_swap, 50):.2f} s"
+            f"; publish itself {percentile(publish_s, 50):.2f} s p50, not counted",
+            f"p95 < {LATENCY_BUDGET_P95_S:g} s",
+            verdict(p95 < LATENCY_BUDGET_P95_S),
+            cmd,
+            value=round(p95, 3),
+            unit="s",
+            details={"latencies_s": polled, "swap_s": swaps, "publish_s": publish_s, "location": loc.name},
+        ),
+        Row(
+            "1 change-to-visible",
+            "after the poll that sees it (agent woken, 5 changes)",
+            f"p50 {w50:.2f} s, p95 {w95:.2f} s (download, import check, code-server restart, reload)",
+            "-",
+            INFO,
+            cmd,
+            value=round(w50, 3),
+            unit="s",
+            details={"latencies_s": woken},
+        ),
+        Row(
+            "1 change-to-visible",
+            f"at the default {DEFAULT_INTERVAL_S:g} s interval (computed, not measured)",
+            f"expected p50 ~{DEFAULT_INTERVAL_S / 2 + w50:.0f} s, "
+            f"p95 ~{0.95 * DEFAULT_INTERVAL_S + w95:.0f} s, "
+            f"worst ~{DEFAULT_INTERVAL_S + w95:.0f} s (uniform wait for the next poll + the woken figures)",
+            "-",
+            INFO,
+            cmd,
+            value=round(DEFAULT_INTERVAL_S / 2 + w50, 1),
+            unit="s",
+        ),
+    ]
+    return rows
+
+
+# ------------------------------------------------------------------------------------- 3. memory
+def _job_name(url: str, location: str) -> tuple[str, str]:
+    """(repository name, job name) of the location's first non-asset-base job."""
+    data = _graphql(
+        url,
+        """query { repositoriesOrError { ... on RepositoryConnection { nodes {
+             name location { name } jobs { name } } } } }""",
+    )
+    for repo in data["repositoriesOrError"]["nodes"]:
+        if repo["location"]["name"] != location:
+            continue
+        jobs = [j["name"] for j in repo["jobs"] if not j["name"].startswith("__")]
+        if jobs:
+            return repo["name"], jobs[0]
+    raise RuntimeError(f"code location {location} has no job to run")
+
+
+def _launch(url: str, location: str, repo: str, job: str) -> str:
+    params = {
+        "selector": {"repositoryLocationName": location, "repositoryName": repo, "jobName": job},
+        "runConfigData": {},
+    }
+    result = _graphql(url, LAUNCH, {"p": params})["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launchRun: {result['__typename']}: {result.get('message', '')}")
+    return str(result["run"]["runId"])
+
+
+def _statuses(url: str, ids: list[str]) -> dict[str, str]:
+    if not ids:
+        return {}
+    data = _graphql(url, RUN_STATUSES, {"ids": ids})["runsOrError"]
+    return {r["runId"]: r["status"] for r in data.get("results", [])}
+
+
+def memory(runs: int = 200, time_budget_s: float = 300.0, in_flight: int = 4) -> list[Row]:
+    """Benchmark 3: summed RSS of webserver + daemon + one code location, after start and after runs."""
+    from dagops import registry
+
+    loc = registry.load()[0]
+    cmd = reproduce("memory")
+    with _stack(2.0, "memory") as (config, state):
+        components = state["components"]
+        time.sleep(5)
+        start = stack_rss(components, loc.name)
+        repo, job = _job_name(config.ui_url, loc.name)
+        outcomes: dict[str, int] = {}
+        pending: list[str] = []
+        launched = 0
+        warm: dict[str, Any] | None = None
+        began = time.monotonic()
+        while (launched < runs and time.monotonic() - began < time_budget_s) or pending:
+            while len(pending) < in_flight and launched < runs and time.monotonic() - began < time_budget_s:
+                pending.append(_launch(config.ui_url, loc.name, repo, job))
+                launched += 1
+            time.sleep(0.5)
+            for run_id, status in _statuses(config.ui_url, pending).items():
+                if status in DONE:
+                    pending.remove(run_id)
+                    outcomes[status] = outcomes.get(status, 0) + 1
+            finished = sum(outcomes.values())
+            if warm is None and finished >= 10 and not pending:
+                warm = stack_rss(components, loc.name)
+            if time.monotonic() - began > time_budget_s + 300:
+                raise RuntimeError(f"{len(pending)} runs did not finish")
+        elapsed = time.monotonic() - began
+        time.sleep(5)
+        end = stack_rss(components, loc.name)
+    done = sum(outcomes.values())
+    growth = (end["total_mb"] - start["total_mb"]) / start["total_mb"]
+    per_run_mb = (end["total_mb"] - start["total_mb"]) / done if done else 0.0
+    extrapolated = done < runs
+    growth_200 = (per_run_mb * runs) / start["total_mb"] if extrapolated else growth
+    warm_note = ""
+    if warm is not None:
+        warm_growth = (end["total_mb"] - warm["total_mb"]) / warm["total_mb"]
+        warm_note = (
+            f"; after the first 10 runs {warm['total_mb']:.0f} MB, growth since then {warm_growth:+.1%}"
+        )
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in start["parts_mb"].items())
+    end_parts = ", ".join(f"{k} {v:.0f}" for k, v in end["parts_mb"].items())
+    ok_runs = outcomes.get("SUCCESS", 0)
+    rows = [
+        Row(
+            "3 stack memory",
+            "RSS after start (webserver + daemon + code location with sync agent)",
+            f"{start['total_mb']:.0f} MB ({parts})",
+            f"< {MEMORY_BUDGET_MB:g} MB",
+            verdict(start["total_mb"] < MEMORY_BUDGET_MB),
+            cmd,
+            value=round(start["total_mb"], 1),
+            unit="MB",
+            details=start,
+        ),
+        Row(
+            "3 stack memory",
+            f"RSS after {done} runs of {job} ({ok_runs} succeeded, {elapsed:.0f} s)",
+            f"{end['total_mb']:.0f} MB ({end_parts}), growth {growth:+.1%}{warm_note}",
+            f"< {MEMORY_BUDGET_MB:g} MB",
+            verdict(end["total_mb"] < MEMORY_BUDGET_MB),
+            cmd,
+            value=round(end["total_mb"], 1),
+            unit="MB",
+            details={**end, "outcomes": outcomes, "seconds": elapsed},
+        ),
+        Row(
+            "3 stack memory",
+            f"growth over {runs} runs" + (f" (extrapolated linearly from {done})" if extrapolated else ""),
+            f"{growth_200:+.1%} ({per_run_mb * 1024:+.0f} KB per run)",
+            f"< {MEMORY_GROWTH_BUDGET:.0%}",
+            verdict(growth_200 < MEMORY_GROWTH_BUDGET and ok_runs == done),
+            cmd,
+            value=round(growth_200, 4),
+            unit="fraction",
+        ),
+    ]
+    return rows
+
+
+# ------------------------------------------------------------------------------------ 4. start-up
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> tuple[float, float]:
+    """Seconds until the UI answered and until every location loaded, from the process's start."""
+    from dagops.localstack import graphql
+
+    began = time.monotonic()
+    answered = None
+    while time.monotonic() - began < UI_TIMEOUT_S:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before its UI answered")
+        if answered is None and graphql.server_info(url, timeout=2) is not None:
+            answered = time.monotonic() - began
+        if answered is not None and _ui_ready(url):
+            return answered, time.monotonic() - began
+        time.sleep(PROBE_S)
+    raise RuntimeError(f"{what} did not become ready within {UI_TIMEOUT_S:.0f} s")
+
+
+def _stop(proc: subprocess.Popen[bytes], sig: int, group: bool) -> None:
+    """Ctrl-C (SIGINT to the group) or `invoke stop` (SIGTERM to the supervisor); SIGKILL after 60 s."""
+    with contextlib.suppress(ProcessLookupError):
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _invoke_dev(state: Path, log: Path) -> tuple[float, float]:
+    ports = {name: free_port() for name in ("UI_PORT", "S3_PORT", "POSTGRES_PORT", "CODE_SERVER_BASE_PORT")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
+    env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in ports.items()})
+    env.update({"DAGOPS_DEV_MODE": "embedded", "DAGOPS_DEV_STATE_DIR": str(state)})
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "dev"],
+            cwd=repo_root(),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        return _wait_ready(f"http://127.0.0.1:{ports['UI_PORT']}", proc, "invoke dev")
+    finally:
+        _stop(proc, signal.SIGTERM, group=False)
+
+
+def _dagster_dev(home: Path, log: Path) -> tuple[float, float]:
+    from dagops import registry
+
+    port = free_port()
+    args = [sys.executable, "-m", "dagster", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    for loc in registry.load():
+        args += ["-f", str(loc.path() / loc.entry)]
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        return _wait_ready(f"http://127.0.0.1:{port}", proc, "dagster dev")
+    finally:
+        _stop(proc, signal.SIGINT, group=True)
+
+
+def startup() -> list[Row]:
+    """Benchmark 4: `invoke dev` (embedded, cold then warm) to a responsive UI, beside `dagster dev`."""
+    cmd = reproduce("startup")
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
+        os.chmod(tmp, 0o711)  # noqa: S103 (Postgres runs as user postgres and must reach its data dir)
+        state, logs = Path(tmp) / "state", Path(tmp) / "logs"
+        logs.mkdir()
+        cold = _invoke_dev(state, logs / "invoke-dev.log")
+        warm = _invoke_dev(state, logs / "invoke-dev.log")
+        plain = _dagster_dev(Path(tmp) / "dagster_home", logs / "dagster-dev.log")
+    rows = [
+        Row(
+            "4 start-up",
+            "invoke dev, first start (initdb, fresh state) -> UI with locations loaded",
+            f"{cold[1]:.1f} s (UI answered at {cold[0]:.1f} s)",
+            "-",
+            INFO,
+            cmd,
+            value=round(cold[1], 2),
+            unit="s",
+        ),
+        Row(
+            "4 start-up",
+            "invoke dev, next start (state kept) -> UI with locations loaded",
+            f"{warm[1]:.1f} s (UI answered at {warm[0]:.1f} s)",
+            "-",
+            INFO,
+            cmd,
+            value=round(warm[1], 2),
+            unit="s",
+        ),
+        Row(
+            "4 start-up",
+            "dagster dev, same code, same run (SQLite, no S3 sync)",
+            f"{plain[1]:.1f} s (UI answered at {plain[0]:.1f} s)",
+            "-",
+            INFO,
+            cmd,
+            value=round(plain[1], 2),
+            unit="s",
+        ),
+        Row(
+            "4 start-up",
+            "ratio invoke dev / dagster dev",
+            f"{warm[1] / plain[1]:.2f}x next start, {cold[1] / plain[1]:.2f}x first start",
+            "-",
+            INFO,
+            cmd,
+            value=round(warm[1] / plain[1], 3),
+            unit="ratio",
+        ),
+    ]
+    return rows
