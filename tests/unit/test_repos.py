@@ -168,6 +168,17 @@ def add(root: Path, s3: Any, name: str, url: str, **kwargs: Any) -> registry.Loc
     return repos.add(name, url, s3=s3, bucket=BUCKET, root=root, log=quiet, **kwargs)
 
 
+def seed(root: Path, s3: Any, name: str, upstream: Upstream) -> None:
+    """A registered, published clone of ``upstream``, made without repo.add's (slow) import check."""
+    from dagops.publish import publish_location
+
+    (root / "repos").mkdir(exist_ok=True)
+    ref, commit = repos.clone(upstream.url, None, root / "repos" / name)
+    publish_location(s3, BUCKET, name, root / "repos" / name)
+    location = registry.Location(name, f"repos/{name}", url=upstream.url, ref=ref, commit=commit)
+    registry.save([*registry.load(root), location], root)
+
+
 def fail_puts_after(s3: Any, allowed: int, failures: int = 10**6) -> Callable[[], int]:
     """Make PutObject fail (a dropped connection) after ``allowed`` calls, ``failures`` times."""
     lock = threading.Lock()
@@ -446,7 +457,7 @@ def test_bad_add_changes_nothing(
     message: str,
 ) -> None:
     # Something published already, so "S3 unchanged" means more than "still empty".
-    add(root, s3, "existing", upstream.url)
+    seed(root, s3, "existing", upstream)
     if change_upstream:
         change_upstream(upstream)
     if change_root:
@@ -506,7 +517,7 @@ def test_bad_update_changes_nothing(
     puts_allowed: int | None,
     message: str,
 ) -> None:
-    add(root, s3, "pipelines", upstream.url)
+    seed(root, s3, "pipelines", upstream)
     if change == "delete-branch":
         _git(upstream.path, "checkout", "--quiet", "-b", "other")
         _git(upstream.path, "branch", "--quiet", "-D", "main")
@@ -538,7 +549,7 @@ BAD_REMOVE: list[tuple[str, str, str]] = [
 
 @pytest.mark.parametrize(("name", "message"), [pytest.param(*row[1:], id=row[0]) for row in BAD_REMOVE])
 def test_bad_remove_changes_nothing(root: Path, s3: Any, upstream: Upstream, name: str, message: str) -> None:
-    add(root, s3, "pipelines", upstream.url)
+    seed(root, s3, "pipelines", upstream)
     before = snapshot(root, s3)
 
     with pytest.raises(DagopsError) as raised:
