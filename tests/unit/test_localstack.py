@@ -219,3 +219,22 @@ def test_reset_wipes_database_code_and_home_but_keeps_logs(tmp_path: Path) -> No
     assert sorted(removed) == sorted([config.postgres_dir, config.code_dir, config.dagster_home])
     assert not config.postgres_dir.exists() and not config.code_dir.exists()
     assert (config.logs_dir / "f").exists()
+
+
+def test_a_restart_clears_what_the_dead_child_left_in_its_session(tmp_path: Path) -> None:
+    """A sync agent that dies leaves its code server holding the port: the restart removes it first."""
+    pids = tmp_path / "grandchildren"
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pids)!r}, 'a').write(f'{{p.pid}}\\n')\n"
+        "time.sleep(0.5)\n"
+        "raise SystemExit(1)\n"
+    )
+    sup = Supervisor(tmp_path, None, stop_timeout=5)
+    sup.start(Child("agent", _python(code)))
+    _wait(lambda: pids.exists() and len(pids.read_text().split()) >= 2, timeout=30)
+    first = int(pids.read_text().split()[0])
+    _wait(lambda: not stack.pid_alive(first), timeout=10)
+    sup.stop_all()
+    assert all(not stack.pid_alive(int(p)) for p in pids.read_text().split())

@@ -153,6 +153,8 @@ class Supervisor:
                 if now < child.restart_at:
                     continue
                 child.restarts += 1
+                # What the dead child left in its session (a sync agent's code server) would hold its port.
+                _signal_group(child, signal.SIGKILL)
                 try:
                     self._spawn(child)
                 except OSError as exc:
@@ -169,6 +171,9 @@ class Supervisor:
         """Stop every child, highest tier first: SIGTERM (or its stop hook), SIGKILL after the timeout."""
         self.stopping.set()
         tiers = sorted({c.tier for c in self.children.values()}, reverse=True)
+        for child in self.children.values():
+            if not child.alive():  # dead (awaiting a restart): only what it left in its session remains
+                _signal_group(child, signal.SIGKILL)
         for tier in tiers:
             group = [c for c in self.children.values() if c.tier == tier and c.alive()]
             for child in group:
