@@ -114,7 +114,7 @@ CASES += [
         "--timeout",
         "-5",
         expect="timeout",
-    ),  # fmt: skip
+    ),
     case(
         "deploy-timeout-text",
         "deploy",
@@ -125,7 +125,7 @@ CASES += [
         "--timeout",
         "abc",
         expect="timeout",
-    ),  # fmt: skip
+    ),
     case("deploy-missing-cluster", "deploy", "--env", "dev", "--image-tag", "v1", expect="dagops-dev"),
     case(
         "deploy-no-outputs",
@@ -136,7 +136,7 @@ CASES += [
         "v1",
         expect="Cannot read the outputs of environment 'prod'",
         env={"DAGOPS_TF_OUTPUTS_FILE": ""},
-    ),  # fmt: skip
+    ),
     case(
         "deploy-outputs-file-missing",
         "deploy",
@@ -146,7 +146,7 @@ CASES += [
         "v1",
         expect="Cannot read tofu outputs",
         env={"DAGOPS_TF_OUTPUTS_FILE": "/nonexistent/outputs.json"},
-    ),  # fmt: skip
+    ),
     # image
     case("image.push-tag-hostile", "image.push", "--env", "dev", "--tag", HOSTILE, expect=BAD_TAG),
     case("image.push-tag-space", "image.push", "--env", "dev", "--tag", "a b", expect=BAD_TAG),
@@ -218,7 +218,7 @@ CASES += [
         "--location",
         "nope",
         expect="No code location named 'nope'",
-    ),  # fmt: skip
+    ),
     case("dags.deploy-bucket-missing", "dags.deploy", "--bucket", "no-such-bucket", expect="does not exist"),
     case(
         "dags.deploy-bucket-invalid", "dags.deploy", "--bucket", "Bad_Bucket!", expect="Invalid bucket name"
@@ -231,7 +231,7 @@ CASES += [
         "--endpoint-url",
         "not a url",
         expect="not a url",
-    ),  # fmt: skip
+    ),
     case("dags.status-location-traversal", "dags.status", "--location", "../x", expect=BAD_LOCATION),
     case("dags.status-no-agent", "dags.status", "--code-dir", "/nonexistent", expect="No sync agent status"),
     # repo
@@ -243,7 +243,7 @@ CASES += [
         "--name",
         "newloc",
         expect="cannot start with '-'",
-    ),  # fmt: skip
+    ),
     case("repo.add-url-not-git", "repo.add", "--url", "foo", "--name", "newloc", expect="not a git URL"),
     case(
         "repo.add-url-ftp",
@@ -265,7 +265,7 @@ CASES += [
         "--name",
         "newloc",
         expect="password or token",
-    ),  # fmt: skip
+    ),
     case(
         "repo.add-url-empty", "repo.add", "--url", "", "--name", "newloc", expect="--url URL and --name NAME"
     ),
@@ -277,7 +277,7 @@ CASES += [
         "--name",
         "newloc",
         expect="git clone of file:///nonexistent/repo failed",
-    ),  # fmt: skip
+    ),
     case(
         "repo.add-name-traversal",
         "repo.add",
@@ -310,7 +310,7 @@ CASES += [
         "--name",
         "main",
         expect="already registered",
-    ),  # fmt: skip
+    ),
     case(
         "repo.add-ref-option",
         "repo.add",
@@ -321,7 +321,7 @@ CASES += [
         "--ref",
         "--upload-pack=x",
         expect="Invalid git ref",
-    ),  # fmt: skip
+    ),
     case(
         "repo.add-entry-traversal",
         "repo.add",
@@ -332,7 +332,7 @@ CASES += [
         "--entry",
         "../../etc/passwd.py",
         expect="Invalid entry",
-    ),  # fmt: skip
+    ),
     case(
         "repo.add-no-definitions",
         "repo.add",
@@ -341,7 +341,7 @@ CASES += [
         "--name",
         "newloc",
         expect="Definitions",
-    ),  # fmt: skip
+    ),
     case(
         "repo.add-definitions-fail",
         "repo.add",
@@ -350,7 +350,7 @@ CASES += [
         "--name",
         "newloc",
         expect="do not load",
-    ),  # fmt: skip
+    ),
     case(
         "add-repo-alias-url",
         "add-repo",
@@ -380,7 +380,7 @@ KNOWN_BUGS = {
     "deploy-timeout-text": "invoke's int cast of --timeout raises ValueError: a traceback, not a sentence",
     "deploy-missing-cluster": "dagops.aws.ecs lets ClusterNotFoundException escape (traceback)",
     "url-missing-cluster": "dagops.aws.url lets ClusterNotFoundException escape (traceback)",
-    "deploy-no-outputs": "dagops.outputs.load quotes terraform's last stderr line: ANSI colour codes, no reason",
+    "deploy-no-outputs": "dagops.outputs.load quotes terraform's last stderr line: ANSI codes, no reason",
     "dev.logs-lines-negative": "dagops.localstack.logs.show passes a negative --lines to deque (ValueError)",
     "dev.logs-lines-text": "invoke's int cast of --lines raises ValueError: a traceback, not a sentence",
     "cost-var-unknown": "dagops.cost.parse_overrides accepts a variable the root does not have (exit 0)",
@@ -468,7 +468,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
+        aws_secret_access_key="testing",
     )
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     publish_location(s3, BUCKET, "main", root / "code_locations" / "main")
@@ -484,19 +484,19 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             "webserver": "dagops-dev-webserver",
             "daemon": "dagops-dev-daemon",
             "code-main": "dagops-dev-code-main",
-        },  # fmt: skip
+        },
         "task_definition_families": {
             "webserver": "dagops-dev-webserver",
             "daemon": "dagops-dev-daemon",
             "code-main": "dagops-dev-code-main",
             "run": "dagops-dev-run",
-        },  # fmt: skip
+        },
         "log_group_names": {
             "webserver": "/dagops/dev/webserver",
             "daemon": "/dagops/dev/daemon",
             "run": "/dagops/dev/run",
             "code-main": "/dagops/dev/code-main",
-        },  # fmt: skip
+        },
         "db_instance_identifier": "dagops-dev",
         "webserver_url": None,
     }
@@ -575,10 +575,27 @@ def test_the_table_covers_every_user_facing_task() -> None:
     """The closing note quotes this count; every user-facing root task and collection appears."""
     tried = {c.argv[0] for c in CASES}
     must = {
-        "dev", "dev.logs", "create", "dags.deploy", "dags.status", "repo.add", "add-repo", "repo.remove",
-        "repo.update", "repo.logs", "deploy", "deploy-all", "logs", "url", "aws-credentials", "image.build",
-        "image.push", "env.pause", "env.resume", "cost",
-    }  # fmt: skip
+        "dev",
+        "dev.logs",
+        "create",
+        "dags.deploy",
+        "dags.status",
+        "repo.add",
+        "add-repo",
+        "repo.remove",
+        "repo.update",
+        "repo.logs",
+        "deploy",
+        "deploy-all",
+        "logs",
+        "url",
+        "aws-credentials",
+        "image.build",
+        "image.push",
+        "env.pause",
+        "env.resume",
+        "cost",
+    }
     assert must <= tried, must - tried
     print(f"bad-input cases: {len(CASES)} over {len(tried)} commands")
     assert len(CASES) >= 120
