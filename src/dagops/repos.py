@@ -231,6 +231,16 @@ def clone(url: str, ref: str | None, dest: Path) -> tuple[str, str]:
     return ref, commit
 
 
+def clone_commit(url: str, commit: str, dest: Path) -> None:
+    """Check out exactly ``commit`` of ``url`` into ``dest`` (one shallow fetch by commit id)."""
+    if not re.fullmatch(r"[0-9a-f]{40}", commit or ""):
+        raise DagopsError(f"The registry records no full commit id for {url} ({commit!r}); run repo.update.")
+    dest.mkdir(parents=True, exist_ok=True)
+    git(["init", "--quiet", str(dest)], what="git init")
+    git(["fetch", "--quiet", "--depth", "1", "--", url, commit], cwd=dest, what=f"git fetch of {commit[:12]}")
+    git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], cwd=dest, what="git checkout")
+
+
 # --------------------------------------------------------------------------- definitions
 
 
@@ -562,6 +572,28 @@ def remove(name: str, *, s3: Any, bucket: str | None, root: Path | None = None, 
         os.rename(clone_dir, aside)
         shutil.rmtree(aside.parent, ignore_errors=True)
     log(f"removed {name}")
+
+
+def restore(root: Path | None = None, log: Log = print) -> list[str]:
+    """Clone every registered repository missing from repos/ at its recorded commit (a fresh checkout,
+    a CI job): what dags.deploy publishes is then exactly what was added or last updated."""
+    root = root or repo_root()
+    restored = []
+    for location in registry.load(root):
+        dest = location.path(root)
+        if not location.url or dest.exists():
+            continue
+        validate_url(location.url)
+        log(f"restoring {location.name} at {(location.commit or '?')[:12]} from {location.url}")
+        work = _work_dir(root, location.name)
+        try:
+            clone_commit(location.url, location.commit or "", work / "tree")
+            repos_dir(root).mkdir(exist_ok=True)
+            os.rename(work / "tree", dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        restored.append(location.name)
+    return restored
 
 
 # --------------------------------------------------------------------------- list / logs

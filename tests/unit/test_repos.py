@@ -269,6 +269,23 @@ def test_add_list_update_remove(root: Path, s3: Any, upstream: Upstream) -> None
     assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
 
 
+def test_restore_clones_missing_repositories_at_the_recorded_commit(
+    root: Path, s3: Any, upstream: Upstream
+) -> None:
+    seed(root, s3, "pipelines", upstream)
+    recorded = registry.get("pipelines", root).commit
+    upstream.commit({"helpers.py": "VALUE = 99\n"}, "moved on")
+    import shutil
+
+    shutil.rmtree(root / "repos")
+
+    assert repos.restore(root, log=quiet) == ["pipelines"]
+    assert _git(root / "repos" / "pipelines", "rev-parse", "HEAD") == recorded
+    assert (root / "repos" / "pipelines" / "helpers.py").read_text() == "VALUE = 1\n"
+    assert repos.restore(root, log=quiet) == []
+    assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
+
+
 def test_add_at_a_branch_and_package_entry(root: Path, s3: Any, tmp_path: Path) -> None:
     upstream = Upstream(tmp_path / "pkgrepo")
     files = {f"etl/{k}": v for k, v in good_files().items() if k.endswith(".py")}

@@ -63,6 +63,8 @@ def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "
         entry=entry or None,
         log=_say,
     )
+    if env:
+        _say(f"next: `invoke infra.apply --env {env}` creates its ECS service, Cloud Map name and log group")
 
 
 @task(
@@ -111,6 +113,14 @@ def remove(c: Context, name: str = "", env: str = "") -> None:
     repos.remove(name, s3=target.s3, bucket=target.bucket, log=_say)
 
 
+@task
+@user_errors
+def restore(c: Context) -> None:
+    """Clone registered repositories missing from repos/ at their recorded commits (fresh checkout, CI)."""
+    names = repos.restore(log=_say)
+    _say(f"restored {', '.join(names)}" if names else "every registered repository is already in repos/")
+
+
 @task(name="list")
 @user_errors
 def list_(c: Context) -> None:
@@ -151,8 +161,12 @@ def logs(c: Context, name: str = "", env: str = "", follow: bool = False, since:
 
 
 ns = Collection("repo")
-for _task in (add, update, remove, list_, logs):
-    ns.add_task(_task)
+ns.add_task(add)
+ns.add_task(update)
+ns.add_task(remove)
+ns.add_task(list_)
+ns.add_task(logs)
+ns.add_task(restore)
 
 ALIASES = {
     "add-repo": add_repo,
