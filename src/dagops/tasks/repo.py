@@ -113,7 +113,7 @@ def remove(c: Context, name: str = "", env: str = "") -> None:
     repos.remove(name, s3=target.s3, bucket=target.bucket, log=_say)
 
 
-@task
+@task()
 @user_errors
 def restore(c: Context) -> None:
     """Clone registered repositories missing from repos/ at their recorded commits (fresh checkout, CI)."""
