@@ -93,6 +93,13 @@ def _installer(target: Path, req_file: Path, constraints: Path) -> list[str]:
     uv = shutil.which("uv")
     if uv:
         return [uv, "pip", "install", "--python", sys.executable, "--quiet", *common]
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is None:
+        raise DagopsError(
+            f"Cannot install the requirements in {req_file.name}: neither uv nor pip is available "
+            "to this Python (the runtime image needs uv on PATH)."
+        )
     return [
         sys.executable,
         "-m",

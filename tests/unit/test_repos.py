@@ -799,3 +799,21 @@ def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
     assert lines == ["sync/abc swapped to abc", "sync/abc ok"]
     with pytest.raises(DagopsError, match="does not exist"):
         list(repos.cloudwatch_lines(logs, "/dagops/test/nothing", follow=False, since_ms=0))
+
+
+def test_requirements_without_an_installer_fail_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "requirements.txt").write_text("minidep\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "pip" else real_find_spec(name, *a)
+    )
+    with pytest.raises(DagopsError, match="neither uv nor pip"):
+        requirements.ensure_requirements(tree, tmp_path / "cache")
+    assert list((tmp_path / "cache").iterdir()) == []
