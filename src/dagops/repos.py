@@ -498,7 +498,8 @@ def update(
     tree, old = work / "tree", work / "old"
     published = swapped = False
     try:
-        ref, commit, entry = _prepare(current.url or "", current.ref, current.entry, tree, root, log)
+        tracked = current.ref if current.ref and current.ref != "HEAD" else None
+        ref, commit, entry = _prepare(current.url or "", tracked, current.entry, tree, root, log)
         if commit == current.commit and dest.is_dir():
             log(f"{name} is up to date at {commit[:12]} ({ref})")
             return current
