@@ -43,6 +43,7 @@ mutation Launch($params: ExecutionParams!) {
   }
 }
 """
+DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 
 
@@ -122,6 +123,14 @@ def test_stack_serves_the_published_location_from_postgres(stack: Any, figures: 
     with stack.postgres.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('public.runs') IS NOT NULL")
         assert cur.fetchone()[0]
+
+    # The daemon runs against the same storage: every required daemon reports healthy heartbeats.
+    def daemons_healthy() -> bool:
+        statuses = graphql.query(stack.url, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        required = [s for s in statuses if s["required"]]
+        return bool(required) and all(s["healthy"] for s in required)
+
+    wait_for(daemons_healthy, 90, "the daemon's heartbeats")
 
     components = state["components"]
     code_servers = [
