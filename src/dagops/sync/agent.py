@@ -146,15 +146,18 @@ class Agent:
         serving = self.syncer.serving
         if serving:
             self.log(f"serving {serving[:12]} from disk; syncing in the background")
+            self._start_child()
         else:
             self.log("no release on disk; waiting for a good one from S3")
             while not self.stopping.is_set() and not self.syncer.serving:
                 self.poll()
                 if not self.syncer.serving:
+                    if self.code_server:
+                        self.code_server.discard_warm()
                     self.waker.wait(self.next_delay())
             if self.stopping.is_set():
                 return self._shutdown()
-        self._start_child()
+            self._serve_new_release()
         next_poll = time.monotonic() + self.next_delay()
         while not self.stopping.is_set():
             woken = self.waker.wait(min(max(next_poll - time.monotonic(), 0.0), 1.0))
@@ -163,12 +166,15 @@ class Agent:
             self._supervise_child()
             if woken or time.monotonic() >= next_poll:
                 if self.poll().outcome == SWAPPED:
-                    self._restart_child("new release")
+                    self._serve_new_release()
+                elif self.code_server:
+                    self.code_server.discard_warm()
                 next_poll = time.monotonic() + self.next_delay()
         return self._shutdown()
 
     def _shutdown(self) -> int:
         if self.code_server:
+            self.code_server.discard_warm()
             self.code_server.stop()
             self._set_child_state("stopped")
         self.log("stopped")
@@ -187,6 +193,13 @@ class Agent:
         started = time.monotonic()
         self._set_child_state("starting")
         self.code_server.start(entry)
+        self._await_child(started)
+
+    def _await_child(self, started: float) -> None:
+        """Wait for the child to answer, record it, and have the webserver reload the location."""
+        if not self.code_server:
+            return
+        self._set_child_state("starting")
         if self.code_server.wait_serving(should_stop=self.stopping.is_set):
             self.log(
                 f"code server serving {(self.syncer.serving or '?')[:12]} "
@@ -198,6 +211,15 @@ class Agent:
             code = self.code_server.exit_code()
             self.log(f"code server did not become ready (exit code {code})")
             self._set_child_state(f"failing (exit code {code})")
+
+    def _serve_new_release(self) -> None:
+        """After a swap: promote the warm, already checked server, or restart the child on ``current``."""
+        if not self.code_server:
+            return
+        if self.code_server.promote():
+            self._await_child(time.monotonic())
+        else:
+            self._restart_child("new release")
 
     def _restart_child(self, why: str) -> None:
         if not self.code_server:
@@ -328,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
             host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
             port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
             code_server = CodeServer(location, syncer.layout.root, host, port, log)
+            server = code_server
+            syncer.checker = lambda tree, entry: server.warm_check(tree, entry, syncer.check_timeout)
         webserver_url = args.webserver_url or os.environ.get("DAGOPS_WEBSERVER_URL", "").strip() or None
         agent = Agent(syncer, interval, code_server, webserver_url)
         agent.install_signal_handlers()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -72,6 +73,7 @@ class CodeServer:
         self.python = python
         self.stop_timeout = stop_timeout
         self.proc: subprocess.Popen[bytes] | None = None
+        self.warm: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
     def command(self, entry: str) -> list[str]:
@@ -112,6 +114,83 @@ class CodeServer:
         )
         self.started_at = time.monotonic()
         self.log(f"code server started (pid {self.proc.pid}, port {self.port})")
+
+    def warm_check(self, tree: Path, entry: str, timeout: float = 300.0) -> str | None:
+        """Import-check ``tree`` in a process that can then become the code server (see ``promote``).
+
+        None when the tree loads (the process waits, warm), else the one-line error.
+        """
+        self.discard_warm()
+        read_end, write_end = os.pipe()
+        command = [
+            self.python,
+            "-m",
+            "dagops.sync.warmserver",
+            "--result-fd",
+            str(write_end),
+            "--tree",
+            str(tree),
+            "--entry",
+            entry,
+            "--chdir",
+            str(self.current),
+            "--",
+            *self.command(entry)[3:],  # the arguments of `python -m dagster`
+        ]
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+                cwd=str(tree),
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        finally:
+            os.close(write_end)
+        with os.fdopen(read_end, "rb") as result:
+            ready, _, _ = select.select([result], [], [], timeout)
+            line = result.readline().decode(errors="replace").strip() if ready else ""
+        if line.startswith("OK"):
+            self.warm = proc
+            return None
+        proc.kill()
+        proc.wait()
+        if not ready:
+            return f"import check timed out after {timeout:.0f}s"
+        if line.startswith("FAIL "):
+            return line[5:]
+        return f"import check failed with exit code {proc.returncode}"
+
+    def promote(self) -> bool:
+        """Replace the running server with the warm, checked one; False when there is none."""
+        warm, self.warm = self.warm, None
+        if warm is None or warm.poll() is not None or warm.stdin is None:
+            return False
+        self.stop()
+        try:
+            warm.stdin.write(b"serve\n")
+            warm.stdin.close()
+        except OSError:
+            warm.kill()
+            warm.wait()
+            return False
+        self.proc = warm
+        self.started_at = time.monotonic()
+        self.log(f"code server started warm (pid {warm.pid}, port {self.port})")
+        return True
+
+    def discard_warm(self) -> None:
+        warm, self.warm = self.warm, None
+        if warm is None:
+            return
+        with contextlib.suppress(OSError):
+            if warm.stdin:
+                warm.stdin.close()  # end of input: the warm process exits
+        try:
+            warm.wait(5)
+        except subprocess.TimeoutExpired:
+            warm.kill()
+            warm.wait()
 
     def stop(self) -> None:
         """SIGTERM, wait, SIGKILL after the timeout."""

@@ -103,6 +103,9 @@ class Syncer:
         self.log = log or (lambda line: None)
         self.python = python
         self.check_timeout = check_timeout
+        # The import check: (tree, entry) -> None or the one-line error. The agent swaps in a check
+        # that leaves a warm code server behind (dagops.sync.codeserver.CodeServer.warm_check).
+        self.checker: Callable[[Path, str], str | None] = self.import_check
         self.etag: str | None = None  # ETag of the last manifest fully handled (swapped, current or bad)
         self.bad_revision: str | None = None
         self.problem: str | None = None  # what is wrong with the latest manifest (None: all good)
@@ -204,7 +207,7 @@ class Syncer:
                 if not reuse:
                     build = self.layout.new_build_dir(revision)
                     self._fill(build, manifest, serving, result)
-                    error = self.import_check(build, manifest.entry)
+                    error = self.checker(build, manifest.entry)
                     if error:
                         self.bad_revision = revision
                         self.problem = f"revision {revision[:12]} rejected, still serving " + (
@@ -276,14 +279,12 @@ class Syncer:
 
     def import_check(self, tree: Path, entry: str) -> str | None:
         """None when ``tree`` loads, else the one-line error of ``python -m dagops.sync.loadcheck``."""
-        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         try:
             proc = subprocess.run(
                 [self.python, "-m", "dagops.sync.loadcheck", str(tree), entry],
                 capture_output=True,
                 text=True,
                 timeout=self.check_timeout,
-                env=env,
                 cwd=tree,
                 check=False,
             )

@@ -127,31 +127,22 @@ def test_deleted_files_disappear(publish: Any, source: Path, syncer: Syncer, cod
     assert tree_contents(current(code_dir)) == tree_contents(source)
 
 
-@pytest.mark.parametrize(
-    ("breakage", "expected"),
-    [
-        ({"pipelines/assets.py": "def broken(:\n"}, "SyntaxError"),
-        ({"pipelines/assets.py": "import not_installed_anywhere_xyz\n"}, "ModuleNotFoundError"),
-        ({"definitions.py": "import dagster as dg\nx = 1\n"}, "no dagster.Definitions"),
-    ],
-    ids=["syntax-error", "missing-dependency", "no-definitions"],
-)
 def test_broken_tree_keeps_last_good_then_recovers(
-    s3: Any, publish: Any, source: Path, syncer: Syncer, code_dir: Path, breakage: dict, expected: str
+    s3: Any, publish: Any, source: Path, syncer: Syncer, code_dir: Path
 ):
     good = publish(source)
     syncer.poll()
     good_tree = tree_contents(current(code_dir))
-    write_tree(source, breakage)
+    write_tree(source, {"pipelines/assets.py": "def broken(:\n"})
     bad = publish(source)
     result = syncer.poll()
     assert result.outcome == REJECTED
-    assert expected in result.message
+    assert "SyntaxError: " in result.message and "(pipelines/assets.py, line 1)" in result.message
     assert tree_contents(current(code_dir)) == good_tree
     status = read_status(code_dir / "main")
     assert status is not None
     assert (status.state, status.revision, status.bad_revision) == ("error", good.revision, bad.revision)
-    assert expected in (status.last_error or "")
+    assert "SyntaxError" in (status.last_error or "")
     assert "\n" not in (status.last_error or "")
     assert not (code_dir / "main" / "releases" / bad.revision).exists()
     # The same bad revision is not checked again: the next poll is one 304.
@@ -168,6 +159,37 @@ def test_broken_tree_keeps_last_good_then_recovers(
     assert status is not None
     assert (status.state, status.revision, status.bad_revision) == ("ok", fixed.revision, None)
     assert (current(code_dir) / "data" / "extra.txt").read_text() == "fixed\n"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expected"),
+    [
+        (
+            {"pipelines/assets.py": "import not_installed_anywhere_xyz\n"},
+            "ModuleNotFoundError: No module named",
+        ),
+        ({"definitions.py": "import dagster as dg\nx = 1\n"}, "defines no dagster.Definitions"),
+        (
+            {
+                "definitions.py": "import dagster as dg\n\n@dg.asset(required_resource_keys={'db'})\n"
+                "def a(): ...\n\ndefs = dg.Definitions(assets=[a])\n"
+            },
+            "DagsterInvalidDefinitionError",
+        ),
+    ],
+    ids=["missing-dependency", "no-definitions", "unsatisfied-resource"],
+)
+def test_trees_that_do_not_load_are_rejected(
+    publish: Any, source: Path, syncer: Syncer, code_dir: Path, breakage: dict, expected: str
+):
+    write_tree(source, breakage)
+    publish(source)
+    result = syncer.poll()
+    assert result.outcome == REJECTED
+    assert expected in result.message
+    assert not current(code_dir).exists()
+    status = read_status(code_dir / "main")
+    assert status is not None and status.state == "error" and expected in (status.last_error or "")
 
 
 def test_a_broken_first_release_is_never_served(publish: Any, source: Path, syncer: Syncer, code_dir: Path):
