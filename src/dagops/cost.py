@@ -371,7 +371,7 @@ class Usage:
             f"ECR: {self.ecr_storage_gb:g} GB of images kept; Secrets Manager: {self.secrets} secrets "
             "(RDS master password, S3 credentials); ALB (when on): "
             f"{self.alb_lcu:g} LCU average",
-            "no free tier, no savings plans, no taxes; data transfer out under the free 100 GB",
+            "no free tier or credits, no savings plans, no taxes; data transfer out within the free 100 GB",
         ]
 
 
@@ -412,6 +412,33 @@ class EnvConfig:
     sync_interval_s: float
     locations: tuple[str, ...]
     notes: tuple[str, ...] = ()
+
+
+# The variables of a live root that the model reads (tests check that the roots declare them).
+MODEL_VARIABLES = (
+    "region",
+    "single_task",
+    "use_fargate_spot",
+    "webserver_cpu",
+    "webserver_memory",
+    "daemon_cpu",
+    "daemon_memory",
+    "code_location_cpu",
+    "code_location_memory",
+    "stack_cpu",
+    "stack_memory",
+    "run_cpu",
+    "run_memory",
+    "webserver_min_count",
+    "webserver_max_count",
+    "db_instance_class",
+    "db_allocated_storage",
+    "db_multi_az",
+    "db_backup_retention_days",
+    "log_retention_days",
+    "enable_alb",
+    "sync_interval_seconds",
+)
 
 
 def _literal(values: dict[str, Any], notes: list[str], default: Any, *names: str) -> Any:
@@ -938,7 +965,8 @@ def format_report(rep: Report) -> str:
         f"Paused outside working hours ({WORKING_HOURS_PER_WEEK:g} h a week on, {rep.paused.hours_on:.0f} of "
         f"{rep.prices.hours_per_month:g} h a month): {_money(rep.paused.total)}/month, "
         f"{_money(rep.pause_saving)} ({pct:.0f}%) less: services at zero and RDS stopped off-hours; "
-        "storage, secrets, the ALB and the registry still bill."
+        f"storage, secrets, the ALB and the registry still bill (`invoke env.pause --env {cfg.env}`, "
+        "`invoke env.resume`; RDS restarts a stopped instance by itself after 7 days)."
     )
     lines.append("")
     lines.append("Assumptions:")

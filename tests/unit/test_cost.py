@@ -302,3 +302,26 @@ def test_invoke_cost_task_end_to_end(root: Path) -> None:
     assert bad.returncode == 1
     assert "Unknown environment 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_repository_roots_declare_every_variable_the_model_reads() -> None:
+    from dagops.paths import repo_root
+
+    live = repo_root() / "live"
+    for env in cost.environments():
+        declared = cost.read_variable_defaults(sorted((live / env).glob("*.tf")))
+        missing = [name for name in cost.MODEL_VARIABLES if name not in declared]
+        assert not missing, f"live/{env} lacks {missing}"
+
+
+def test_the_repository_environments_estimate_without_guesses() -> None:
+    envs = cost.environments()
+    assert {"dev", "prod"} <= set(envs)
+    dev, prod = cost.report("dev"), cost.report("prod")
+    for rep in (dev, prod):
+        assert not [n for n in rep.estimate.notes if "not a literal" in n]
+        assert rep.estimate.total > 0
+    # dev is the cheap shape: one task on Spot; prod runs separate on-demand services.
+    assert [t.name for t in dev.config.tasks] == ["stack"] and dev.config.spot
+    assert {"webserver", "daemon"} <= {t.name for t in prod.config.tasks} and not prod.config.spot
+    assert dev.estimate.total < prod.estimate.total
