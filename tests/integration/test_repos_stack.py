@@ -1,16 +1,18 @@
-"""repo.add / repo.remove against the running local stack: the location appears in, then leaves, the
-webserver's workspace (GraphQL), with real Postgres (when installed), moto S3, sync agents, code servers.
+"""`invoke repo.add` / `repo.remove` against the running local stack: the location appears in, then
+leaves, the webserver's workspace (GraphQL), with real Postgres, a moto S3 server, sync agents and code
+servers (the session fixtures of conftest.py).
 
-The stack is started the way `invoke dev --detach` starts it, in a temporary project root with free
-ports; the time from repo.add's return to the location being LOADED is printed (pytest -s shows it).
+The stack runs in a temporary project root (DAGOPS_ROOT), so the test never touches the checkout's
+registry or repos/. The time from `invoke repo.add` starting to the location being LOADED is recorded
+in the ``figures`` fixture.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,10 +24,13 @@ import pytest
 from dagops import registry, repos
 from dagops.localstack import graphql
 from dagops.localstack.config import DevConfig, free_port
-from dagops.localstack.stack import start_detached, stop
+from dagops.localstack.postgres import PostgresDatabase
 from dagops.registry_watch import wait_for_location
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+BUCKET = "dagops-it-repos"
 
 MAIN_DEFS = """\
 import dagster as dg
@@ -44,11 +49,11 @@ import dagster as dg
 
 
 @dg.asset
-def from_{tag}() -> int:
+def from_upstream() -> int:
     return 1
 
 
-defs = dg.Definitions(assets=[from_{tag}])
+defs = dg.Definitions(assets=[from_upstream])
 """
 
 
@@ -64,9 +69,19 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def project(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    # Not under pytest's tmp_path: Postgres runs as its own user, who must be able to enter the state dir.
+def _invoke(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def project() -> Iterator[Path]:
+    """A project root of its own: tasks.py/pyproject.toml stubs, a registry with a small `main`."""
+    # Not under pytest's tmp dir: a local Postgres runs as its own user, who must be able to enter it.
     base = Path(tempfile.mkdtemp(prefix="dagops-repos-it-"))
     base.chmod(0o755)
     root = base / "project"
@@ -75,72 +90,85 @@ def project(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (root / "pyproject.toml").write_text("[project]\nname = 'stub'\n")
     (root / "code_locations" / "main" / "definitions.py").write_text(MAIN_DEFS)
     registry.save([registry.Location(name="main", source="code_locations/main")], root)
-    monkeypatch.setenv("DAGOPS_ROOT", str(root))
-    monkeypatch.setenv("DAGOPS_STATE_DIR", str(root / ".dagops"))
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    for var in [v for v in os.environ if v.startswith("DAGOPS_DEV_")]:
-        monkeypatch.delenv(var)
     yield root
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def stack(project: Path) -> Iterator[DevConfig]:
-    config = DevConfig.resolve(
-        {},
-        environ={},
-        ui_port=free_port(),
-        s3_port=free_port(),
-        postgres_port=free_port(),
-        code_server_base_port=free_port(),
-        state_dir=str(project / ".dagops"),
-        sync_interval=1.0,
+@pytest.fixture(scope="module")
+def repo_stack(
+    postgres: PostgresDatabase, moto_endpoint: str, project: Path
+) -> Iterator[tuple[DevConfig, dict[str, str]]]:
+    """`invoke dev --detach` in ``project``, on the session's Postgres and S3 server."""
+    settings = {
+        "MODE": "embedded",
+        "UI_PORT": free_port(),
+        "CODE_SERVER_BASE_PORT": free_port(),
+        "S3_URL": moto_endpoint,
+        "BUCKET": BUCKET,
+        "POSTGRES_HOST": postgres.host,
+        "POSTGRES_PORT": postgres.port,
+        "POSTGRES_USER": postgres.user,
+        "POSTGRES_PASSWORD": postgres.password,
+        "POSTGRES_DB": postgres.db,
+        "SYNC_INTERVAL": 1.0,
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
+    env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in settings.items()})
+    env.update(
+        DAGOPS_ROOT=str(project), DAGOPS_STATE_DIR=str(project / ".dagops"), GIT_CONFIG_GLOBAL=os.devnull
     )
-    console = io.StringIO()
+    config = DevConfig.resolve({}, environ=env, state_dir=str(project / ".dagops"))
+    started = _invoke(["dev", "--detach"], env, project, timeout=400)
+    if started.returncode != 0:
+        _invoke(["stop"], env, project, timeout=120)
+        pytest.fail(f"`invoke dev --detach` failed: {started.stdout}{started.stderr}")
     try:
-        start_detached(config, console=console)
-        yield config
+        yield config, env
     finally:
-        stop(config, console=io.StringIO())
+        stopped = _invoke(["stop"], env, project, timeout=180)
+        assert stopped.returncode == 0, stopped.stderr
 
 
 def test_repo_add_and_remove_show_in_the_running_stack(
-    stack: DevConfig, project: Path, tmp_path: Path
+    repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path, figures: dict[str, str]
 ) -> None:
+    config, env = repo_stack
     upstream = tmp_path / "upstream"
     upstream.mkdir()
     _git(upstream, "init", "--quiet", "--initial-branch", "main")
-    (upstream / "definitions.py").write_text(REPO_DEFS.format(tag="upstream"))
+    (upstream / "definitions.py").write_text(REPO_DEFS)
     _git(upstream, "add", "-A")
     _git(upstream, "commit", "--quiet", "-m", "first")
-    assert set(graphql.locations(stack.ui_url)) == {"main"}
+    wait_for_location(config.ui_url, "main", present=True, timeout=120)
+    assert set(graphql.locations(config.ui_url)) == {"main"}
 
-    target = repos.local_target(stack.to_dict())
-    assert target.s3 is not None and target.bucket == stack.bucket
     started = time.monotonic()
-    repos.add("external", upstream.as_uri(), s3=target.s3, bucket=target.bucket, root=project, log=print)
-    added = time.monotonic()
-    visible = wait_for_location(stack.ui_url, "external", present=True, timeout=120)
-    print(
-        f"\nrepo.add took {added - started:.1f} s; the location was LOADED in the UI "
-        f"{visible:.1f} s later ({added - started + visible:.1f} s from the command's start)"
+    added = _invoke(["repo.add", "--url", upstream.as_uri(), "--name", "external"], env, project)
+    command = time.monotonic() - started
+    assert added.returncode == 0, added.stderr
+    assert f"uploading to s3://{BUCKET}/dags/external/" in added.stdout  # the running stack's bucket
+    visible = wait_for_location(config.ui_url, "external", present=True, timeout=120)
+    figures["repo.add to location loaded in the UI"] = (
+        f"{command + visible:.1f} s (command {command:.1f} s, then {visible:.1f} s)"
     )
-    states = graphql.locations(stack.ui_url)
+    states = graphql.locations(config.ui_url)
     assert states["external"]["error"] is None and states["main"]["error"] is None
-    assets = _asset_keys(stack.ui_url)
-    assert ["from_upstream"] in assets and ["hello"] in assets
+    assert ["from_upstream"] in _asset_keys(config.ui_url)
 
-    rows = {row.name: row for row in repos.list_repos(project, code_dir=target.code_dir)}
-    assert rows["external"].sync.startswith("ok")
+    listed = _invoke(["repo.list"], env, project)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("external "))
+    assert row.split()[2:5] == ["main", registry.get("external", project).commit[:12], "ok"]
 
     started = time.monotonic()
-    repos.remove("external", s3=target.s3, bucket=target.bucket, root=project, log=print)
-    gone = wait_for_location(stack.ui_url, "external", present=False, timeout=60)
-    print(
-        f"repo.remove: the location left the UI {time.monotonic() - started:.1f} s after the command started"
-    )
-    assert set(graphql.locations(stack.ui_url)) == {"main"}
-    assert gone >= 0
+    removed = _invoke(["repo.remove", "--name", "external"], env, project)
+    assert removed.returncode == 0, removed.stderr
+    gone = wait_for_location(config.ui_url, "external", present=False, timeout=60)
+    figures["repo.remove to location gone from the UI"] = f"{time.monotonic() - started:.1f} s"
+    assert gone >= 0 and set(graphql.locations(config.ui_url)) == {"main"}
+    assert not (project / "repos" / "external").exists()
+    assert [loc.name for loc in registry.load(project)] == ["main"]
+    assert repos.list_repos(project) == []
 
 
 def _asset_keys(url: str) -> list[list[str]]:
