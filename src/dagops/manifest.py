@@ -98,7 +98,8 @@ class Manifest:
         }
 
     def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), indent=1, sort_keys=False) + "\n").encode()
+        # Compact: the manifest is fetched whenever it changes (about 100 bytes per file).
+        return (json.dumps(self.to_dict(), separators=(",", ":")) + "\n").encode()
 
     def stamped(self) -> Manifest:
         """A copy with ``created_at`` set to now (UTC, ISO 8601)."""
