@@ -1,4 +1,4 @@
-"""A deployed environment, built in moto the way the tofu roots build it, with its outputs file.
+"""A deployed environment, built in moto the way the tofu roots build it, with its outputs file (fixtures).
 
 The repository root (``DAGOPS_ROOT``) is a temporary folder holding ``live/prod/main.tf`` and one code
 location, so environment-name validation and the registry read what a checkout would hold.

@@ -6,7 +6,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import REGION, Stack
+from aws_stack import REGION, Stack
 from invoke import Context
 from invoke.exceptions import Exit
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Stack
+from aws_stack import Stack
 from invoke import Context
 from invoke.exceptions import Exit
 

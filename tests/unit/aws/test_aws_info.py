@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import boto3
 import pytest
-from conftest import REGION, Stack
+from aws_stack import REGION, Stack
 from invoke import Context
 from invoke.exceptions import Exit
 
