@@ -3,7 +3,7 @@
     python -m dagops.sync run --location NAME [--code-dir DIR] [--interval SECONDS] [--grpc-host H]
                               [--grpc-port P] [--webserver-url URL] [--no-code-server]
     python -m dagops.sync once --location NAME [--code-dir DIR]
-    python -m dagops.sync status --location NAME [--code-dir DIR] [--json]
+    python -m dagops.sync status --location NAME [--code-dir DIR] [--json]   (exit 0: a release is served)
 
 ``run`` syncs in a loop and supervises the location's ``dagster api grpc`` child: restarted after every
 swap (then the webserver is asked to reload the location) and whenever it dies. ``once`` syncs one time
@@ -327,7 +327,10 @@ def _status(location: str, code_dir: Path, as_json: bool) -> int:
     if status is None:
         raise DagopsError(f"No status for code location {location!r} under {code_dir} (no agent ran there).")
     print(json.dumps(asdict(status), indent=1) if as_json else format_status(status), flush=True)
-    return 0 if status.state == "ok" else 1
+    # Exit 0 while a release is served by a code server that is not failing: usable as a container
+    # health check (a rejected upload is an error to show, not a reason to kill the container).
+    healthy = status.revision is not None and not (status.code_server or "").startswith("failing")
+    return 0 if healthy else 1
 
 
 def main(argv: list[str] | None = None) -> int:
