@@ -130,7 +130,8 @@ class Agent:
         problem = result.message if result.transient else self.syncer.problem
         if problem != self._last_logged:
             if problem:
-                self.log(("waiting: " if result.outcome == ABSENT else "error: ") + problem)
+                waiting = result.outcome == ABSENT and not self.syncer.serving
+                self.log(("waiting: " if waiting else "error: ") + problem)
             elif self._last_logged is not None:
                 self.log(f"ok: serving {(self.syncer.serving or '?')[:12]}")
             self._last_logged = problem
