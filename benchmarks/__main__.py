@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[Row] = []
     started = datetime.now(UTC)
+    load_before = os.getloadavg()
     for name in sorted(names, key=list(BENCHMARKS).index):
         label, func = BENCHMARKS[name]
         print(f"[bench] {label}: running ...", flush=True)
@@ -135,8 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(rows))
     errors = sum(r.status == ERROR for r in rows)
     fails = sum(r.status == FAIL for r in rows)
+    load_after = os.getloadavg()
     print(
-        f"\n{len(rows)} figures, {fails} over budget (FAIL), {errors} errors. "
+        f"\nhost: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} at the start and "
+        f"{load_after[0]:.1f} at the end (other work on the machine slows the stack figures)."
+    )
+    print(
+        f"{len(rows)} figures, {fails} over budget (FAIL), {errors} errors. "
         "A FAIL is a missed budget and does not change the exit code; an ERROR (a benchmark that could "
         "not run) makes it 1."
     )
@@ -147,7 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "host": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "host": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load_average_start": load_before,
+            "load_average_end": load_after,
+        },
         "benchmarks": names,
         "rows": [asdict(r) for r in rows],
     }
