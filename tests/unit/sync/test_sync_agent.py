@@ -218,8 +218,12 @@ def test_run_supervises_a_real_code_server(
         assert "reloadRepositoryLocation" in received[-1]["body"]["query"]
         agent_rss = rss_kib(proc.pid)
         # A change: new release, child restarted on it, location reloaded.
+        marker = tmp_path / "imports.txt"
         (source / "pipelines" / "more.py").write_text(
-            "import dagster as dg\n\n\n@dg.asset\ndef more() -> int:\n    return 4\n"
+            "import os\n\nimport dagster as dg\n\n"
+            f"with open({str(marker)!r}, 'a') as fh:\n"
+            "    fh.write(f'{os.getpid()} {__file__}\\n')\n\n\n"
+            "@dg.asset\ndef more() -> int:\n    return 4\n"
         )
         write_tree(source, {"definitions.py": """
             import dagster as dg
@@ -236,7 +240,10 @@ def test_run_supervises_a_real_code_server(
         change_seconds = time.monotonic() - changed_at
         assert len(received) > reloads
         assert grpc_serving("127.0.0.1", port)
-        assert (code_dir / "main" / "current" / "pipelines" / "more.py").is_file()
+        # The server that serves the new release imported its modules from current/, not from the
+        # build folder its import check used.
+        imported = dict(line.split(" ", 1) for line in marker.read_text().splitlines())
+        assert imported[str(new_pid)] == str(code_dir / "main" / "current" / "pipelines" / "more.py")
         # The child dies on its own: the agent starts another one.
         os.kill(new_pid, signal.SIGKILL)
         wait_for(lambda: serving(second.revision, not_pid=new_pid), 120, "the restart after a crash", proc)
