@@ -740,11 +740,12 @@ def estimate(
         "rds_gp3_gb_month",
         factor=db_factor,
     )
-    backup_gb = usage.db_data_gb * (1 + usage.db_daily_change * config.db_backup_retention_days)
+    days = config.db_backup_retention_days
+    backup_gb = usage.db_data_gb * (1 + usage.db_daily_change * days) if days > 0 else 0.0
     billable_backup = max(0.0, backup_gb - config.db_allocated_storage_gb)
     add(
         "RDS",
-        f"backups ~{backup_gb:.1f} GB, {config.db_backup_retention_days} days kept",
+        f"backups ~{backup_gb:.1f} GB, {days} days kept" if days > 0 else "backups off (retention 0)",
         billable_backup,
         "GB-month",
         "rds_backup_gb_month",

@@ -325,3 +325,13 @@ def test_the_repository_environments_estimate_without_guesses() -> None:
     assert [t.name for t in dev.config.tasks] == ["stack"] and dev.config.spot
     assert {"webserver", "daemon"} <= {t.name for t in prod.config.tasks} and not prod.config.spot
     assert dev.estimate.total < prod.estimate.total
+
+
+def test_backups_bill_only_beyond_the_allocated_storage(root: Path) -> None:
+    big = cost.Usage(db_data_gb=30.0, db_daily_change=0.1)
+    rep = cost.report("prod", root, overrides={"db_backup_retention_days": 10}, usage=big)
+    backups = next(i for i in rep.estimate.items if i.name.startswith("backups"))
+    # 30 GB + 10 days x 3 GB = 60 GB kept; 20 GB free (the allocated storage).
+    assert backups.quantity == pytest.approx(40.0)
+    off = cost.report("prod", root, overrides={"db_backup_retention_days": 0}, usage=big)
+    assert next(i for i in off.estimate.items if i.name.startswith("backups")).monthly_usd == 0
