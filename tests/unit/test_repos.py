@@ -742,6 +742,14 @@ CLI_CASES = [
     ("remove-unknown", ["repo.remove", "--name", "nothing"], "No code location named 'nothing'"),
     ("alias-update-repo", ["update-repo", "--name", "main"], "not an external repository"),
     ("logs-bad-name", ["repo.logs", "--name", "A;B"], "Invalid code location name"),
+    ("make-style-add", ["add-repo", "REPO_URL=ftp://h/x", "REPO_NAME=ok"], "not a git URL"),
+    (
+        "make-style-add-swapped",
+        ["add-repo", "REPO_NAME=Bad", "REPO_URL=file:///x"],
+        "Invalid code location name",
+    ),
+    ("make-style-remove", ["remove-repo", "REPO_NAME=nothing"], "No code location named 'nothing'"),
+    ("positional-remove", ["repo.remove", "nothing"], "No code location named 'nothing'"),
 ]
 
 
@@ -761,6 +769,30 @@ def test_cli_bad_input_is_one_line_and_exit_1(root: Path, argv: list[str], messa
     assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr and "Traceback" not in proc.stderr
     assert registry.registry_path(root).read_bytes() == before
     assert not (root / "repos").exists()
+
+
+def test_cli_make_style_add_and_remove(root: Path, upstream: Upstream) -> None:
+    env = {**os.environ, "DAGOPS_DEV_STATE_DIR": str(root / ".dagops")}
+    cli = [sys.executable, "-m", "invoke", "--search-root", str(REPO)]
+    added = subprocess.run(
+        [*cli, "add-repo", f"REPO_URL={upstream.url}", "REPO_NAME=pipelines"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert registry.get("pipelines", root).url == upstream.url
+    assert "no upload: the local stack is not running" in added.stdout
+    removed = subprocess.run(
+        [*cli, "remove-repo", "REPO_NAME=pipelines"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert removed.returncode == 0, removed.stderr
+    assert [loc.name for loc in registry.load(root)] == ["main"] and not (
+        root / "repos" / "pipelines"
+    ).exists()
 
 
 def test_cli_list_shows_the_repositories(root: Path, s3: Any, upstream: Upstream) -> None:

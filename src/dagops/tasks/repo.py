@@ -39,6 +39,19 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+MAKE_STYLE = ("REPO_URL", "REPO_NAME", "REF", "ENTRY", "ENV")
+
+
+def _make_style(*values: str) -> dict[str, str]:
+    """``KEY=value`` words of the original make targets (``add-repo REPO_URL=... REPO_NAME=...``)."""
+    found: dict[str, str] = {}
+    for value in values:
+        key, sep, rest = value.partition("=")
+        if sep and key in MAKE_STYLE:
+            found[key] = rest
+    return found
+
+
 @task(
     help={
         "url": "git URL: https://host/path, ssh://host/path, user@host:path or file:///path",
@@ -68,30 +81,48 @@ def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "
 
 
 @task(
+    positional=["repo_url", "repo_name"],
     help={
-        "repo_url": "git URL (same as repo.add --url)",
-        "repo_name": "code-location name (same as repo.add --name)",
+        "repo_url": "git URL (same as repo.add --url); REPO_URL=... also works",
+        "repo_name": "code-location name (same as repo.add --name); REPO_NAME=... also works",
         "ref": "branch or tag to track",
         "entry": "the .py file defining the Definitions",
         "env": "upload to this environment's bucket instead of the local stack",
-    }
+    },
 )
 def add_repo(
-    c: Context, repo_url: str = "", repo_name: str = "", ref: str = "", entry: str = "", env: str = ""
+    c: Context,
+    repo_url: str | None = None,
+    repo_name: str | None = None,
+    ref: str = "",
+    entry: str = "",
+    env: str = "",
 ) -> None:
-    """Add a git repository as a code location (the original `make add-repo REPO_URL= REPO_NAME=`)."""
+    """Add a git repository as a code location (`add-repo REPO_URL=... REPO_NAME=...` works as with make)."""
+    repo_url, repo_name = repo_url or "", repo_name or ""
+    words = _make_style(repo_url, repo_name)
+    if words:
+        repo_url, repo_name = words.get("REPO_URL", ""), words.get("REPO_NAME", "")
+        ref, entry, env = words.get("REF", ref), words.get("ENTRY", entry), words.get("ENV", env)
     add(c, url=repo_url, name=repo_name, ref=ref, entry=entry, env=env)
 
 
+def _name(name: str | None) -> str:
+    """``--name x``, a positional ``x`` or the make-style ``REPO_NAME=x``."""
+    return _make_style(name or "").get("REPO_NAME", name or "")
+
+
 @task(
+    positional=["name"],
     help={
-        "name": "the code location to update",
+        "name": "the code location to update (REPO_NAME=... also works)",
         "env": "upload to this environment's bucket instead of the local stack",
-    }
+    },
 )
 @user_errors
-def update(c: Context, name: str = "", env: str = "") -> None:
+def update(c: Context, name: str | None = None, env: str = "") -> None:
     """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit."""
+    name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     target = _target(c, env)
@@ -99,14 +130,16 @@ def update(c: Context, name: str = "", env: str = "") -> None:
 
 
 @task(
+    positional=["name"],
     help={
-        "name": "the code location to remove",
+        "name": "the code location to remove (REPO_NAME=... also works)",
         "env": "remove its upload from this environment's bucket instead of the local stack",
-    }
+    },
 )
 @user_errors
-def remove(c: Context, name: str = "", env: str = "") -> None:
+def remove(c: Context, name: str | None = None, env: str = "") -> None:
     """Remove an external repository: its upload, its registration, then its clone."""
+    name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     target = _target(c, env)
@@ -130,16 +163,18 @@ def list_(c: Context) -> None:
 
 
 @task(
+    positional=["name"],
     help={
-        "name": "the code location whose logs to show",
+        "name": "the code location whose logs to show (REPO_NAME=... also works)",
         "env": "show the location's CloudWatch log group in this environment instead of the local stack",
         "follow": "keep printing new lines until Ctrl-C",
         "since": "with --env: minutes of history to show (default 60)",
-    }
+    },
 )
 @user_errors
-def logs(c: Context, name: str = "", env: str = "", follow: bool = False, since: int = 60) -> None:
+def logs(c: Context, name: str | None = None, env: str = "", follow: bool = False, since: int = 60) -> None:
     """Show a repository's logs: its sync agent and code server locally, its log group with --env."""
+    name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     validate_location_name(name)
