@@ -15,6 +15,7 @@ from dagops.paths import repo_root, state_dir
 
 ENV_PREFIX = "DAGOPS_DEV_"
 MODES = ("auto", "embedded", "compose")
+_KINDS = {int: "a whole number", float: "a number of seconds"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class DevConfig:
                 converted[name] = kind(value)
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"Setting dev.{name} ({ENV_PREFIX}{name.upper()}) must be a {kind.__name__}, "
+                    f"Setting dev.{name} ({ENV_PREFIX}{name.upper()}) must be {_KINDS.get(kind, 'a string')}, "
                     f"got {value!r}."
                 ) from None
         config = cls(**converted)
