@@ -73,8 +73,8 @@ class DevConfig:
                 converted[name] = kind(value)
             except (TypeError, ValueError):
                 raise ConfigError(
-                    f"Setting dev.{name} ({ENV_PREFIX}{name.upper()}) must be {_KINDS.get(kind, 'a string')}, "
-                    f"got {value!r}."
+                    f"Setting dev.{name} ({ENV_PREFIX}{name.upper()}) must be "
+                    f"{_KINDS.get(kind, 'a string')}, got {value!r}."
                 ) from None
         config = cls(**converted)
         config.validate()
