@@ -15,12 +15,19 @@ from dagops.aws import Deployment, ecs, pause, url
 from dagops.aws import image as images
 from dagops.aws import logs as cloudwatch
 from dagops.aws.credentials import aws_credentials
+from dagops.errors import DagopsError
 from dagops.publish import publish_location
 from dagops.tasks import user_errors
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+def _deployment(env: str) -> Deployment:
+    if not env:
+        raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
+    return Deployment.load(env)
 
 
 ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
@@ -34,9 +41,9 @@ ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
     }
 )
 @user_errors
-def release(c: Context, env: str, image_tag: str = "", timeout: int = 1800) -> None:
+def release(c: Context, env: str = "", image_tag: str = "", timeout: int = 1800) -> None:
     """Build and push the image (or take --image-tag), roll it out to every service, wait until stable."""
-    dep = Deployment.load(env)
+    dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
     ecs.deploy_image(dep, tag, echo=_say, timeout=float(timeout))
     _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
@@ -44,9 +51,9 @@ def release(c: Context, env: str, image_tag: str = "", timeout: int = 1800) -> N
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for the services to be stable (default 1800)"})
 @user_errors
-def everything(c: Context, env: str, timeout: int = 1800) -> None:
+def everything(c: Context, env: str = "", timeout: int = 1800) -> None:
     """Upload every code location's DAGs to S3, then restart the services so they serve them now."""
-    dep = Deployment.load(env)
+    dep = _deployment(env)
     bucket = str(dep.require("bucket_name"))
     s3 = dep.client("s3")
     for location in registry.load():
@@ -66,42 +73,42 @@ def everything(c: Context, env: str, timeout: int = 1800) -> None:
 )
 @user_errors
 def logs(
-    c: Context, env: str, service: str = "", location: str = "", follow: bool = False, since: str = "10m"
+    c: Context, env: str = "", service: str = "", location: str = "", follow: bool = False, since: str = "10m"
 ) -> None:
     """Print the environment's CloudWatch logs, all services merged by time (or one service or location)."""
-    dep = Deployment.load(env)
+    dep = _deployment(env)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
         cloudwatch.show(dep, service or None, location or None, since=since, follow=follow, echo=_say)
 
 
 @task(help={"env": ENV_HELP})
 @user_errors
-def show_url(c: Context, env: str) -> None:
+def show_url(c: Context, env: str = "") -> None:
     """Print the web UI's URL (the load balancer's, or the webserver task's public IP)."""
-    print(url.webserver_url(Deployment.load(env)))
+    print(url.webserver_url(_deployment(env)))
 
 
 @task(help={"env": ENV_HELP})
 @user_errors
-def credentials(c: Context, env: str) -> None:
+def credentials(c: Context, env: str = "") -> None:
     """Print the environment's S3 access key id and secret, one per line, and nothing else."""
-    key_id, secret = aws_credentials(Deployment.load(env))
+    key_id, secret = aws_credentials(_deployment(env))
     print(key_id)
     print(secret)
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
 @user_errors
-def pause_env(c: Context, env: str, timeout: int = 1800) -> None:
+def pause_env(c: Context, env: str = "", timeout: int = 1800) -> None:
     """Scale every service to zero and stop the database (the cheapest way to keep an environment)."""
-    pause.pause(Deployment.load(env), echo=_say, timeout=float(timeout))
+    pause.pause(_deployment(env), echo=_say, timeout=float(timeout))
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
 @user_errors
-def resume_env(c: Context, env: str, timeout: int = 1800) -> None:
+def resume_env(c: Context, env: str = "", timeout: int = 1800) -> None:
     """Start the database and bring every service back to the task count it had when paused."""
-    pause.resume(Deployment.load(env), echo=_say, timeout=float(timeout))
+    pause.resume(_deployment(env), echo=_say, timeout=float(timeout))
 
 
 ns = Collection("deploy")

@@ -6,11 +6,18 @@ from invoke import Collection, Context, task
 
 from dagops.aws import Deployment
 from dagops.aws import image as images
+from dagops.errors import DagopsError
 from dagops.tasks import user_errors
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+def _deployment(env: str) -> Deployment:
+    if not env:
+        raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
+    return Deployment.load(env)
 
 
 @task(
@@ -34,9 +41,9 @@ def build(c: Context, tag: str = "", platform: str = "") -> None:
     }
 )
 @user_errors
-def push(c: Context, env: str, tag: str = "", platform: str = images.PUSH_PLATFORM) -> None:
+def push(c: Context, env: str = "", tag: str = "", platform: str = images.PUSH_PLATFORM) -> None:
     """Build the image for Fargate and push it to the environment's ECR repository as <git sha>."""
-    dep = Deployment.load(env)
+    dep = _deployment(env)
     pushed = images.push(dep, tag or None, platform, echo=_say)
     _say(f"Pushed {dep.require('ecr_repository_url')}:{pushed}.")
 

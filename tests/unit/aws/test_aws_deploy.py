@@ -178,3 +178,14 @@ def test_deploy_all_publishes_the_dags_and_restarts_the_services(
             .describe_services(cluster="dagops-prod", services=[service])["services"][0]["taskDefinition"]
             .endswith(":1")
         )
+
+
+def test_every_task_asks_for_the_environment(stack: Stack) -> None:
+    for task in (
+        deploy_tasks.release,
+        deploy_tasks.everything,
+        deploy_tasks.show_url,
+        deploy_tasks.credentials,
+    ):
+        with pytest.raises(Exit, match="Name the environment with --env ENV"):
+            task(Context())
