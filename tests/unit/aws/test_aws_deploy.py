@@ -189,3 +189,27 @@ def test_every_task_asks_for_the_environment(stack: Stack) -> None:
     ):
         with pytest.raises(Exit, match="Name the environment with --env ENV"):
             task(Context())
+
+
+def test_a_rollout_that_never_settles_times_out_with_the_services_named(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagops.aws.ecs import wait_stable
+
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")  # tasks never start
+    _ecs().create_service(
+        cluster="dagops-prod",
+        serviceName="dagops-prod-code-etl",
+        taskDefinition="dagops-prod-code-main",
+        desiredCount=1,
+        launchType="FARGATE",
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": [stack.subnet], "securityGroups": [stack.security_group]}
+        },
+    )
+    lines: list[str] = []
+    with pytest.raises(DagopsError, match="not stable after 0s: dagops-prod-code-etl"):
+        wait_stable(
+            Deployment.load("prod"), {"dagops-prod-code-etl": None}, echo=lines.append, timeout=0, poll=0
+        )
+    assert "  dagops-prod-code-etl: IN_PROGRESS, 0/1 running, 1 deployment(s)" in lines

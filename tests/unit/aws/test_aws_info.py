@@ -184,15 +184,32 @@ def _db_status() -> str:
     )
 
 
+def _scaling_suspended(stack: Stack) -> bool:
+    scaling = boto3.client("application-autoscaling", region_name=REGION)
+    target = scaling.describe_scalable_targets(
+        ServiceNamespace="ecs", ResourceIds=[f"service/dagops-prod/{stack.services['webserver']}"]
+    )["ScalableTargets"][0]
+    return bool(target.get("SuspendedState", {}).get("DynamicScalingOutSuspended"))
+
+
 def test_pause_and_resume_round_trip(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     ecs = boto3.client("ecs", region_name=REGION)
     ecs.update_service(cluster="dagops-prod", service=stack.services["webserver"], desiredCount=2)
+    boto3.client("application-autoscaling", region_name=REGION).register_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=f"service/dagops-prod/{stack.services['webserver']}",
+        ScalableDimension="ecs:service:DesiredCount",
+        MinCapacity=1,
+        MaxCapacity=2,
+    )
+    assert not _scaling_suspended(stack)
     before = _counts(stack)
     assert before[stack.services["webserver"]] == 2
 
     tasks.pause_env(Context(), env="prod")
     assert set(_counts(stack).values()) == {0}
     assert _db_status() == "stopped"
+    assert _scaling_suspended(stack)  # or autoscaling would bring the webserver back to its minimum
     web_arn = ecs.describe_services(cluster="dagops-prod", services=[stack.services["webserver"]])[
         "services"
     ][0]["serviceArn"]
@@ -207,6 +224,7 @@ def test_pause_and_resume_round_trip(stack: Stack, capsys: pytest.CaptureFixture
     tasks.resume_env(Context(), env="prod")
     assert _counts(stack) == before
     assert _db_status() == "available"
+    assert not _scaling_suspended(stack)
     assert all(t["key"] != RESUME_TAG for t in ecs.list_tags_for_resource(resourceArn=web_arn)["tags"])
     out = capsys.readouterr().out
     assert f"Service {stack.services['webserver']}: 0 -> 2 tasks." in out
