@@ -7,6 +7,7 @@ file with its content hash) are exactly what they were, with no temp folder left
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -849,3 +850,70 @@ def test_requirements_without_an_installer_fail_clearly(
     with pytest.raises(DagopsError, match="neither uv nor pip"):
         requirements.ensure_requirements(tree, tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+# --------------------------------------------------------------------------- the registry watcher
+
+
+def test_registry_watcher_follows_the_registry(root: Path, tmp_path: Path) -> None:
+    import http.server
+
+    import yaml
+
+    from dagops import registry_watch
+
+    reloads: list[bytes] = []
+
+    class GraphQL(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            reloads.append(self.rfile.read(int(self.headers["Content-Length"])))
+            body = b'{"data": {"reloadWorkspace": {"__typename": "Workspace"}}}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), GraphQL)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    events: list[str] = []
+    workspace_yaml = tmp_path / "workspace.yaml"
+    try:
+        watcher = registry_watch.RegistryWatcher(
+            root=root,
+            host="127.0.0.1",
+            servers=[("main", "127.0.0.1", 4000)],
+            workspace_yaml=workspace_yaml,
+            ui_url=f"http://127.0.0.1:{server.server_address[1]}",
+            start_agent=lambda name, host, port: events.append(f"start {name}"),
+            stop_agent=lambda name: events.append(f"stop {name}"),
+            publish=lambda loc: events.append(f"publish {loc.name}"),
+            say=quiet,
+        )
+        assert watcher.poll() is False  # nothing changed yet
+
+        extra = registry.Location("etl", "repos/etl", url="file:///x", ref="main", commit="a" * 40)
+        registry.save([*registry.load(root), extra], root)
+        assert watcher.poll() is True
+        assert events == ["publish etl", "start etl"]
+        served = yaml.safe_load(workspace_yaml.read_text())["load_from"]
+        assert [s["grpc_server"]["location_name"] for s in served] == ["main", "etl"]
+        port = served[1]["grpc_server"]["port"]
+        assert port != 4000 and b"reloadWorkspace" in reloads[-1]
+
+        registry.save([dataclasses.replace(extra, commit="b" * 40), *registry.load(root)[:1]], root)
+        assert watcher.poll() is False  # same names: a commit change is the sync agent's business
+
+        registry.save(registry.load(root)[:1], root)  # main removed, etl kept
+        assert watcher.poll() is True
+        assert events[-1] == "stop main"
+        served = yaml.safe_load(workspace_yaml.read_text())["load_from"]
+        assert [(s["grpc_server"]["location_name"], s["grpc_server"]["port"]) for s in served] == [
+            ("etl", port)
+        ]
+        assert len(reloads) == 2
+    finally:
+        server.shutdown()
