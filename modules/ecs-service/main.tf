@@ -57,6 +57,7 @@ resource "aws_service_discovery_service" "this" {
 # cannot be conditional, hence the pair; exactly one of them exists.
 
 resource "aws_ecs_service" "fixed" {
+  # checkov:skip=CKV_AWS_333: Tasks sit in public subnets without a NAT gateway (it would cost more than the stack); a public IP is how they reach ECR and S3. Security groups admit only the allow-list.
   count = var.create_service && var.autoscaling == null ? 1 : 0
 
   name                               = var.name
@@ -109,6 +110,7 @@ resource "aws_ecs_service" "fixed" {
 }
 
 resource "aws_ecs_service" "autoscaled" {
+  # checkov:skip=CKV_AWS_333: Tasks sit in public subnets without a NAT gateway (it would cost more than the stack); a public IP is how they reach ECR and S3. Security groups admit only the allow-list.
   count = local.autoscaled ? 1 : 0
 
   name                               = var.name
