@@ -2,8 +2,10 @@
 
 The child is ``python -m dagster api grpc --python-file <loc>/current/<entry> --working-directory
 <loc>/current ...``: paths go through the ``current`` symlink, so a restart after a swap loads the new
-release. Readiness is the standard gRPC health protocol (dagster's server reports ``DagsterApi``
-SERVING once the code is loaded), asked with grpcio directly so the agent never imports dagster.
+release. Readiness is the port accepting connections: ``dagster api grpc`` loads the code first and
+binds its port after, and the previous server has exited by then, so a connection can only reach
+the new one. (``grpc_serving`` asks the standard gRPC health service instead; it needs grpcio, which
+the agent leaves unimported to stay small.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,12 +39,25 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
+def _connect_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a listen address
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((_connect_host(host), port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
     """True when a dagster gRPC server at host:port answers the health check with SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    target = f"{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"  # noqa: S104 - a listen address
+    target = f"{_connect_host(host)}:{port}"
     with grpc.insecure_channel(target) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -211,7 +227,7 @@ class CodeServer:
         while time.monotonic() < deadline and not should_stop():
             if not self.alive():
                 return False
-            if grpc_serving(self.host, self.port, timeout=1.0):
+            if port_open(self.host, self.port):
                 return True
             time.sleep(0.1)
         return False
