@@ -1,0 +1,105 @@
+"""The invoke tasks dags.deploy and dags.status, called as invoke calls them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import GOOD_TREE, write_tree
+from invoke import Context
+from invoke.exceptions import Exit
+
+from dagops.sync.syncer import Syncer
+from dagops.tasks import dags
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "project"
+    write_tree(root / "code_locations" / "main", GOOD_TREE)
+    write_tree(
+        root / "code_locations" / "other", {"defs.py": "import dagster as dg\ndefs = dg.Definitions()\n"}
+    )
+    (root / "code_locations" / "locations.yaml").write_text(
+        "locations:\n"
+        "- {name: main, source: code_locations/main, entry: definitions.py}\n"
+        "- {name: other, source: code_locations/other, entry: defs.py}\n"
+    )
+    monkeypatch.setenv("DAGOPS_ROOT", str(root))
+    monkeypatch.setenv("DAGOPS_STATE_DIR", str(tmp_path / "state"))
+    return root
+
+
+def keys(s3: Any, bucket: str) -> set[str]:
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def test_deploy_publishes_every_location_then_only_changes(
+    project: Path, s3: Any, bucket: str, moto_endpoint: str, capsys: Any
+):
+    dags.deploy(Context(), bucket=bucket, endpoint_url=moto_endpoint)
+    out = capsys.readouterr().out
+    assert f"publishing 2 code location(s) to s3://{bucket}/dags/" in out
+    assert "main: 4 uploaded, 0 deleted, 0 unchanged" in out
+    assert "other: 1 uploaded, 0 deleted, 0 unchanged" in out
+    assert {"dags/main/_manifest.json", "dags/other/_manifest.json", "dags/other/defs.py"} <= keys(s3, bucket)
+    (project / "code_locations" / "main" / "data" / "seed.csv").write_text("a,b\n7,8\n")
+    dags.deploy(Context(), location="main", bucket=bucket, endpoint_url=moto_endpoint)
+    out = capsys.readouterr().out
+    assert "main: 1 uploaded, 0 deleted, 3 unchanged" in out
+    assert "other:" not in out
+
+
+def test_deploy_takes_the_bucket_from_the_environment(
+    project: Path, s3: Any, bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+):
+    monkeypatch.setenv("DAGSTER_S3_BUCKET", bucket)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    dags.deploy(Context(), location="other")
+    assert "other: 1 uploaded" in capsys.readouterr().out
+    assert "dags/other/_manifest.json" in keys(s3, bucket)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"location": "Bad Name"}, "Invalid code location name"),
+        ({"location": "unknown"}, "No code location named 'unknown'"),
+        ({"env": "NOPE"}, "Invalid environment name"),
+        ({"env": "staging"}, "Unknown environment 'staging'"),
+    ],
+)
+def test_deploy_bad_input_is_one_sentence_and_writes_nothing(
+    project: Path, s3: Any, bucket: str, moto_endpoint: str, kwargs: dict, message: str
+):
+    with pytest.raises(Exit) as failure:
+        dags.deploy(Context(), bucket=bucket, endpoint_url=moto_endpoint, **kwargs)
+    assert failure.value.code == 1
+    assert message in str(failure.value.message)
+    assert keys(s3, bucket) == set()
+
+
+def test_deploy_without_a_local_stack_says_so(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DAGOPS_DEV_S3_PORT", "1")  # nothing listens there
+    with pytest.raises(Exit) as failure:
+        dags.deploy(Context())
+    assert "No S3 endpoint answers" in str(failure.value.message)
+
+
+def test_status_prints_each_agent(
+    project: Path, s3: Any, bucket: str, moto_endpoint: str, tmp_path: Path, capsys: Any
+):
+    code_dir = tmp_path / "code"
+    with pytest.raises(Exit, match="No sync agent status"):
+        dags.status(Context(), code_dir=str(code_dir))
+    dags.deploy(Context(), location="main", bucket=bucket, endpoint_url=moto_endpoint)
+    syncer = Syncer(s3, bucket, "main", code_dir)
+    syncer.prepare()
+    revision = syncer.poll().revision
+    capsys.readouterr()
+    dags.status(Context(), code_dir=str(code_dir))
+    out = capsys.readouterr().out
+    assert "location      main\nstate         ok" in out
+    assert f"revision      {revision[:12]}" in out  # type: ignore[index]
+    assert "location      other\nstate         (no agent has run)" in out
