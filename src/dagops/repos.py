@@ -410,6 +410,23 @@ def _prepare(
     return ref, commit, entry
 
 
+def _check_prefix_free(s3: Any, bucket: str | None, name: str) -> None:
+    """Refuse a name whose S3 prefix holds files: a failed add must never delete what it did not write."""
+    if s3 is None or not bucket:
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        found = s3.list_objects_v2(Bucket=bucket, Prefix=f"dags/{name}/", MaxKeys=1).get("KeyCount", 0)
+    except (ClientError, BotoCoreError) as exc:
+        raise DagopsError(f"Cannot list s3://{bucket}/dags/{name}/: {str(exc).splitlines()[0]}.") from None
+    if found:
+        raise DagopsError(
+            f"s3://{bucket}/dags/{name}/ already holds files of an unregistered location; "
+            "choose another name or remove them first."
+        )
+
+
 def _work_dir(root: Path, name: str) -> Path:
     # Beside repos/ (same file system, so moving it into place is one rename), hidden, and private.
     return Path(tempfile.mkdtemp(dir=root, prefix=f".repo-{name}-"))
@@ -434,6 +451,7 @@ def add(
         validate_ref(ref)
     if entry is not None:
         validate_entry(entry)
+    _check_prefix_free(s3, bucket, name)
     log(f"adding {name}: {url}" + (f" at {ref}" if ref else ""))
     work = _work_dir(root, name)
     tree = work / "tree"

@@ -363,6 +363,15 @@ BAD_ADD: list[tuple[str, str, str | None, dict[str, Any], Any, Any, str]] = [
         _stray_clone,
         "repos/pipelines exists but is not registered",
     ),
+    (
+        "name-orphan-upload",
+        "pipelines",
+        None,
+        {},
+        None,
+        "s3-orphan",
+        "already holds files of an unregistered",
+    ),
     ("url-http", "pipelines", "http://example.com/repo.git", {}, None, None, "not a git URL"),
     ("url-ftp", "pipelines", "ftp://example.com/repo.git", {}, None, None, "not a git URL"),
     ("url-plain-path", "pipelines", "/srv/repo.git", {}, None, None, "not a git URL"),
@@ -478,7 +487,9 @@ def test_bad_add_changes_nothing(
     seed(root, s3, "existing", upstream)
     if change_upstream:
         change_upstream(upstream)
-    if change_root:
+    if change_root == "s3-orphan":
+        s3.put_object(Bucket=BUCKET, Key="dags/pipelines/left-over.py", Body=b"x = 1\n")
+    elif change_root:
         change_root(root)
     kwargs = dict(kwargs)
     puts = None
@@ -500,7 +511,7 @@ def test_bad_add_changes_nothing(
 def test_bad_add_table_covers_every_kind_of_bad_input_in_the_issue() -> None:
     kinds = {row[0].split("-")[0] for row in BAD_ADD}
     assert {"name", "url", "clone", "no", "definitions", "upload"} <= kinds
-    assert len(BAD_ADD) == 40
+    assert len(BAD_ADD) == 41
 
 
 def _break_upstream(upstream: Upstream) -> None:
