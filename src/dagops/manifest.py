@@ -26,6 +26,8 @@ from dagops.names import validate_location_name
 
 FORMAT = 1
 MANIFEST_NAME = "_manifest.json"
+LOCK_NAME = "_publish.lock"  # the publish lease, beside the manifest (dagops.publish)
+RESERVED_NAMES = frozenset({MANIFEST_NAME, LOCK_NAME})
 # Never part of a published tree: caches, virtualenvs, VCS metadata.
 SKIPPED_DIRS = frozenset(
     {"__pycache__", ".git", ".venv", "venv", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox"}
@@ -60,9 +62,12 @@ def check_relpath(rel: str) -> str:
         or "\x00" in rel
         or pure.is_absolute()
         or any(part in ("", ".", "..") for part in rel.split("/"))
-        or rel == MANIFEST_NAME
+        or rel in RESERVED_NAMES
     ):
-        raise DagopsError(f"Unsafe file path {rel!r} in a code-location manifest.")
+        raise DagopsError(
+            f"Unsafe or reserved file path {rel!r} in a code location "
+            f"(relative, no '.' or '..' parts, not {' or '.join(sorted(RESERVED_NAMES))})."
+        )
     return rel
 
 

@@ -29,10 +29,9 @@ from typing import Any
 
 from dagops import settings
 from dagops.errors import DagopsError
-from dagops.manifest import MANIFEST_NAME, Manifest, build
+from dagops.manifest import LOCK_NAME, MANIFEST_NAME, Manifest, build
 from dagops.names import validate_location_name
 
-LOCK_NAME = "_publish.lock"
 LOCK_TTL_SECONDS = 900
 UPLOAD_WORKERS = 8
 _PRECONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}

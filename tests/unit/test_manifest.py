@@ -72,7 +72,19 @@ def test_json_round_trip_follows_the_readme_contract(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    "rel", ["../x.py", "/etc/passwd", "a/../../b", "a//b", "./a", "a\\b", "", "_manifest.json", "a/./b"]
+    "rel",
+    [
+        "../x.py",
+        "/etc/passwd",
+        "a/../../b",
+        "a//b",
+        "./a",
+        "a\\b",
+        "",
+        "_manifest.json",
+        "_publish.lock",
+        "a/./b",
+    ],
 )
 def test_unsafe_paths_are_refused(rel: str):
     with pytest.raises(DagopsError):
