@@ -238,3 +238,23 @@ def test_a_restart_clears_what_the_dead_child_left_in_its_session(tmp_path: Path
     _wait(lambda: not stack.pid_alive(first), timeout=10)
     sup.stop_all()
     assert all(not stack.pid_alive(int(p)) for p in pids.read_text().split())
+
+
+# Compose mode -----------------------------------------------------------------------------------
+def test_mode_auto_follows_the_docker_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dagops.localstack import compose
+
+    monkeypatch.setattr(compose, "docker_available", lambda: False)
+    assert compose.resolve_mode("auto") == "embedded"
+    assert compose.resolve_mode("embedded") == "embedded"
+    with pytest.raises(DagopsError, match="Compose mode needs a running Docker engine"):
+        compose.resolve_mode("compose")
+    monkeypatch.setattr(compose, "docker_available", lambda: True)
+    assert compose.resolve_mode("auto") == "compose"
+    with pytest.raises(DagopsError, match=r"docker-compose\.yml is missing"):
+        compose.compose_argv("up", root=tmp_path)
+    (tmp_path / "compose").mkdir()
+    (tmp_path / "compose" / "docker-compose.yml").write_text("services: {}\n")
+    assert compose.compose_argv("up", "--detach", root=tmp_path) == [
+        "docker", "compose", "-f", str(tmp_path / "compose" / "docker-compose.yml"), "up", "--detach",
+    ]  # fmt: skip
