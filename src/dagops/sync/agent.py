@@ -1,7 +1,7 @@
 """``python -m dagops.sync``: the sync agent of one code location.
 
     python -m dagops.sync run --location NAME [--code-dir DIR] [--interval SECONDS] [--grpc-host H]
-                              [--grpc-port P] [--webserver-url URL] [--no-code-server]
+                              [--grpc-port P] [--webserver-url URL] [--no-code-server] [--queue-url URL]
     python -m dagops.sync once --location NAME [--code-dir DIR]
     python -m dagops.sync status --location NAME [--code-dir DIR] [--json]   (exit 0: a release is served)
 
@@ -9,7 +9,9 @@
 swap (then the webserver is asked to reload the location) and whenever it dies. ``once`` syncs one time
 (the ECS run tasks use it before running) and exits 0 when the published revision is in place.
 Defaults come from ``DAGOPS_LOCATION``, ``DAGOPS_CODE_DIR``, ``DAGOPS_SYNC_INTERVAL``, ``DAGOPS_GRPC_HOST``,
-``DAGOPS_GRPC_PORT`` and ``DAGOPS_WEBSERVER_URL``; ``DAGSTER_S3_BUCKET`` is required by run and once.
+``DAGOPS_GRPC_PORT``, ``DAGOPS_WEBSERVER_URL`` and ``DAGOPS_SYNC_QUEUE_URL`` (optional: the SQS queue
+of this location's S3 events, which wakes the loop as soon as a manifest is written; see
+dagops.sync.notify); ``DAGSTER_S3_BUCKET`` is required by run and once.
 SIGTERM/SIGINT stop the child and exit 0; SIGUSR1 makes the next poll happen now.
 """
 
@@ -24,7 +26,7 @@ import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from dagops import settings
 from dagops.errors import DagopsError
@@ -70,13 +72,16 @@ def make_logger(location: str) -> Any:
     return log
 
 
-def s3_client() -> Any:
-    """An S3 client with short timeouts: the loop, not botocore, does the patient retrying."""
+def aws_client(service: Literal["s3", "sqs"]) -> Any:
+    """A client with short timeouts: the loop, not botocore, does the patient retrying.
+
+    (The read timeout outlasts an SQS long poll of 20 s.)
+    """
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=3, read_timeout=20, retries={"total_max_attempts": 2, "mode": "standard"})
-    return boto3.client("s3", config=config)
+    config = Config(connect_timeout=3, read_timeout=30, retries={"total_max_attempts": 2, "mode": "standard"})
+    return boto3.client(service, config=config)
 
 
 class Agent:
@@ -306,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--grpc-port", type=int, default=None, help="code server port ($DAGOPS_GRPC_PORT, 4000)")
     run.add_argument("--webserver-url", default=None, help="reload the location here after a swap")
     run.add_argument("--no-code-server", action="store_true", help="only sync; do not run a code server")
+    run.add_argument(
+        "--queue-url", default=None, help="SQS queue of this location's S3 events ($DAGOPS_SYNC_QUEUE_URL)"
+    )
     once = sub.add_parser("once", help="sync one time and exit 0 when the published revision is in place")
     common(once)
     status = sub.add_parser("status", help="print the agent's status file")
@@ -343,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return _status(location, code_dir, args.json)
         log = make_logger(location)
-        syncer = Syncer(s3_client(), bucket, location, code_dir, log=log)
+        syncer = Syncer(aws_client("s3"), bucket, location, code_dir, log=log)
         if args.command == "once":
             return Agent(syncer, interval=1.0).once()
         interval = args.interval if args.interval is not None else _env_float("DAGOPS_SYNC_INTERVAL", 60.0)
@@ -357,7 +365,13 @@ def main(argv: list[str] | None = None) -> int:
             server = code_server
             syncer.checker = lambda tree, entry: server.warm_check(tree, entry, syncer.check_timeout)
         webserver_url = args.webserver_url or os.environ.get("DAGOPS_WEBSERVER_URL", "").strip() or None
-        agent = Agent(syncer, interval, code_server, webserver_url)
+        queue_url = args.queue_url or os.environ.get("DAGOPS_SYNC_QUEUE_URL", "").strip() or None
+        waker: Waker | None = None
+        if queue_url:
+            from dagops.sync.notify import SqsWaker
+
+            waker = SqsWaker(aws_client("sqs"), queue_url, location, log).start()
+        agent = Agent(syncer, interval, code_server, webserver_url, waker)
         agent.install_signal_handlers()
         log(
             f"watching s3://{bucket}/{settings.location_prefix(location)} every {interval:g}s "

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import socket
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,30 @@ def publish(s3: Any, bucket: str) -> Any:
         return publish_location(s3, bucket, location, src, entry)
 
     return run
+
+
+def agent_env(endpoint: str, bucket: str | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGOPS_", "DAGSTER_S3", "AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+        PYTHONUNBUFFERED="1",
+    )
+    if bucket:
+        env["DAGSTER_S3_BUCKET"] = bucket
+    env.update(extra)
+    return env
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc: Any = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the agent exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

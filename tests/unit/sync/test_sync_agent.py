@@ -9,31 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import free_port, tree_contents, write_tree
+from conftest import agent_env, free_port, tree_contents, wait_for, write_tree
 
 from dagops.sync.codeserver import grpc_serving, rss_kib
 from dagops.sync.status import read_status
-
-
-def agent_env(endpoint: str, bucket: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGOPS_", "DAGSTER_S3", "AWS_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ENDPOINT_URL=endpoint,
-        PYTHONUNBUFFERED="1",
-    )
-    if bucket:
-        env["DAGSTER_S3_BUCKET"] = bucket
-    env.update(extra)
-    return env
 
 
 def sync_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -45,18 +30,6 @@ def sync_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subproces
         timeout=timeout,
         check=False,
     )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the agent exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.mark.parametrize("command", ["run", "once"])
