@@ -40,6 +40,7 @@ def test_defaults_then_invoke_yaml_then_env_then_flags() -> None:
         ({"ui_port": "web"}, "dev.ui_port"),
         ({"s3_port": 70000}, "TCP port"),
         ({"mode": "kubernetes"}, "dev.mode"),
+        ({"storage": "disk"}, "dev.storage must be one of auto, postgres, sqlite"),
         ({"sync_interval": 0}, "positive"),
     ],
 )

@@ -15,6 +15,7 @@ from dagops.paths import repo_root, state_dir
 
 ENV_PREFIX = "DAGOPS_DEV_"
 MODES = ("auto", "embedded", "compose")
+STORAGES = ("auto", "postgres", "sqlite")
 _KINDS = {int: "a whole number", float: "a number of seconds"}
 
 
@@ -23,6 +24,8 @@ class DevConfig:
     """Everything `invoke dev` needs to know; every field is a key of invoke.yaml's ``dev:`` mapping."""
 
     mode: str = "auto"
+    # auto: Postgres when its binaries are installed (or postgres_host is set), else SQLite.
+    storage: str = "auto"
     host: str = "127.0.0.1"
     ui_port: int = 3000
     s3_port: int = 9000
@@ -83,6 +86,10 @@ class DevConfig:
     def validate(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"Setting dev.mode must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        if self.storage not in STORAGES:
+            raise ConfigError(
+                f"Setting dev.storage must be one of {', '.join(STORAGES)}, got {self.storage!r}."
+            )
         for name in ("ui_port", "s3_port", "postgres_port", "code_server_base_port"):
             port = getattr(self, name)
             if not 1 <= port <= 65535:

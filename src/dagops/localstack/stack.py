@@ -350,14 +350,21 @@ class _Stack:
     def run(self, wait_forever: bool = True) -> None:
         cfg = self.config
         begin = time.monotonic()
-        bin_dir = None if cfg.postgres_host else find_bin_dir()
+        bin_dir = None if cfg.postgres_host or cfg.storage == "sqlite" else find_bin_dir()
+        if cfg.storage == "postgres" and not cfg.postgres_host and bin_dir is None:
+            raise DagopsError(
+                "Setting dev.storage is postgres, but no PostgreSQL server binaries were found "
+                "(PATH, /usr/lib/postgresql/*/bin) and dev.postgres_host is not set."
+            )
         self.check_ports(with_postgres=bin_dir is not None)
         for folder in (cfg.state, cfg.logs_dir, cfg.run_dir, cfg.code_dir, cfg.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / PID_FILE).write_text(str(os.getpid()))
         self.save_state()
         self.sup.say(f"starting the local stack (state in {cfg.state})")
-        if cfg.postgres_host:
+        if cfg.storage == "sqlite":
+            self.sup.say("using SQLite storage in DAGSTER_HOME (dev.storage is sqlite)")
+        elif cfg.postgres_host:
             self.postgres = PostgresDatabase(
                 cfg.postgres_host,
                 cfg.postgres_port,
