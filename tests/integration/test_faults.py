@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import psycopg2
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -73,9 +74,10 @@ def slow() -> int:
 
 
 slow_job = dg.define_asset_job("slow_job", selection=["slow"])
+quick_job = dg.define_asset_job("quick_job", selection=["alpha"])
 hourly = dg.ScheduleDefinition(name="hourly", job=slow_job, cron_schedule="0 * * * *")
 
-defs = dg.Definitions(assets=[{names}, slow], jobs=[slow_job], schedules=[hourly])
+defs = dg.Definitions(assets=[{names}, slow], jobs=[slow_job, quick_job], schedules=[hourly])
 """
 
 
@@ -175,7 +177,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
     while time.monotonic() < deadline:
         try:
             last = check()
-        except (DagopsError, OSError, ValueError, KeyError) as exc:
+        except (DagopsError, OSError, ValueError, KeyError, psycopg2.Error) as exc:
             last = exc
         if last and not isinstance(last, Exception):
             return last
@@ -332,8 +334,6 @@ class Stack:
         raise DagopsError("location missing from the workspace")
 
     def pg(self) -> Any:
-        import psycopg2
-
         return psycopg2.connect(
             host=self.config.host,
             port=self.config.postgres_port,
@@ -467,6 +467,11 @@ def stack() -> Iterator[Stack]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        # Keep the component logs of a failed run for the CI artifacts; the rest goes.
+        kept = Path(os.environ.get("DAGOPS_FAULTS_LOGS", "/tmp/dagops-faults-logs"))
+        shutil.rmtree(kept, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            shutil.copytree(config.logs_dir, kept)
         shutil.rmtree(base, ignore_errors=True)
         # The closing note quotes these.
         print(f"\nfaults injected: {len(FAULTS)}: {', '.join(FAULTS)}")
@@ -550,24 +555,18 @@ def test_upload_that_fails_to_import_is_not_served(
     assert status["state"] == "error" and error in status["last_error"], status
     assert stack.serving() == good and stack.assets() == assets
     assert re.search(rf"error: revision {bad[:12]} rejected.*{error}", stack.log()), stack.log()[-2000:]
-    # `python -m dagops.sync status` shows it and exits non-zero.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagops.sync",
-            "status",
-            "--location",
-            LOCATION,
-            "--code-dir",
-            str(stack.config.code_dir),
-        ],
+    # `python -m dagops.sync status` shows it (its exit code is the container health: still serving).
+    shown = subprocess.run(
+        [sys.executable, "-m", "dagops.sync", "status", "--location", LOCATION,
+         "--code-dir", str(stack.config.code_dir), "--json"],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
-    )
-    assert proc.returncode == 1 and error in proc.stdout, proc
+    )  # fmt: skip
+    shown_status = json.loads(shown.stdout)
+    assert shown_status["state"] == "error" and error in shown_status["last_error"], shown
+    assert shown_status["revision"] == good
 
     fixed = stack.publish(tree("alpha", "beta", f"fixed_{kind.replace('-', '_')}"))
     stack.nudge()
@@ -650,6 +649,7 @@ def test_code_server_killed_comes_back_and_the_run_is_recorded(stack: Stack) -> 
     assert "exited with code -9" in stack.log(), stack.log()[-2000:]
     # The run in flight is not lost: it reaches a terminal status, recorded in Postgres.
     final = wait_for("a terminal run status", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 150)
+    print(f"\nthe run in flight when its code server was killed ended {final}")
     rows = stack.sql("SELECT status FROM runs WHERE run_id = %s", run_id)
     assert rows == [(final,)]
     # And the location works: a new run succeeds.
@@ -660,27 +660,17 @@ def test_code_server_killed_comes_back_and_the_run_is_recorded(stack: Stack) -> 
 
 
 def test_postgres_restart_loses_nothing(stack: Stack) -> None:
+    first = stack.launch("quick_job")
+    assert wait_for(
+        "a run before the restart", lambda: (s := stack.run_status(first)) in TERMINAL and s, 120
+    ) == ("SUCCESS")
     started = graphql.query(stack.url, START_SCHEDULE, {"s": SCHEDULE_SELECTOR})["startSchedule"]
     assert started["__typename"] == "ScheduleStateResult", started
     runs_before = stack.sql("SELECT run_id, status FROM runs ORDER BY run_id")
     instigators_before = stack.sql("SELECT selector_id, status FROM instigators ORDER BY selector_id")
     assert runs_before and instigators_before
 
-    FAULTS.append("postgres-restart")
-    pg_bin = find_bin_dir()
-    assert pg_bin is not None
-    pg_pid = stack.component_pid("postgres")
-    subprocess.run(
-        ["runuser", "-u", "postgres", "--", str(pg_bin / "pg_ctl"), "stop", "-m", "fast", "-w",
-         "-D", str(stack.config.postgres_dir)] if os.geteuid() == 0 else
-        [str(pg_bin / "pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(stack.config.postgres_dir)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
-    stopped = time.time()
-    # The supervisor starts it again; everything stored before is still there.
-    wait_for("postgres back", lambda: stack.component_pid("postgres") != pg_pid and stack.sql("SELECT 1"), 90)
+    stopped = restart_postgres(stack)
     assert stack.sql("SELECT run_id, status FROM runs ORDER BY run_id") == runs_before
     assert stack.sql("SELECT selector_id, status FROM instigators ORDER BY selector_id") == instigators_before
 
@@ -691,17 +681,62 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
 
     wait_for("the webserver to read Postgres again", webserver_ok, 60)
 
-    # The daemon reconnects: fresh heartbeats after the restart, and it dequeues a new run.
+    # A run can be launched again (the first attempts may fail: see the next test) and the daemon,
+    # reconnected, dequeues it; its heartbeats are fresh.
+    failures: list[str] = []
+
+    def launched() -> str | None:
+        try:
+            return stack.launch("quick_job")
+        except (DagopsError, AssertionError) as exc:
+            failures.append(str(exc)[:200])
+            return None
+
+    run_id = wait_for("a launch after the restart", launched, 60, every=1.0)
+    print(f"\nlaunches refused right after the Postgres restart: {len(failures)}")
+    assert wait_for(
+        "a run after the restart", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120
+    ) == ("SUCCESS")
+
     def daemon_beating() -> bool:
         statuses = graphql.query(stack.url, DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
         beats = [s["lastHeartbeatTime"] for s in statuses if s["daemonType"] == "QUEUED_RUN_COORDINATOR"]
         return bool(beats and beats[0] and beats[0] > stopped + 1)
 
     wait_for("daemon heartbeats after the restart", daemon_beating, 90)
-    run_id = stack.launch()
-    assert wait_for(
-        "a run after the restart", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120
-    ) == ("SUCCESS")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the webserver keeps one pooled connection per storage (dagster's optimize_for_webserver, no "
+    "pre-ping): after a Postgres restart its first requests fail with 'server closed the connection "
+    "unexpectedly', and a launchRun can leave a run stuck in NOT_STARTED; the local supervisor does not "
+    "restart webserver/daemon when Postgres comes back (see the issue 7 report)",
+)
+def test_first_request_after_postgres_restart_succeeds(stack: Stack) -> None:
+    restart_postgres(stack)
+    wait_for("Postgres to accept connections", lambda: stack.sql("SELECT 1"), 60)
+    run_id = stack.launch("quick_job")  # no retry: a user clicking "Launch" right now
+    assert wait_for("the run", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120) == "SUCCESS"
+    time.sleep(3)
+    stuck = stack.sql(
+        "SELECT run_id, status FROM runs WHERE status NOT IN ('SUCCESS', 'FAILURE', 'CANCELED')"
+    )
+    assert stuck == []
+
+
+def restart_postgres(stack: Stack) -> float:
+    """Stop the stack's Postgres (pg_ctl stop -m fast); the supervisor starts it again; the stop time."""
+    FAULTS.append("postgres-restart")
+    pg_bin = find_bin_dir()
+    assert pg_bin is not None
+    pg_pid = stack.component_pid("postgres")
+    pg_ctl = [str(pg_bin / "pg_ctl"), "stop", "-m", "fast", "-w", "-D", str(stack.config.postgres_dir)]
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*as_user, *pg_ctl], check=True, capture_output=True, timeout=60)
+    stopped = time.time()
+    wait_for("postgres back", lambda: stack.component_pid("postgres") != pg_pid and stack.sql("SELECT 1"), 90)
+    return stopped
 
 
 def test_no_records_lost_and_current_never_torn(stack: Stack) -> None:
