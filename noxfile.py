@@ -54,7 +54,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Unit tests: hermetic, moto for AWS, no network beyond loopback."""
-    _pytest(session, "tests/unit")
+    _pytest(session, "tests/unit", "code_locations")
 
 
 @nox.session(python=PYTHON)

@@ -432,8 +432,12 @@ class _Stack:
         self.save_state()
         self.sup.say(f"Dagster UI: {cfg.ui_url}  (ready in {took:.1f} s; Ctrl-C or `invoke stop` to stop)")
         if wait_forever:
+            # Follow the registry: `invoke repo.add/remove` start or stop a location while the stack runs.
+            from dagops.registry_watch import for_stack
+
+            watcher = for_stack(self)
             while not self.sup.stopping.wait(1.0):
-                pass
+                watcher.poll()
 
     def shutdown(self) -> None:
         self.state["status"] = "stopping"
