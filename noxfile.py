@@ -17,7 +17,9 @@ CHECKOV = "checkov==3.2.469"
 
 def _sync(session: nox.Session, *groups: str) -> None:
     """Install the project and the given dependency groups into the session's venv, from uv.lock."""
-    args = ["uv", "sync", "--frozen", "--no-default-groups"]
+    # Precompiled bytecode: every Dagster process imports ~800 modules, 2-3 s slower per start where
+    # PYTHONDONTWRITEBYTECODE is set (as on CI machines); the image compiles too.
+    args = ["uv", "sync", "--frozen", "--no-default-groups", "--compile-bytecode"]
     for group in groups:
         args += ["--group", group]
     session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})
