@@ -3,6 +3,10 @@
 ``python -m dagops.publish --location NAME --source DIR [--entry FILE]`` publishes to the bucket named by
 ``DAGSTER_S3_BUCKET`` (``AWS_ENDPOINT_URL`` points boto3 at a local S3 endpoint).
 
+A file is unchanged only when its content is: its manifest entry matches and the object listed in S3
+holds the same bytes (ETag = MD5 for a single-part object; the stored sha256 for a multipart one).
+Sizes are never trusted alone.
+
 Order of writes, chosen so that a sync agent never trusts a half-written location:
 1. changed files are uploaded (a sync agent still trusts the old manifest, and checks every download's
    sha256 against it, so a file overwritten early is never served under the old revision);
@@ -16,6 +20,7 @@ location from interleaving their uploads; a lease older than ``LOCK_TTL_SECONDS`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import socket
@@ -29,7 +34,7 @@ from typing import Any
 
 from dagops import settings
 from dagops.errors import DagopsError
-from dagops.manifest import LOCK_NAME, MANIFEST_NAME, Manifest, build
+from dagops.manifest import LOCK_NAME, MANIFEST_NAME, FileEntry, Manifest, build
 from dagops.names import validate_location_name
 
 LOCK_TTL_SECONDS = 900
@@ -113,13 +118,64 @@ def read_manifest(s3: Any, bucket: str, location: str) -> tuple[Manifest | None,
         return None, etag
 
 
-def list_keys(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
-    """Every key under ``prefix`` with its size (one request per 1,000 keys)."""
-    keys: dict[str, int] = {}
+@dataclass(frozen=True)
+class Listed:
+    """One listed object: its size and ETag (without quotes)."""
+
+    size: int
+    etag: str
+
+    @property
+    def multipart(self) -> bool:
+        """A multipart upload's ETag is ``<md5 of the part md5s>-<parts>``, not the content's MD5."""
+        return "-" in self.etag
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> dict[str, Listed]:
+    """Every key under ``prefix`` with its size and ETag (one request per 1,000 keys)."""
+    keys: dict[str, Listed] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            keys[item["Key"]] = item["Size"]
+            keys[item["Key"]] = Listed(item["Size"], str(item.get("ETag", "")).strip('"'))
     return keys
+
+
+def md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        while chunk := fh.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
+    """The sha256 a publish stored in the object's metadata (a HEAD request); None when absent."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise
+    return (head.get("Metadata") or {}).get("sha256")
+
+
+def _needs_upload(
+    s3: Any, bucket: str, key: str, item: FileEntry, old: FileEntry | None, listed: Listed | None, path: Path
+) -> bool:
+    """Whether the object at ``key`` must be (re)written to hold exactly the local file's content.
+
+    Content decides, never the size: a publish interrupted after overwriting a file of the same size
+    leaves the old manifest in place, so a later publish of that old content must still upload it.
+    A single-part object's ETag is the MD5 of its bytes (SSE-S3 buckets); a multipart one's is not,
+    so its stored sha256 is read with one HEAD. Anything else that does not match is uploaded again.
+    """
+    if old != item or listed is None or listed.size != item.size:
+        return True
+    if listed.multipart:
+        return _stored_sha256(s3, bucket, key) != item.sha256
+    return listed.etag != md5_file(path)
 
 
 def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
@@ -210,7 +266,9 @@ def publish_location(
             upload = [
                 rel
                 for rel, item in manifest.files.items()
-                if old_files.get(rel) != item or listed.get(prefix + rel) != item.size
+                if _needs_upload(
+                    s3, bucket, prefix + rel, item, old_files.get(rel), listed.get(prefix + rel), paths[rel]
+                )
             ]
             wanted = {prefix + rel for rel in manifest.files} | {manifest_key, prefix + LOCK_NAME}
             stray = sorted(key for key in listed if key not in wanted)

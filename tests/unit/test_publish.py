@@ -183,6 +183,66 @@ def test_a_failure_mid_upload_leaves_the_old_manifest(s3: Any, bucket: str, sour
     assert second.manifest_written and manifest_of(s3, bucket).revision == second.revision
 
 
+def test_a_revert_after_an_interrupted_publish_uploads_the_content_again(s3: Any, bucket: str, source: Path):
+    """Version C is interrupted after overwriting a file of the same size; publishing A again fixes it.
+
+    The manifest still says A, the local tree is A and the listed size matches: only the content (the
+    listed ETag against the local MD5) shows that S3 holds C's bytes.
+    """
+    first = publish_location(s3, bucket, "main", source)
+    (source / "pkg" / "assets.py").write_text("A = 9\n")  # version C: same size
+
+    def fail_on_manifest(params: Any, model: Any, **_: Any) -> None:
+        if model.name == "PutObject" and params.get("url_path", "").endswith("_manifest.json"):
+            raise EndpointConnectionError(endpoint_url="http://injected-failure")
+
+    s3.meta.events.register("before-call.s3", fail_on_manifest)
+    with pytest.raises(DagopsError, match="S3 failed while publishing"):
+        publish_location(s3, bucket, "main", source)
+    s3.meta.events.unregister("before-call.s3", fail_on_manifest)
+    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 9\n"  # C's bytes under A's manifest
+
+    (source / "pkg" / "assets.py").write_text(FILES["pkg/assets.py"])  # the revert to A
+    recorder = Recorder(s3)
+    result = publish_location(s3, bucket, "main", source)
+    assert (result.uploaded, result.unchanged, result.manifest_written) == (1, 3, False)
+    # Still one list for every ETag: no per-file HEAD.
+    assert [op for op, _ in recorder.ops if op in ("HeadObject", "ListObjectsV2")] == ["ListObjectsV2"]
+    assert result.revision == first.revision
+    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
+
+
+def _multipart_put(s3: Any, bucket: str, key: str, body: bytes, sha256: str) -> str:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key, Metadata={"sha256": sha256})
+    part = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload["UploadId"], PartNumber=1, Body=body)
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    return str(done["ETag"])
+
+
+def test_a_multipart_object_is_compared_by_its_stored_sha256(s3: Any, bucket: str, source: Path):
+    publish_location(s3, bucket, "main", source)
+    key = "dags/main/pkg/assets.py"
+    right = manifest_of(s3, bucket).files["pkg/assets.py"].sha256
+    # The same bytes uploaded in parts (as `aws s3 cp` does for large files): kept, after one HEAD.
+    assert "-" in _multipart_put(s3, bucket, key, b"A = 1\n", right)
+    recorder = Recorder(s3)
+    result = publish_location(s3, bucket, "main", source)
+    assert (result.uploaded, result.unchanged) == (0, 4)
+    assert [op for op, _ in recorder.ops].count("HeadObject") == 1
+    # Other bytes of the same size in parts, with their own sha256: uploaded again.
+    wrong = "0" * 64
+    assert wrong != right
+    _multipart_put(s3, bucket, key, b"A = 9\n", wrong)
+    result = publish_location(s3, bucket, "main", source)
+    assert result.uploaded == 1
+    assert keys(s3, bucket)[key] == b"A = 1\n"
+
+
 @pytest.mark.parametrize(
     ("location", "src", "entry", "message"),
     [
