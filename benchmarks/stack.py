@@ -160,19 +160,34 @@ def _cmd(pid: int) -> str:
         return "?"
 
 
+# Run workers come and go (the code server starts one per run with multiprocessing's spawn, and the
+# run's executor one per step); they are the runs' memory, not the stack's, and are counted apart.
+RUN_WORKER_MARKERS = ("spawn_main", "execute_run", "execute_step")
+
+
 def stack_rss(components: dict[str, int], location: str) -> dict[str, Any]:
-    """RSS (MB) of webserver, daemon and the location's sync agent with its code server (process trees)."""
+    """RSS (MB) of webserver, daemon and the location's sync agent with its code server (process trees).
+
+    Run workers found in those trees are left out of ``total_mb`` and reported as ``runs_mb``.
+    """
     kids = _children()
     parts: dict[str, float] = {}
     processes: dict[str, list[str]] = {}
+    runs_mb = 0.0
     for name in ("webserver", "daemon", f"sync-{location}"):
         pid = components.get(name)
         if not pid:
             raise RuntimeError(f"component {name} is not running")
-        pids = _tree(pid, kids)
-        parts[name] = sum(_rss_mb(p) for p in pids)
-        processes[name] = [f"{p}: {_rss_mb(p):.0f} MB {_cmd(p)}" for p in pids]
-    return {"total_mb": sum(parts.values()), "parts_mb": parts, "processes": processes}
+        parts[name] = 0.0
+        processes[name] = []
+        for p in _tree(pid, kids):
+            rss, cmd = _rss_mb(p), _cmd(p)
+            if any(marker in cmd for marker in RUN_WORKER_MARKERS):
+                runs_mb += rss
+                continue
+            parts[name] += rss
+            processes[name].append(f"{p}: {rss:.0f} MB {cmd}")
+    return {"total_mb": sum(parts.values()), "parts_mb": parts, "processes": processes, "runs_mb": runs_mb}
 
 
 # ------------------------------------------------------------------------------------ 1. latency
@@ -388,13 +403,15 @@ def memory(
     extrapolated = done < runs
     late = [pt for pt in samples if pt[0] >= done / 2] or samples
     per_run_mb = slope(late)
-    projected = end["total_mb"] + per_run_mb * (runs - done) if extrapolated else end["total_mb"]
+    # A falling slope is noise, not memory given back over 200 runs: never project below the end.
+    projected = end["total_mb"] + max(per_run_mb, 0.0) * (runs - done) if extrapolated else end["total_mb"]
     growth_all = (projected - start["total_mb"]) / start["total_mb"]
     parts = ", ".join(f"{k} {v:.0f}" for k, v in start["parts_mb"].items())
     end_parts = ", ".join(f"{k} {v:.0f}" for k, v in end["parts_mb"].items())
     ok_runs = outcomes.get("SUCCESS", 0)
     how = (
-        f"extrapolated from {done} runs at the later half's slope, {per_run_mb * 1024:+.0f} KB per run"
+        f"{done} runs measured, the rest extrapolated at the later half's slope, "
+        f"{per_run_mb * 1024:+.0f} KB per run (a negative slope counted as 0)"
         if extrapolated
         else f"measured; later half's slope {per_run_mb * 1024:+.0f} KB per run"
     )
