@@ -53,12 +53,11 @@ locals {
     { name = "DAGSTER_PG_PASSWORD", valueFrom = "${module.database.master_user_secret_arn}:password::" },
   ]
   control_env = {
-    DAGOPS_CODE_LOCATIONS       = join(",", [for loc in var.code_locations : "${loc}=${local.code_server[loc].host}:${local.code_server[loc].port}"])
-    DAGOPS_RUN_TASK_DEFINITION  = local.run_family
-    DAGOPS_RUN_SUBNETS          = join(",", module.network.public_subnet_ids)
-    DAGOPS_RUN_SECURITY_GROUPS  = module.network.tasks_security_group_id
-    DAGOPS_LOG_GROUP_RUN        = local.log_group_names["run"]
-    DAGOPS_RUN_USE_FARGATE_SPOT = tostring(var.use_fargate_spot)
+    DAGOPS_CODE_LOCATIONS      = join(",", [for loc in var.code_locations : "${loc}=${local.code_server[loc].host}:${local.code_server[loc].port}"])
+    DAGOPS_RUN_TASK_DEFINITION = local.run_family
+    DAGOPS_RUN_SUBNETS         = join(",", module.network.public_subnet_ids)
+    DAGOPS_RUN_SECURITY_GROUPS = module.network.tasks_security_group_id
+    DAGOPS_LOG_GROUP_RUN       = local.log_group_names["run"]
   }
 
   containers = merge(

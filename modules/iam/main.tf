@@ -136,7 +136,6 @@ data "aws_iam_policy_document" "control" {
       "ecs:DescribeTaskDefinition",
       "ecs:RegisterTaskDefinition",
       "ec2:DescribeNetworkInterfaces",
-      "secretsmanager:ListSecrets",
     ]
     resources = ["*"]
   }

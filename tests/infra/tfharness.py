@@ -182,9 +182,12 @@ class MotoServer:
                 self.process.wait(timeout=10)
 
 
-def start_moto() -> MotoServer:
+def start_moto(managed_policies: bool = False) -> MotoServer:
+    """Start a moto server; ``managed_policies`` loads AWS managed IAM policies (slower start)."""
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true" if managed_policies else "false"}
     process = subprocess.Popen(
         [sys.executable, "-c", MOTO_SCRIPT],
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
