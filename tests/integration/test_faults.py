@@ -714,6 +714,9 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
     "restart webserver/daemon when Postgres comes back (see the issue 7 report)",
 )
 def test_first_request_after_postgres_restart_succeeds(stack: Stack) -> None:
+    # The webserver has used its storages (its pooled connections are open) before Postgres restarts.
+    before = stack.launch("quick_job")
+    assert wait_for("a run", lambda: (s := stack.run_status(before)) in TERMINAL and s, 120) == "SUCCESS"
     restart_postgres(stack)
     wait_for("Postgres to accept connections", lambda: stack.sql("SELECT 1"), 60)
     run_id = stack.launch("quick_job")  # no retry: a user clicking "Launch" right now
