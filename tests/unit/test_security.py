@@ -435,3 +435,30 @@ def test_no_other_command_prints_the_secret(
     output = proc.stdout + proc.stderr
     assert secret not in output and key_id not in output, f"{argv} printed the S3 credentials:\n{output}"
     assert "Traceback" not in output, output
+
+
+# --------------------------------------------------------------------------- suppressions
+
+SUPPRESSIONS = {
+    "checkov": re.compile(r"checkov:skip=(?P<id>[A-Z0-9_]+)(?::\s*(?P<why>.*))?"),
+    "hadolint": re.compile(r"hadolint ignore=(?P<id>[A-Z0-9,]+)(?P<why>.*)"),
+    "zizmor": re.compile(r"zizmor:\s*ignore\[(?P<id>[^\]]+)\](?P<why>.*)"),
+}
+
+
+def test_every_scanner_suppression_is_justified_inline() -> None:
+    """checkov, hadolint and zizmor findings may be suppressed only with the reason on the same line."""
+    found, unjustified = 0, []
+    for rel in tracked_files():
+        if not rel.endswith((".tf", "Dockerfile", ".yml", ".yaml")) or rel.startswith("tests/"):
+            continue
+        for number, line in enumerate((REPO / rel).read_text().splitlines(), 1):
+            for tool, pattern in SUPPRESSIONS.items():
+                match = pattern.search(line)
+                if match:
+                    found += 1
+                    why = (match.group("why") or "").strip(" -:#")
+                    if len(why) < 15:
+                        unjustified.append(f"{rel}:{number}: {tool} {match.group('id')} without a reason")
+    print(f"scanner suppressions: {found}")
+    assert unjustified == [], "\n".join(unjustified)
