@@ -198,7 +198,15 @@ class Agent:
         entry = self.syncer.status.entry or "definitions.py"
         started = time.monotonic()
         self._set_child_state("starting")
-        self.code_server.start(entry)
+        try:
+            env = self.syncer.serving_env()
+        except DagopsError as exc:
+            # Only when the requirements cache was lost and reinstalling fails: retried with backoff.
+            self.code_server.stop()
+            self.log(f"code server not started: {exc}")
+            self._set_child_state("failing (requirements)")
+            return
+        self.code_server.start(entry, env)
         self._await_child(started)
 
     def _await_child(self, started: float) -> None:
@@ -363,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
             code_server = CodeServer(location, syncer.layout.root, host, port, log)
             server = code_server
-            syncer.checker = lambda tree, entry: server.warm_check(tree, entry, syncer.check_timeout)
+            timeout = syncer.check_timeout
+            syncer.checker = lambda tree, entry, env: server.warm_check(tree, entry, timeout, env)
         webserver_url = args.webserver_url or os.environ.get("DAGOPS_WEBSERVER_URL", "").strip() or None
         queue_url = args.queue_url or os.environ.get("DAGOPS_SYNC_QUEUE_URL", "").strip() or None
         waker: Waker | None = None

@@ -121,20 +121,25 @@ class CodeServer:
     def exit_code(self) -> int | None:
         return self.proc.poll() if self.proc else None
 
-    def start(self, entry: str) -> None:
+    def start(self, entry: str, env: dict[str, str] | None = None) -> None:
+        """Stop the running server and start one on ``current``; ``env``: its requirements' environment."""
         self.stop()
         self.proc = subprocess.Popen(
             self.command(entry),
             cwd=str(self.current),
+            env=env,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self.started_at = time.monotonic()
         self.log(f"code server started (pid {self.proc.pid}, port {self.port})")
 
-    def warm_check(self, tree: Path, entry: str, timeout: float = 300.0) -> str | None:
+    def warm_check(
+        self, tree: Path, entry: str, timeout: float = 300.0, env: dict[str, str] | None = None
+    ) -> str | None:
         """Import-check ``tree`` in a process that can then become the code server (see ``promote``).
 
-        None when the tree loads (the process waits, warm), else the one-line error.
+        None when the tree loads (the process waits, warm), else the one-line error. ``env`` carries the
+        tree's requirements (PYTHONPATH); the same cache directory serves ``current`` after the swap.
         """
         self.discard_warm()
         read_end, write_end = os.pipe()
@@ -159,6 +164,7 @@ class CodeServer:
                 stdin=subprocess.PIPE,
                 pass_fds=(write_end,),
                 cwd=str(tree),
+                env=env,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:

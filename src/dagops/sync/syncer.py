@@ -8,9 +8,12 @@
   from the serving release, changed ones downloaded and checked against the manifest's sha256 (a
   mismatch means a publish is under way or the object is corrupt: nothing is swapped, the next poll
   retries); files not in the manifest are simply not there;
-- the tree is import-checked in a subprocess (``python -m dagops.sync.loadcheck``); a tree that fails is
-  discarded and its revision remembered as bad (not retried until a newer manifest appears), while the
-  last good release keeps serving;
+- the tree's Python requirements (``requirements.txt``, or ``pyproject.toml`` dependencies) are
+  installed into ``<code-dir>/.requirements`` (``dagops.requirements.location_env``; a cache hit when
+  unchanged), then the tree is import-checked in a subprocess (``python -m dagops.sync.loadcheck``)
+  with them on PYTHONPATH; a tree whose requirements do not install or that fails to load is
+  discarded and its revision remembered as bad (not retried until a newer manifest appears), while
+  the last good release keeps serving;
 - a good tree is installed as ``releases/<revision>`` and ``current`` is swapped to it in one rename.
 """
 
@@ -33,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagops import settings
 from dagops.errors import DagopsError
 from dagops.manifest import MANIFEST_NAME, Manifest, check_relpath, sha256_file
+from dagops.requirements import location_env
 from dagops.sync.layout import LocationDir
 from dagops.sync.status import Status, now_iso, write_status
 
@@ -103,9 +107,10 @@ class Syncer:
         self.log = log or (lambda line: None)
         self.python = python
         self.check_timeout = check_timeout
-        # The import check: (tree, entry) -> None or the one-line error. The agent swaps in a check
-        # that leaves a warm code server behind (dagops.sync.codeserver.CodeServer.warm_check).
-        self.checker: Callable[[Path, str], str | None] = self.import_check
+        # The import check: (tree, entry, env) -> None or the one-line error; ``env`` is the process
+        # environment with the tree's requirements on PYTHONPATH. The agent swaps in a check that
+        # leaves a warm code server behind (dagops.sync.codeserver.CodeServer.warm_check).
+        self.checker: Callable[[Path, str, dict[str, str]], str | None] = self.import_check
         self.etag: str | None = None  # ETag of the last manifest fully handled (swapped, current or bad)
         self.bad_revision: str | None = None
         self.problem: str | None = None  # what is wrong with the latest manifest (None: all good)
@@ -117,6 +122,14 @@ class Syncer:
         self._requests += 1
 
     # ----------------------------------------------------------------- state
+    @property
+    def code_dir(self) -> Path:
+        return self.layout.root.parent
+
+    def serving_env(self) -> dict[str, str]:
+        """The environment of a process importing ``current`` (its requirements: a cache hit)."""
+        return location_env(self.layout.current, self.code_dir, log=self.log)
+
     @property
     def serving(self) -> str | None:
         return self.layout.current_revision()
@@ -207,7 +220,7 @@ class Syncer:
                 if not reuse:
                     build = self.layout.new_build_dir(revision)
                     self._fill(build, manifest, serving, result)
-                    error = self.checker(build, manifest.entry)
+                    error = self._check(build, manifest.entry)
                     if error:
                         self.bad_revision = revision
                         self.problem = f"revision {revision[:12]} rejected, still serving " + (
@@ -277,7 +290,15 @@ class Syncer:
                     result.downloaded += 1
                     result.bytes_downloaded += size
 
-    def import_check(self, tree: Path, entry: str) -> str | None:
+    def _check(self, build: Path, entry: str) -> str | None:
+        """Install the build's requirements, then import-check it with them; None or the one-line error."""
+        try:
+            env = location_env(build, self.code_dir, log=self.log)
+        except DagopsError as exc:
+            return _one_line(str(exc))
+        return self.checker(build, entry, env)
+
+    def import_check(self, tree: Path, entry: str, env: dict[str, str] | None = None) -> str | None:
         """None when ``tree`` loads, else the one-line error of ``python -m dagops.sync.loadcheck``."""
         try:
             proc = subprocess.run(
@@ -286,6 +307,7 @@ class Syncer:
                 text=True,
                 timeout=self.check_timeout,
                 cwd=tree,
+                env=env,
                 check=False,
             )
         except subprocess.TimeoutExpired:
