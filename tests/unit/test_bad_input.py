@@ -83,6 +83,7 @@ ENV_TASKS: list[tuple[str, tuple[str, ...]]] = [
 # Where --env is optional, an empty value means "no environment" (the local stack): not bad input there,
 # except for cost, which needs one of --env and --all.
 OPTIONAL_ENV = {"dags.deploy", "repo.add", "repo.logs"}
+NAME_THE_ENV = "Name the environment with --env ENV"
 EMPTY_ENV_MESSAGE = {"cost": "Give either --env ENV or --all"}
 
 CASES: list[Case] = [
@@ -91,11 +92,17 @@ CASES: list[Case] = [
         *argv,
         "--env",
         value,
-        expect=EMPTY_ENV_MESSAGE.get(task, expect) if not value else expect,
+        expect=expect if value else EMPTY_ENV_MESSAGE.get(task, NAME_THE_ENV),
     )
     for task, argv in ENV_TASKS
     for kind, value, expect in ENV_VALUES
     if value or task not in OPTIONAL_ENV
+]
+# Tasks that need an environment, given none at all.
+CASES += [
+    case(f"{task}-env-missing", *argv, expect=NAME_THE_ENV)
+    for task, argv in ENV_TASKS
+    if task not in OPTIONAL_ENV and task != "cost"
 ]
 CASES += [
     # deploy: image tags
@@ -374,8 +381,6 @@ CASES += [
 # Rows that expose bugs in other areas' code (see the report of issue 7); strict: a fix turns them green
 # and the xfail then fails, so the marker gets removed with the fix.
 KNOWN_BUGS = {
-    "env.pause": "tasks.py never adds dagops.tasks.deploy.env_ns, so `invoke env.pause/resume` do not exist",
-    "env.resume": "tasks.py never adds dagops.tasks.deploy.env_ns, so `invoke env.pause/resume` do not exist",
     "deploy-timeout-negative": "deploy.release does not validate --timeout; ECS errors escape as a traceback",
     "deploy-timeout-text": "invoke's int cast of --timeout raises ValueError: a traceback, not a sentence",
     "deploy-missing-cluster": "dagops.aws.ecs lets ClusterNotFoundException escape (traceback)",
