@@ -78,13 +78,20 @@ ENV_TASKS: list[tuple[str, tuple[str, ...]]] = [
     ("repo.logs", ("repo.logs", "--name", "newloc")),
     ("env.pause", ("env.pause",)),
     ("env.resume", ("env.resume",)),
+    ("infra.init", ("infra.init",)),
+    ("infra.plan", ("infra.plan",)),
+    ("infra.apply", ("infra.apply", "--yes")),
+    ("infra.destroy", ("infra.destroy", "--yes")),
+    ("infra.output", ("infra.output",)),
 ]
 
 # Where --env is optional, an empty value means "no environment" (the local stack): not bad input there,
 # except for cost, which needs one of --env and --all.
 OPTIONAL_ENV = {"dags.deploy", "repo.add", "repo.logs"}
 NAME_THE_ENV = "Name the environment with --env ENV"
-EMPTY_ENV_MESSAGE = {"cost": "Give either --env ENV or --all"}
+GIVE_EITHER = "Give either --env ENV or --all"
+EMPTY_ENV_MESSAGE = {task: GIVE_EITHER for task in ("cost", "infra.init", "infra.plan", "infra.apply",
+                                                    "infra.destroy", "infra.output")}  # fmt: skip
 
 CASES: list[Case] = [
     case(
@@ -100,7 +107,7 @@ CASES: list[Case] = [
 ]
 # Tasks that need an environment, given none at all.
 CASES += [
-    case(f"{task}-env-missing", *argv, expect=NAME_THE_ENV)
+    case(f"{task}-env-missing", *argv, expect=EMPTY_ENV_MESSAGE.get(task, NAME_THE_ENV))
     for task, argv in ENV_TASKS
     if task not in OPTIONAL_ENV and task != "cost"
 ]
@@ -176,6 +183,9 @@ CASES += [
     case(
         "cost-var-unknown", "cost", "--env", "dev", "--var", "no_such_variable=1", expect="no_such_variable"
     ),
+    # infra
+    case("infra.plan-env-and-all", "infra.plan", "--env", "prod", "--all", expect=GIVE_EITHER),
+    case("infra.destroy-prod-unconfirmed", "infra.destroy", "--env", "prod", expect="needs --yes"),
     # dev
     case("dev-mode-unknown", "dev", "--mode", "weird", expect="dev.mode must be one of"),
     case("dev-mode-empty", "dev", "--mode", "", expect="dev.mode must be one of"),
@@ -580,6 +590,11 @@ def test_the_table_covers_every_user_facing_task() -> None:
     """The closing note quotes this count; every user-facing root task and collection appears."""
     tried = {c.argv[0] for c in CASES}
     must = {
+        "infra.init",
+        "infra.plan",
+        "infra.apply",
+        "infra.destroy",
+        "infra.output",
         "dev",
         "dev.logs",
         "create",
