@@ -91,6 +91,8 @@ locals {
           DAGOPS_SYNC_INTERVAL = tostring(var.sync_interval_seconds)
           DAGOPS_WEBSERVER_URL = local.webserver_url_internal
           DAGOPS_GRPC_PORT     = tostring(local.code_server[loc].port)
+          # For the code server's container context: runs of this location get this location's role.
+          DAGOPS_RUN_TASK_ROLE_ARN = module.iam.location_run_role_arns[loc]
         })
         secrets      = []
         port         = local.code_server[loc].port

@@ -20,6 +20,13 @@ locals {
       : "${substr("${var.name}-code-${loc}", 0, 55)}-${substr(sha1(loc), 0, 8)}"
     )
   }
+  location_run_role_names = {
+    for loc in var.code_locations : loc => (
+      length("${var.name}-run-${loc}") <= 64
+      ? "${var.name}-run-${loc}"
+      : "${substr("${var.name}-run-${loc}", 0, 55)}-${substr(sha1(loc), 0, 8)}"
+    )
+  }
 }
 
 data "aws_iam_policy_document" "ecs_tasks_trust" {
@@ -143,7 +150,7 @@ data "aws_iam_policy_document" "control" {
   statement {
     sid       = "PassRunRoles"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.execution.arn, aws_iam_role.run.arn]
+    resources = concat([aws_iam_role.execution.arn, aws_iam_role.run.arn], [for r in aws_iam_role.location_run : r.arn])
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
@@ -168,8 +175,12 @@ resource "aws_iam_role_policy" "control" {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Run role: one Fargate task per run. A run may belong to any code location, so it reads every location's
-# code and writes every location's assets, plus the compute logs.
+# Run roles: one Fargate task per run. The shared `run` role is the run task definition's own: a run
+# launched without its location's container context may belong to any location, so it reads every
+# location's code and writes every location's assets. Each location also gets `run-<loc>`, limited to
+# its own prefixes; its ARN reaches the code server as DAGOPS_RUN_TASK_ROLE_ARN, for the code server's
+# container context (`{"ecs": {"task_role_arn": ...}}`) so EcsRunLauncher starts that location's runs
+# with it. Once every image passes it, the shared role can lose its asset access.
 
 data "aws_iam_policy_document" "run" {
   statement {
@@ -213,6 +224,24 @@ resource "aws_iam_role_policy" "run" {
   name   = "run"
   role   = aws_iam_role.run.id
   policy = data.aws_iam_policy_document.run.json
+}
+
+resource "aws_iam_role" "location_run" {
+  for_each = toset(var.code_locations)
+
+  name               = local.location_run_role_names[each.key]
+  description        = "Dagster runs of code location ${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = merge(var.tags, { CodeLocation = each.key })
+}
+
+# Same scope as the code location's own role: its code, its assets, the compute logs.
+resource "aws_iam_role_policy" "location_run" {
+  for_each = toset(var.code_locations)
+
+  name   = "run"
+  role   = aws_iam_role.location_run[each.key].id
+  policy = data.aws_iam_policy_document.code_location[each.key].json
 }
 
 # ---------------------------------------------------------------------------------------------------------

@@ -22,3 +22,8 @@ output "stack_role_arn" {
   description = "ARN of the one-task stack's role, or null when the services run separately."
   value       = one(aws_iam_role.stack[*].arn)
 }
+
+output "location_run_role_arns" {
+  description = "Run task role ARN of each code location (map: location name => ARN), for its container context."
+  value       = { for loc, role in aws_iam_role.location_run : loc => role.arn }
+}

@@ -323,6 +323,8 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
         assert env["DAGOPS_LOCATION"] == location
         assert env["DAGSTER_S3_BUCKET"] == bucket
         assert env["DAGOPS_GRPC_PORT"] == str(4000 + port if dep.env == "dev" else 4000)
+        run_role = f"arn:aws:iam::{MOTO_ACCOUNT}:role/dagops-{dep.env}-run-{location}"
+        assert env["DAGOPS_RUN_TASK_ROLE_ARN"] == run_role
         assert "DAGSTER_PG_PASSWORD" not in str(c.get("secrets"))  # code servers never see the database
         assert c["logConfiguration"]["options"]["awslogs-group"] == dep.outputs["log_group_names"][key]
     run = dep.container("run", "run")
@@ -470,11 +472,11 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_code_location_roles_are_scoped_to_their_prefixes(dep: Deployment) -> None:
+def test_code_location_and_location_run_roles_are_scoped_to_their_prefixes(dep: Deployment) -> None:
     iam = dep.client("iam")
     bucket_arn = f"arn:aws:s3:::{dep.outputs['bucket_name']}"
-    for location in LOCATIONS:
-        statements = _statements(iam, f"dagops-{dep.env}-code-{location}")
+    for location, role in [(loc, f"{kind}-{loc}") for loc in LOCATIONS for kind in ("code", "run")]:
+        statements = _statements(iam, f"dagops-{dep.env}-{role}")
         resources = {r for s in statements for r in _as_list(s["Resource"])}
         assert resources == {
             bucket_arn,
@@ -497,6 +499,7 @@ def test_control_role_passes_only_its_own_roles(dep: Deployment) -> None:
     assert passed == {
         f"arn:aws:iam::{account}:role/dagops-{dep.env}-execution",
         f"arn:aws:iam::{account}:role/dagops-{dep.env}-run",
+        *(f"arn:aws:iam::{account}:role/dagops-{dep.env}-run-{loc}" for loc in LOCATIONS),
     }
     actions = {a for s in statements for a in _as_list(s["Action"])}
     assert {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:RegisterTaskDefinition"} <= actions
