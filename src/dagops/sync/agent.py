@@ -164,7 +164,9 @@ class Agent:
             if self.stopping.is_set():
                 return self._shutdown()
             self._serve_new_release()
-        next_poll = time.monotonic() + self.next_delay()
+        # Right after serving a new release the next poll is at once: a change published while the
+        # code server restarted (seconds) is not left waiting another interval.
+        next_poll = time.monotonic() if serving is None else time.monotonic() + self.next_delay()
         while not self.stopping.is_set():
             woken = self.waker.wait(min(max(next_poll - time.monotonic(), 0.0), 1.0))
             if self.stopping.is_set():
@@ -173,7 +175,9 @@ class Agent:
             if woken or time.monotonic() >= next_poll:
                 if self.poll().outcome == SWAPPED:
                     self._serve_new_release()
-                elif self.code_server:
+                    next_poll = time.monotonic()
+                    continue
+                if self.code_server:
                     self.code_server.discard_warm()
                 next_poll = time.monotonic() + self.next_delay()
         return self._shutdown()
@@ -261,9 +265,10 @@ class Agent:
     def _reload_webserver(self) -> None:
         if not self.webserver_url:
             return
+        started = time.monotonic()
         try:
             kind = reload_location(self.webserver_url, self.location, should_stop=self.stopping.is_set)
-            self.log(f"webserver reloaded the location ({kind})")
+            self.log(f"webserver reloaded the location ({kind}) in {time.monotonic() - started:.2f}s")
         except OSError as exc:
             self.log(f"could not reload the location in the webserver: {exc}")
 

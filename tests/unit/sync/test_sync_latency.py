@@ -1,0 +1,105 @@
+"""What keeps a change-to-visible short: the old code server is not waited for, the loop polls at once."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import free_port, wait_for, write_tree
+
+from dagops.sync.agent import Agent
+from dagops.sync.codeserver import CodeServer, port_open
+from dagops.sync.syncer import Syncer
+
+SLOW_EXIT_SECONDS = 8.0
+
+# Stands in for `python -m dagster api grpc ... --port P`: listens on P, and on SIGTERM closes its
+# listener at once but takes SLOW_EXIT_SECONDS to exit, as dagster's server finishing its shutdown does.
+SLOW_EXIT_SERVER = f"""
+    import signal, socket, sys, time
+
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    listener.settimeout(0.05)
+    while not stopping:
+        try:
+            listener.accept()[0].close()
+        except OSError:
+            pass
+    listener.close()
+    time.sleep({SLOW_EXIT_SECONDS})
+"""
+
+
+def test_a_restart_waits_for_the_old_listener_to_close_not_for_the_old_process_to_exit(tmp_path: Path):
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text(f"#!{sys.executable}\n" + textwrap.dedent(SLOW_EXIT_SERVER))
+    fake_python.chmod(0o755)
+    (tmp_path / "loc" / "current").mkdir(parents=True)
+    port = free_port()
+    lines: list[str] = []
+    server = CodeServer("main", tmp_path / "loc", "127.0.0.1", port, lines.append, python=str(fake_python))
+    server.start("definitions.py")
+    first = server.proc
+    assert first is not None
+    try:
+        assert server.wait_serving(timeout=30)
+        started = time.monotonic()
+        server.start("definitions.py")
+        restart_seconds = time.monotonic() - started
+        second = server.proc
+        assert second is not None and second.pid != first.pid
+        assert restart_seconds < SLOW_EXIT_SECONDS / 2
+        assert first.poll() is None  # still finishing its shutdown
+        assert server.wait_serving(timeout=30)  # the port is the new server's
+        assert server.alive() and server.pid == second.pid
+        # stop() waits for both: the retired one and the current one.
+        server.stop()
+        assert first.poll() is not None and second.poll() is not None
+        assert not port_open("127.0.0.1", port, timeout=0.5)
+        assert lines.count(f"code server stopped (pid {first.pid})") == 1
+    finally:
+        for proc in (first, server.proc):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_the_loop_polls_at_once_after_serving_a_new_release(
+    s3: Any, bucket: str, publish: Any, source: Path, tmp_path: Path
+):
+    """A change published while the code server restarts is synced now, not an interval later."""
+    code_dir = tmp_path / "code"
+    first = publish(source)
+    second_revision: list[str] = []
+
+    class ChangeDuringRestart(Agent):
+        def _serve_new_release(self) -> None:
+            super()._serve_new_release()
+            if not second_revision:
+                write_tree(source, {"data/seed.csv": "a,b\n3,4\n"})
+                second_revision.append(publish(source).revision)
+
+    syncer = Syncer(s3, bucket, "main", code_dir)
+    agent = ChangeDuringRestart(syncer, interval=600)
+    thread = threading.Thread(target=agent.run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    try:
+        wait_for(lambda: syncer.serving == first.revision or second_revision, 60, "the first release")
+        wait_for(lambda: second_revision and syncer.serving == second_revision[0], 60, "the second release")
+    finally:
+        agent.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 60  # far below the 600 s interval
+    assert (code_dir / "main" / "current" / "data" / "seed.csv").read_text() == "a,b\n3,4\n"
