@@ -111,8 +111,8 @@ def moto_server() -> Iterator[str]:
         log.close()
 
 
-def s3_client(endpoint: str) -> Any:
-    """A boto3 S3 client for ``endpoint`` with fake credentials, in its own session (hooks stay private)."""
+def aws_client(service: str, endpoint: str) -> Any:
+    """A boto3 client for ``endpoint`` with fake credentials, in its own session (hooks stay private)."""
     import boto3
 
     session = boto3.session.Session(
@@ -120,7 +120,11 @@ def s3_client(endpoint: str) -> Any:
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
     )
-    return session.client("s3", endpoint_url=endpoint)
+    return session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+
+def s3_client(endpoint: str) -> Any:
+    return aws_client("s3", endpoint)
 
 
 @dataclass
