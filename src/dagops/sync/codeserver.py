@@ -55,6 +55,17 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def port_refuses(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True only when host:port actively refuses connections (nothing listens; a timeout is not that)."""
+    try:
+        with socket.create_connection((_connect_host(host), port), timeout=timeout):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
 def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
     """True when a dagster gRPC server at host:port answers the health check with SERVING."""
     import grpc
@@ -241,7 +252,7 @@ class CodeServer:
         proc.terminate()
         deadline = time.monotonic() + self.stop_timeout
         while proc.poll() is None and time.monotonic() < deadline:
-            if not port_open(self.host, self.port, timeout=0.5):
+            if port_refuses(self.host, self.port, timeout=0.5):
                 break
             time.sleep(0.02)
         if proc.poll() is not None or time.monotonic() >= deadline:
