@@ -298,24 +298,30 @@ class Stack:
         self.published.append(result.revision)
         return result.revision
 
-    def code_server_pid(self) -> int | None:
+    def code_server_pids(self) -> list[int]:
+        """Every ``dagster api grpc`` process listening on the location's port (two during a hand-over)."""
         port = str(self.config.code_server_base_port)
+        found = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
             try:
-                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                words = [w.decode(errors="replace") for w in (proc / "cmdline").read_bytes().split(b"\0")]
             except OSError:
                 continue
-            words = [w.decode(errors="replace") for w in argv]
             if (
                 "api" in words
                 and "grpc" in words
                 and "--port" in words
                 and words[words.index("--port") + 1] == port
             ):
-                return int(proc.name)
-        return None
+                found.append(int(proc.name))
+        return found
+
+    def code_server_pid(self) -> int | None:
+        """The one code server of the location; None while there is none, or two (a hand-over)."""
+        pids = self.code_server_pids()
+        return pids[0] if len(pids) == 1 else None
 
     def assets(self) -> set[str]:
         """The asset keys the webserver shows for the location (raises while it is not loaded)."""
@@ -635,12 +641,20 @@ def test_upload_caught_half_way_is_never_served(stack: Stack) -> None:
 
 
 def test_code_server_killed_comes_back_and_the_run_is_recorded(stack: Stack) -> None:
-    pid = stack.code_server_pid()
-    assert pid is not None
+    wait_for("one settled code server", lambda: stack.code_server_pid() and stack.assets(), 60)
     run_id = stack.launch()
     wait_for("the run to start", lambda: stack.run_status(run_id) in {"STARTED", *TERMINAL}, 90)
     FAULTS.append("code-server-kill-9")
-    os.kill(pid, signal.SIGKILL)
+    pid = None
+    for _ in range(20):  # the pid of the code server serving right now (a swap may just have replaced it)
+        pid = wait_for("a code server", stack.code_server_pid, 30)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            break
+        except ProcessLookupError:
+            time.sleep(0.5)
+    else:
+        raise AssertionError("could not kill the code server")
     new_pid = wait_for(
         "a new code server", lambda: (p := stack.code_server_pid()) not in (None, pid) and p, 60
     )
