@@ -103,3 +103,13 @@ def test_the_loop_polls_at_once_after_serving_a_new_release(
     assert not thread.is_alive()
     assert time.monotonic() - started < 60  # far below the 600 s interval
     assert (code_dir / "main" / "current" / "data" / "seed.csv").read_text() == "a,b\n3,4\n"
+
+
+def test_every_module_the_warm_server_preloads_exists():
+    """A dagster upgrade that moves one of them would silently make every restart slower again."""
+    import importlib
+
+    from dagops.sync.warmserver import _CLI_MODULES
+
+    for name in _CLI_MODULES:
+        importlib.import_module(name)
