@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -462,3 +463,76 @@ def test_every_scanner_suppression_is_justified_inline() -> None:
                         unjustified.append(f"{rel}:{number}: {tool} {match.group('id')} without a reason")
     print(f"scanner suppressions: {found}")
     assert unjustified == [], "\n".join(unjustified)
+
+
+# --------------------------------------------------------------------------- infra.output
+
+TF_SECRET = "tf-Secret-" + "5c3b1a9d7e"
+
+
+@pytest.fixture()
+def env_with_state(tmp_path: Path) -> dict[str, str]:
+    """A copy of live/ and modules/ whose dev root has a local state holding a sensitive output."""
+    binary = next((b for b in ("tofu", "terraform") if shutil.which(b)), None)
+    if binary is None:
+        pytest.skip("neither tofu nor terraform is on PATH")
+    for name in ("live", "modules"):
+        shutil.copytree(
+            REPO / name, tmp_path / name, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*")
+        )
+    for name in ("tasks.py", "pyproject.toml"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    dev = tmp_path / "live" / "dev"
+    (dev / "local_backend_override.tf").write_text(
+        'terraform {\n  backend "local" {\n    path = "t.tfstate"\n  }\n}\n'
+    )
+    state = {
+        "version": 4,
+        "terraform_version": "1.11.0",
+        "serial": 1,
+        "lineage": "6b0c8e0e-0000-4000-8000-000000000001",
+        "outputs": {
+            "bucket_name": {"value": "dagops-dev-123456789012", "type": "string"},
+            "aws_secret_access_key": {"value": TF_SECRET, "type": "string", "sensitive": True},
+        },
+        "resources": [],
+        "check_results": None,
+    }
+    (dev / "t.tfstate").write_text(json.dumps(state))
+    env = _env(tmp_path, DAGOPS_ROOT=str(tmp_path), HOME=str(tmp_path))
+    mirror = Path(os.environ.get("DAGOPS_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
+    if mirror.is_dir():
+        rc = tmp_path / "cli.tfrc"
+        rc.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror}"\n  }}\n}}\n')
+        env["TF_CLI_CONFIG_FILE"] = str(rc)
+    subprocess.run([binary, f"-chdir={dev}", "init", "-input=false", "-no-color"], env=env, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    return env
+
+
+def test_infra_output_shows_sensitive_outputs_masked(env_with_state: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "infra.output", "--env", "dev"],
+        cwd=env_with_state["DAGOPS_ROOT"], env=env_with_state, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "dagops-dev-123456789012" in proc.stdout
+    assert TF_SECRET not in proc.stdout + proc.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="infra.output --json prints `tofu output -json` as is, sensitive values in clear (the S3 secret "
+    "key): a second command printing a secret. Fix in dagops.infra: blank values marked sensitive "
+    "(aws-credentials falls back to aws_credentials_secret_arn)",
+)
+def test_infra_output_json_does_not_print_secrets(env_with_state: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "infra.output", "--env", "dev", "--json"],
+        cwd=env_with_state["DAGOPS_ROOT"], env=env_with_state, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bucket_name"]["value"] == "dagops-dev-123456789012"
+    assert TF_SECRET not in proc.stdout + proc.stderr
