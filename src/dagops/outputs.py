@@ -30,6 +30,15 @@ def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in raw.items()}
 
 
+def _first_error(stderr: str) -> str:
+    """The first ``Error:`` line of tofu's stderr (warnings come before it), without the prefix."""
+    for line in stderr.splitlines():
+        if line.strip().startswith("Error:"):
+            return line.strip().removeprefix("Error:").strip().rstrip(".")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
 def load(env: str, root: Path | None = None) -> dict[str, Any]:
     """The outputs of live/<env> as a plain dict (name -> value)."""
     root = root or repo_root()
@@ -44,14 +53,16 @@ def load(env: str, root: Path | None = None) -> dict[str, Any]:
             ) from None
     binary = tofu_binary()
     proc = subprocess.run(
-        [binary, f"-chdir={root / 'live' / env}", "output", "-json"],
+        [binary, f"-chdir={root / 'live' / env}", "output", "-json", "-no-color"],
         capture_output=True,
         text=True,
         check=False,
     )
     if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DagopsError(f"Cannot read the outputs of environment {env!r} ({binary} output: {detail}).")
+        raise DagopsError(
+            f"Cannot read the outputs of environment {env!r} ({binary} output: {_first_error(proc.stderr)}); "
+            f"run `invoke infra.init --env {env}` (and `infra.apply`) first, or set {OUTPUTS_FILE_VAR}."
+        )
     data = _flatten(json.loads(proc.stdout or "{}"))
     if not data:
         raise DagopsError(

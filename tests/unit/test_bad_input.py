@@ -395,7 +395,6 @@ KNOWN_BUGS = {
     "deploy-timeout-text": "invoke's int cast of --timeout raises ValueError: a traceback, not a sentence",
     "deploy-missing-cluster": "dagops.aws.ecs lets ClusterNotFoundException escape (traceback)",
     "url-missing-cluster": "dagops.aws.url lets ClusterNotFoundException escape (traceback)",
-    "deploy-no-outputs": "dagops.outputs.load quotes terraform's last stderr line: ANSI codes, no reason",
     "dev.logs-lines-negative": "dagops.localstack.logs.show passes a negative --lines to deque (ValueError)",
     "dev.logs-lines-text": "invoke's int cast of --lines raises ValueError: a traceback, not a sentence",
     "cost-var-unknown": "dagops.cost.parse_overrides accepts a variable the root does not have (exit 0)",
