@@ -391,12 +391,6 @@ CASES += [
 # Rows that expose bugs in other areas' code (see the report of issue 7); strict: a fix turns them green
 # and the xfail then fails, so the marker gets removed with the fix.
 KNOWN_BUGS = {
-    "deploy-timeout-negative": "deploy.release does not validate --timeout; ECS errors escape as a traceback",
-    "deploy-timeout-text": "invoke's int cast of --timeout raises ValueError: a traceback, not a sentence",
-    "deploy-missing-cluster": "dagops.aws.ecs lets ClusterNotFoundException escape (traceback)",
-    "url-missing-cluster": "dagops.aws.url lets ClusterNotFoundException escape (traceback)",
-    "dev.logs-lines-negative": "dagops.localstack.logs.show passes a negative --lines to deque (ValueError)",
-    "dev.logs-lines-text": "invoke's int cast of --lines raises ValueError: a traceback, not a sentence",
     "cost-var-unknown": "dagops.cost.parse_overrides accepts a variable the root does not have (exit 0)",
     "dags.deploy-bucket-invalid": "dagops.publish._s3_problem keeps only 'Parameter validation failed:'",
     "dags.deploy-endpoint-invalid": "dags._target passes --endpoint-url to boto3 unchecked (ValueError)",

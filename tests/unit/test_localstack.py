@@ -199,6 +199,22 @@ def test_logs_show_the_tail_of_each_component(tmp_path: Path) -> None:
     assert out.getvalue() == "webserver | w1\n"
     with pytest.raises(DagopsError, match="No log for component 'daemon'; known: s3, webserver"):
         logs.show(tmp_path, component="daemon")
+    out = io.StringIO()
+    logs.show(tmp_path, component="webserver", lines=0, out=out)
+    assert out.getvalue() == ""
+    with pytest.raises(DagopsError, match=r"--lines must be a whole number of lines \(0 or more\), got -1"):
+        logs.show(tmp_path, lines=-1)
+
+
+@pytest.mark.parametrize(("text", "count"), [("0", 0), ("+7", 7), (" 12 ", 12)])
+def test_lines_flag_is_a_count(text: str, count: int) -> None:
+    assert logs.parse_lines(text) == count
+
+
+@pytest.mark.parametrize("text", ["abc", "-1", "1.5", "", "\u00b2"])
+def test_lines_flag_refuses_what_is_not_a_count(text: str) -> None:
+    with pytest.raises(DagopsError, match="--lines must be a whole number of lines"):
+        logs.parse_lines(text)
 
 
 def test_stop_and_status_without_a_running_stack(tmp_path: Path) -> None:

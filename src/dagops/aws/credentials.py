@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
-from dagops.aws import Deployment
+from dagops.aws import Deployment, aws_boundary
 from dagops.errors import DagopsError
 
 
+@aws_boundary
 def aws_credentials(dep: Deployment) -> tuple[str, str]:
     """(access key id, secret access key)."""
     key_id, secret = dep.outputs.get("aws_access_key_id"), dep.outputs.get("aws_secret_access_key")

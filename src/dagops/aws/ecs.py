@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dagops.aws import Deployment, Echo
+from dagops.aws import Deployment, Echo, aws_boundary
 from dagops.errors import DagopsError
 
 # docker's tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
@@ -49,6 +49,7 @@ def image_ref(dep: Deployment, tag: str) -> str:
     return f"{dep.require('ecr_repository_url')}:{validate_image_tag(tag)}"
 
 
+@aws_boundary
 def register_revision(dep: Deployment, task_definition: str, image: str) -> str:
     """Register a new revision of ``task_definition`` (family or ARN) with every image set to ``image``."""
     ecs = dep.client("ecs")
@@ -123,6 +124,7 @@ def assess(service: dict[str, Any], expected_task_definition: str | None) -> Ser
     return ServiceState(name, done, None, line)
 
 
+@aws_boundary
 def wait_stable(
     dep: Deployment,
     expected: Mapping[str, str | None],
@@ -153,6 +155,7 @@ def wait_stable(
         time.sleep(poll)
 
 
+@aws_boundary
 def deploy_image(
     dep: Deployment,
     tag: str,
@@ -189,6 +192,7 @@ def deploy_image(
     return new
 
 
+@aws_boundary
 def restart_services(
     dep: Deployment, echo: Echo = print, wait: bool = True, timeout: float = 1800.0, poll: float = 15.0
 ) -> None:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from dagops.aws import Deployment, Echo
+from dagops.aws import Deployment, Echo, aws_boundary
 from dagops.aws.ecs import validate_image_tag
 from dagops.errors import DagopsError
 from dagops.paths import repo_root
@@ -80,6 +80,7 @@ def build(
     return ref
 
 
+@aws_boundary
 def ecr_login(dep: Deployment, echo: Echo = print) -> str:
     """Log the docker client in to the environment's ECR registry (password on stdin, never on argv)."""
     registry = str(dep.require("ecr_repository_url")).split("/", 1)[0]
@@ -99,6 +100,7 @@ def ecr_login(dep: Deployment, echo: Echo = print) -> str:
     return registry
 
 
+@aws_boundary
 def push(
     dep: Deployment,
     tag: str | None = None,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from dagops.aws import Deployment, Echo
+from dagops.aws import Deployment, Echo, aws_boundary
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 
@@ -70,6 +70,7 @@ def format_event(key: str, event: dict[str, Any]) -> str:
     return f"{stamp} {key} {event['message'].rstrip()}"
 
 
+@aws_boundary
 def show(
     dep: Deployment,
     service: str | None = None,

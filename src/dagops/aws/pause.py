@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dagops.aws import Deployment, Echo
+from dagops.aws import Deployment, Echo, aws_boundary
 from dagops.aws.ecs import services, wait_stable
 from dagops.errors import DagopsError
 
@@ -71,6 +71,7 @@ def _wait_db(dep: Deployment, db_id: str, target: str, echo: Echo, timeout: floa
         time.sleep(poll)
 
 
+@aws_boundary
 def pause(dep: Deployment, echo: Echo = print, timeout: float = 1800.0, poll: float = 15.0) -> None:
     """Scale every service to 0 (remembering its count), then stop the database."""
     ecs = dep.client("ecs")
@@ -100,6 +101,7 @@ def pause(dep: Deployment, echo: Echo = print, timeout: float = 1800.0, poll: fl
     )
 
 
+@aws_boundary
 def resume(dep: Deployment, echo: Echo = print, timeout: float = 1800.0, poll: float = 15.0) -> None:
     """Start the database, then bring every service back to the count it had when paused."""
     ecs = dep.client("ecs")

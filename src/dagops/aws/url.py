@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dagops.aws import Deployment
+from dagops.aws import Deployment, aws_boundary
 from dagops.errors import DagopsError
 
 WEBSERVER_PORT = 3000
 
 
+@aws_boundary
 def webserver_url(dep: Deployment) -> str:
     """``webserver_url`` from the outputs, or ``http://<public ip>:3000`` of a running webserver task."""
     configured = dep.outputs.get("webserver_url")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections import deque
@@ -16,9 +17,18 @@ def components(logs_dir: Path) -> list[str]:
     return sorted(p.stem for p in logs_dir.glob("*.log"))
 
 
+def parse_lines(value: str | int) -> int:
+    """``--lines`` as a count of lines (0 or more); invoke hands the flag over as text."""
+    if not re.fullmatch(r"\+?[0-9]{1,9}", str(value).strip()):
+        raise DagopsError(f"--lines must be a whole number of lines (0 or more), got {value!r}.")
+    return int(str(value).strip())
+
+
 def show(logs_dir: Path, component: str | None = None, lines: int = 100, follow: bool = False,
          out: IO[str] = sys.stdout) -> None:  # fmt: skip
     """Print the last ``lines`` of each component's log (or of one), then follow them if asked."""
+    if not isinstance(lines, int) or lines < 0:
+        raise DagopsError(f"--lines must be a whole number of lines (0 or more), got {lines!r}.")
     known = components(logs_dir)
     if not known:
         raise DagopsError(f"No logs yet in {logs_dir}; start the stack with `invoke dev`.")

@@ -7,11 +7,12 @@ Every setting comes from the environment's tofu outputs (``dagops.outputs``), ne
 from __future__ import annotations
 
 import contextlib
+import re
 
 from invoke import Collection, Context, task
 
 from dagops import registry
-from dagops.aws import Deployment, ecs, pause, url
+from dagops.aws import Deployment, aws_errors, ecs, pause, url
 from dagops.aws import image as images
 from dagops.aws import logs as cloudwatch
 from dagops.aws.credentials import aws_credentials
@@ -30,6 +31,17 @@ def _deployment(env: str) -> Deployment:
     return Deployment.load(env)
 
 
+def _seconds(value: str, flag: str = "--timeout") -> float:
+    """A positive whole number of seconds from a flag's text (taken as str: invoke's int cast tracebacks)."""
+    text = str(value).strip()
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
+        raise DagopsError(f"{flag} must be a whole number of seconds, got {value!r}.")
+    seconds = int(text)
+    if seconds <= 0:
+        raise DagopsError(f"{flag} must be a positive number of seconds, got {value!r}.")
+    return float(seconds)
+
+
 ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
 
 
@@ -41,25 +53,28 @@ ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
     }
 )
 @user_errors
-def release(c: Context, env: str = "", image_tag: str = "", timeout: int = 1800) -> None:
+def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800") -> None:
     """Build and push the image (or take --image-tag), roll it out to every service, wait until stable."""
+    wait = _seconds(timeout)
     dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
-    ecs.deploy_image(dep, tag, echo=_say, timeout=float(timeout))
+    ecs.deploy_image(dep, tag, echo=_say, timeout=wait)
     _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for the services to be stable (default 1800)"})
 @user_errors
-def everything(c: Context, env: str = "", timeout: int = 1800) -> None:
+def everything(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Upload every code location's DAGs to S3, then restart the services so they serve them now."""
+    wait = _seconds(timeout)
     dep = _deployment(env)
     bucket = str(dep.require("bucket_name"))
-    s3 = dep.client("s3")
-    for location in registry.load():
-        result = publish_location(s3, bucket, location.name, location.path(), location.entry)
-        _say(result.summary())
-    ecs.restart_services(dep, echo=_say, timeout=float(timeout))
+    with aws_errors(dep):
+        s3 = dep.client("s3")
+        for location in registry.load():
+            result = publish_location(s3, bucket, location.name, location.path(), location.entry)
+            _say(result.summary())
+    ecs.restart_services(dep, echo=_say, timeout=wait)
 
 
 @task(
@@ -99,16 +114,18 @@ def credentials(c: Context, env: str = "") -> None:
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
 @user_errors
-def pause_env(c: Context, env: str = "", timeout: int = 1800) -> None:
+def pause_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Scale every service to zero and stop the database (the cheapest way to keep an environment)."""
-    pause.pause(_deployment(env), echo=_say, timeout=float(timeout))
+    wait = _seconds(timeout)
+    pause.pause(_deployment(env), echo=_say, timeout=wait)
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
 @user_errors
-def resume_env(c: Context, env: str = "", timeout: int = 1800) -> None:
+def resume_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Start the database and bring every service back to the task count it had when paused."""
-    pause.resume(_deployment(env), echo=_say, timeout=float(timeout))
+    wait = _seconds(timeout)
+    pause.resume(_deployment(env), echo=_say, timeout=wait)
 
 
 ns = Collection("deploy")

@@ -62,15 +62,16 @@ def stop(c: Context) -> None:
     }
 )
 @user_errors
-def logs_(c: Context, component: str | None = None, follow: bool = False, lines: int = 100) -> None:
+def logs_(c: Context, component: str | None = None, follow: bool = False, lines: str = "100") -> None:
     """Show the local stack's logs, prefixed by component."""
+    count = logs.parse_lines(lines)
     config = _config(c)
     if stack.running_pid(config) is None and compose.resolve_mode(config.mode) == "compose":
         compose.run(
             "logs", *(["--follow"] if follow else []), *([component] if component else []), root=config.root
         )
         return
-    logs.show(config.logs_dir, component=component, lines=lines, follow=follow)
+    logs.show(config.logs_dir, component=component, lines=count, follow=follow)
 
 
 @task(help={"detach": "start again in the background", "mode": "auto, embedded or compose"})

@@ -9,10 +9,11 @@ from collections.abc import Callable
 import boto3
 import pytest
 from aws_stack import REGION, Stack
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from invoke import Context
 from invoke.exceptions import Exit
 
-from dagops.aws import Deployment
+from dagops.aws import Deployment, aws_errors
 from dagops.aws.logs import parse_since, show
 from dagops.aws.pause import RESUME_TAG
 from dagops.errors import DagopsError
@@ -246,3 +247,30 @@ def test_outputs_file_must_be_readable(stack: Stack, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DAGOPS_TF_OUTPUTS_FILE", str(stack.outputs_file))
     with pytest.raises(Exit, match="no output 'service_names'"):
         tasks.show_url(Context(), env="prod")
+
+
+def test_aws_errors_become_one_sentence(stack: Stack) -> None:
+    """A missing cluster, a refused call and missing credentials: a sentence naming service and operation."""
+    stack.write_outputs(cluster_name="no-such-cluster", webserver_url=None)
+    with pytest.raises(Exit, match=r"ECS cluster 'no-such-cluster' of environment 'prod' does not exist"):
+        tasks.show_url(Context(), env="prod")
+    with pytest.raises(Exit, match=r"ECS cluster 'no-such-cluster' .*DescribeServices"):
+        tasks.release(Context(), env="prod", image_tag="v1")
+
+    stack.write_outputs(db_instance_identifier="no-such-db")
+    with pytest.raises(Exit, match=r"^error: Database no-such-db of environment 'prod' does not exist\.$"):
+        tasks.resume_env(Context(), env="prod")
+
+    dep = Deployment.load("prod")
+    with pytest.raises(DagopsError, match="No AWS credentials found for environment 'prod'"), aws_errors(dep):
+        raise NoCredentialsError()
+    with pytest.raises(DagopsError) as failed, aws_errors(dep):
+        raise EndpointConnectionError(endpoint_url="https://ecs.example.invalid/")
+    assert str(failed.value).startswith("AWS request failed for environment 'prod': Could not connect")
+    assert "\n" not in str(failed.value)
+
+
+@pytest.mark.parametrize("timeout", ["abc", "-5", "0", "1.5", ""])
+def test_timeout_must_be_a_positive_whole_number(stack: Stack, timeout: str) -> None:
+    with pytest.raises(Exit, match="--timeout must be a"):
+        tasks.release(Context(), env="prod", image_tag="v1", timeout=timeout)
