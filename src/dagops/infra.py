@@ -8,6 +8,7 @@ uses the environment's backend.hcl, and destroying a protected environment asks 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -103,16 +104,38 @@ def confirm_destroy(
         raise DagopsError(f"Destroy of {env!r} cancelled: the confirmation did not match.")
 
 
+def mask_sensitive(output_json: str) -> str:
+    """``tofu output -json`` with the value of every sensitive output replaced by null.
+
+    `invoke aws-credentials` is the one command that prints a secret; `infra.output --json` keeps the
+    shape (and the ``sensitive`` flag) so scripts see which outputs exist.
+    """
+    try:
+        data = json.loads(output_json or "{}")
+    except ValueError:
+        raise DagopsError("tofu output -json did not print JSON.") from None
+    for item in data.values():
+        if isinstance(item, dict) and item.get("sensitive"):
+            item["value"] = None
+    return json.dumps(data, indent=2, sort_keys=True)
+
+
 def run(step: Step, *, root: Path | None = None, out: TextIO | None = None) -> None:
     """Run one step with the terminal attached (tofu shows its own progress); raise when it fails."""
     root = root or repo_root()
     out = out or sys.stderr
     binary = Path(step.args[0]).name
     print(f"[infra] {step.env}: running {step.display(root)} ({binary})", file=out, flush=True)
+    json_output = step.args[2:] == ["output", "-json"]
     try:
-        code = subprocess.run(step.args, check=False).returncode
+        proc = subprocess.run(
+            step.args, check=False, stdout=subprocess.PIPE if json_output else None, text=True
+        )
     except OSError as exc:
         raise DagopsError(f"Cannot start {binary}: {exc.strerror or exc}.") from None
+    code = proc.returncode
+    if json_output and code == 0:
+        print(mask_sensitive(proc.stdout))
     if code != 0:
         raise DagopsError(f"{binary} {step.args[2]} failed for environment {step.env!r} (exit code {code}).")
 

@@ -23,6 +23,8 @@ FAKE = """#!{python}
 import json, os, sys
 with open(os.environ["FAKE_TF_LOG"], "a") as log:
     log.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\\n")
+if "output" in sys.argv and os.environ.get("FAKE_TF_OUTPUT"):
+    print(os.environ["FAKE_TF_OUTPUT"])
 fail = os.environ.get("FAKE_TF_FAIL")
 sys.exit(1 if fail and any(a.endswith("/live/" + fail) for a in sys.argv) else 0)
 """
@@ -145,10 +147,22 @@ def test_plan_all_goes_through_every_environment_and_names_failures(fake_env: di
     assert [c[1].rsplit("/", 1)[1] for c in calls(fake_env["log"])] == ["dev", "prod"]
 
 
-def test_output_json(fake_env: dict[str, Path]) -> None:
+def test_output_json_hides_sensitive_values(
+    fake_env: dict[str, Path], capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     install(fake_env["bin"], "tofu")
+    outputs = {
+        "bucket_name": {"sensitive": False, "type": "string", "value": "dagops-dev-123456789012"},
+        "aws_secret_access_key": {"sensitive": True, "type": "string", "value": "s3cr3t-Value"},
+    }
+    monkeypatch.setenv("FAKE_TF_OUTPUT", json.dumps(outputs))
     infra.execute("output", ["dev"], json_output=True)
     assert calls(fake_env["log"])[0][2:] == ["output", "-json"]
+    printed = capfd.readouterr()
+    assert "s3cr3t-Value" not in printed.out + printed.err
+    shown = json.loads(printed.out)
+    assert shown["bucket_name"]["value"] == "dagops-dev-123456789012"
+    assert shown["aws_secret_access_key"] == {"sensitive": True, "type": "string", "value": None}
 
 
 def _invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -50,10 +50,10 @@ def destroy(c: Context, env: str = "", yes: bool = False) -> None:
     infra.execute("destroy", _envs(env, False), yes=yes)
 
 
-@task(help={"env": ENV_HELP, "json": "print the outputs as JSON (what DAGOPS_TF_OUTPUTS_FILE reads)"})
+@task(help={"env": ENV_HELP, "json": "print the outputs as JSON, sensitive values as null"})
 @user_errors
 def output(c: Context, env: str = "", json: bool = False) -> None:
-    """Print the outputs of live/<env> (bucket, services, log groups, ...)."""
+    """Print the outputs of live/<env> (bucket, services, log groups, ...); secrets stay hidden."""
     infra.execute("output", _envs(env, False), json_output=json)
 
 
