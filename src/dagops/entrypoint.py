@@ -270,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ConfigError(
                     f"The code of location {launch.sync_first!r} could not be synced; the run cannot start."
                 )
+            if launch.cwd:
+                # The location's own requirements (installed by `once`, so a cache hit) go on PYTHONPATH.
+                from dagops.requirements import location_env
+
+                current = Path(launch.cwd)
+                launch.env = location_env(current, current.parent.parent, launch.env)
         if launch.cwd:
             if not Path(launch.cwd).is_dir():
                 raise ConfigError(f"The working directory {launch.cwd} does not exist.")
