@@ -75,7 +75,8 @@ def _s3_problem(exc: Exception, bucket: str, doing: str) -> DagopsError:
         return DagopsError(f"The S3 bucket {bucket!r} does not exist (while {doing}).")
     if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
         return DagopsError(f"Access to S3 bucket {bucket!r} was denied while {doing} ({code}).")
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    # botocore's messages can span lines ("Parameter validation failed:\n<the reason>"): keep them all.
+    detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
     return DagopsError(f"S3 failed while {doing} in bucket {bucket!r}: {detail}.")
 
 

@@ -392,8 +392,6 @@ CASES += [
 # and the xfail then fails, so the marker gets removed with the fix.
 KNOWN_BUGS = {
     "cost-var-unknown": "dagops.cost.parse_overrides accepts a variable the root does not have (exit 0)",
-    "dags.deploy-bucket-invalid": "dagops.publish._s3_problem keeps only 'Parameter validation failed:'",
-    "dags.deploy-endpoint-invalid": "dags._target passes --endpoint-url to boto3 unchecked (ValueError)",
 }
 
 

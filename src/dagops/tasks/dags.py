@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ def _target(c: Context, env: str, bucket: str, endpoint_url: str) -> tuple[Any, 
         return boto3.client("s3", region_name=values.get("region") or None), name, f"environment {env}"
     bucket = bucket or os.environ.get(BUCKET_VAR, "").strip()
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    if endpoint_url and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/\S*)?", endpoint_url):
+        raise DagopsError(
+            f"The S3 endpoint {endpoint_url!r} is not an http(s) URL such as http://127.0.0.1:9000."
+        )
     if bucket:
         # An explicit bucket: AWS itself, or the S3-compatible endpoint given with it.
         return boto3.client("s3", endpoint_url=endpoint_url or None), bucket, endpoint_url or "AWS"
