@@ -521,12 +521,6 @@ def test_infra_output_shows_sensitive_outputs_masked(env_with_state: dict[str, s
     assert TF_SECRET not in proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infra.output --json prints `tofu output -json` as is, sensitive values in clear (the S3 secret "
-    "key): a second command printing a secret. Fix in dagops.infra: blank values marked sensitive "
-    "(aws-credentials falls back to aws_credentials_secret_arn)",
-)
 def test_infra_output_json_does_not_print_secrets(env_with_state: dict[str, str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "invoke", "infra.output", "--env", "dev", "--json"],
