@@ -720,13 +720,6 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
     wait_for("daemon heartbeats after the restart", daemon_beating, 90)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the webserver keeps one pooled connection per storage (dagster's optimize_for_webserver, no "
-    "pre-ping): after a Postgres restart its first requests fail with 'server closed the connection "
-    "unexpectedly', and a launchRun can leave a run stuck in NOT_STARTED; the local supervisor does not "
-    "restart webserver/daemon when Postgres comes back (see the issue 7 report)",
-)
 def test_first_request_after_postgres_restart_succeeds(stack: Stack) -> None:
     # The webserver has used its storages (its pooled connections are open) before Postgres restarts.
     before = stack.launch("quick_job")

@@ -101,11 +101,18 @@ def test_dagster_yaml_with_postgres() -> None:
         max_concurrent_runs=3,
         postgres={"host": "127.0.0.1", "port": 5433, "user": "u", "password": "p", "db": "d"},
     )
-    db = config["storage"]["postgres"]["postgres_db"]
-    assert db == {
-        "hostname": "127.0.0.1", "port": 5433, "username": "u", "password": "p", "db_name": "d",
-        "scheme": "postgresql+psycopg2",
-    }  # fmt: skip
+    assert "storage" not in config
+    for key, cls in (
+        ("run_storage", "PingingPostgresRunStorage"),
+        ("event_log_storage", "PingingPostgresEventLogStorage"),
+        ("schedule_storage", "PingingPostgresScheduleStorage"),
+    ):
+        assert config[key]["module"] == "dagops.localstack.pg_storage"
+        assert config[key]["class"] == cls
+        assert config[key]["config"]["postgres_db"] == {
+            "hostname": "127.0.0.1", "port": 5433, "username": "u", "password": "p", "db_name": "d",
+            "scheme": "postgresql+psycopg2",
+        }  # fmt: skip
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["run_coordinator"]["config"]["max_concurrent_runs"] == 3
     assert config["run_launcher"]["class"] == "DefaultRunLauncher"

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from dagops import workspace
+from dagops.localstack import pg_storage
 
 
 def instance_config(
@@ -24,9 +25,11 @@ def instance_config(
     """
     config: dict[str, Any] = {}
     if postgres is not None:
-        config["storage"] = {
-            "postgres": {
-                "postgres_db": {
+        # dagster-postgres' storages, with a liveness check on the webserver's pooled connections, so a
+        # Postgres restart does not fail its next requests (see dagops.localstack.pg_storage).
+        config.update(
+            pg_storage.instance_storage(
+                {
                     "hostname": postgres["host"],
                     "port": int(postgres["port"]),
                     "username": postgres["user"],
@@ -35,8 +38,8 @@ def instance_config(
                     # psycopg2 explicitly: SQLAlchemy 2.1 would map postgresql:// to psycopg 3.
                     "scheme": "postgresql+psycopg2",
                 }
-            }
-        }
+            )
+        )
     else:
         if sqlite_dir is None:
             raise ValueError("SQLite storage needs a directory")
