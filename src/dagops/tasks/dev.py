@@ -68,7 +68,12 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
     config = _config(c)
     if stack.running_pid(config) is None and compose.resolve_mode(config.mode) == "compose":
         compose.run(
-            "logs", *(["--follow"] if follow else []), *([component] if component else []), root=config.root
+            "logs",
+            "--tail",
+            str(count),
+            *(["--follow"] if follow else []),
+            *([component] if component else []),
+            root=config.root,
         )
         return
     logs.show(config.logs_dir, component=component, lines=count, follow=follow)
