@@ -455,11 +455,31 @@ def _literal(values: dict[str, Any], notes: list[str], default: Any, *names: str
     return default
 
 
-def _int(value: Any, name: str) -> int:
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        raise DagopsError(f"{name} must be a number, not {value!r}.")
     try:
-        return int(float(value))
+        number = float(value)
     except (TypeError, ValueError):
         raise DagopsError(f"{name} must be a number, not {value!r}.") from None
+    if not math.isfinite(number):
+        raise DagopsError(f"{name} must be a finite number, not {value!r}.")
+    return number
+
+
+def _positive(value: Any, name: str) -> float:
+    number = _number(value, name)
+    if number <= 0:
+        raise DagopsError(f"{name} must be more than 0, not {value!r}.")
+    return number
+
+
+def _int(value: Any, name: str) -> int:
+    """A whole number of at least 0."""
+    number = _number(value, name)
+    if number < 0 or number != int(number):
+        raise DagopsError(f"{name} must be a whole number of 0 or more, not {value!r}.")
+    return int(number)
 
 
 def _bool(value: Any, name: str) -> bool:
@@ -472,16 +492,16 @@ def _bool(value: Any, name: str) -> bool:
 
 def _cpu_units(value: Any, name: str) -> int:
     """Fargate CPU in units (256 = 0.25 vCPU); a value under 32 is taken as vCPUs."""
-    number = float(value) if not isinstance(value, bool) else math.nan
-    if math.isnan(number) or number <= 0:
+    number = _number(value, name)
+    if number <= 0:
         raise DagopsError(f"{name} must be a positive number of CPU units, not {value!r}.")
     return int(number * 1024) if number < 32 else int(number)
 
 
 def _memory_mib(value: Any, name: str) -> int:
     """Fargate memory in MiB; a value under 128 is taken as GB."""
-    number = float(value) if not isinstance(value, bool) else math.nan
-    if math.isnan(number) or number <= 0:
+    number = _number(value, name)
+    if number <= 0:
         raise DagopsError(f"{name} must be a positive amount of memory in MiB, not {value!r}.")
     return int(number * 1024) if number < 128 else int(number)
 
@@ -601,7 +621,7 @@ def environment_config(
         run_memory_mib=_memory_mib(lit(512, "run_memory", "run_task_memory"), "run_memory"),
         spot=spot,
         db_instance_class=str(lit("db.t4g.micro", "db_instance_class")),
-        db_allocated_storage_gb=float(lit(20, "db_allocated_storage")),
+        db_allocated_storage_gb=_positive(lit(20, "db_allocated_storage"), "db_allocated_storage"),
         db_multi_az=_bool(lit(False, "db_multi_az"), "db_multi_az"),
         db_backup_retention_days=_int(
             lit(7, "db_backup_retention_days", "backup_retention_period"), "backup"
@@ -609,7 +629,7 @@ def environment_config(
         log_retention_days=_int(lit(30, "log_retention_days"), "log_retention_days"),
         enable_alb=_bool(lit(False, "enable_alb"), "enable_alb"),
         public_ip=_bool(lit(True, "assign_public_ip"), "assign_public_ip"),
-        sync_interval_s=float(lit(60, "sync_interval", "sync_interval_seconds")),
+        sync_interval_s=_positive(lit(60, "sync_interval_seconds", "sync_interval"), "sync_interval_seconds"),
         locations=locations,
         notes=tuple(notes),
     )

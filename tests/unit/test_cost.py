@@ -335,3 +335,32 @@ def test_backups_bill_only_beyond_the_allocated_storage(root: Path) -> None:
     assert backups.quantity == pytest.approx(40.0)
     off = cost.report("prod", root, overrides={"db_backup_retention_days": 0}, usage=big)
     assert next(i for i in off.estimate.items if i.name.startswith("backups")).monthly_usd == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("webserver_cpu", "abc", "webserver_cpu must be a number"),
+        ("webserver_cpu", 0, "positive number of CPU units"),
+        ("webserver_memory", [512], "webserver_memory must be a number"),
+        ("db_allocated_storage", -5, "db_allocated_storage must be more than 0"),
+        ("webserver_min_count", 1.5, "whole number"),
+        ("log_retention_days", -1, "whole number of 0 or more"),
+        ("sync_interval_seconds", 0, "sync_interval_seconds must be more than 0"),
+        ("single_task", 3, "single_task must be true or false"),
+        ("enable_alb", "yes", "enable_alb must be true or false"),
+    ],
+)
+def test_bad_values_are_one_sentence(root: Path, name: str, value: object, message: str) -> None:
+    with pytest.raises(DagopsError, match=message):
+        cost.report("prod", root, overrides={name: value})
+
+
+def test_a_bad_value_in_tfvars_fails_the_command_without_a_traceback(root: Path) -> None:
+    (root / "live" / "prod" / "terraform.tfvars").write_text('webserver_cpu = "lots"\n')
+    env = {"DAGOPS_ROOT": str(root), "PATH": "/usr/bin:/bin"}
+    invoke = [sys.executable, "-m", "invoke", "--search-root", str(Path(__file__).parents[2])]
+    bad = subprocess.run([*invoke, "cost", "--env", "prod"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "webserver_cpu must be a number" in bad.stderr
+    assert "Traceback" not in bad.stderr
