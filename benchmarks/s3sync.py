@@ -195,4 +195,46 @@ def deploy() -> list[Row]:
                 details={"requests": one_t.requests, "by_operation": one_t.by_operation},
             )
         )
+        rows.append(_deploy_command(Path(tmp), src, endpoint, cmd))
     return rows
+
+
+def _deploy_command(tmp: Path, src: Path, endpoint: str, cmd: str) -> Row:
+    """The user's command, `invoke dags.deploy`, for one more changed file: wall time, process start included.
+
+    It runs in a repository of its own (``DAGOPS_ROOT``) whose registry names the 1,000-file location.
+    """
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from benchmarks.common import FAKE_CREDENTIALS
+
+    root = tmp / "repo"
+    (root / "code_locations").mkdir(parents=True)
+    (root / "code_locations" / "locations.yaml").write_text(
+        f"locations:\n- name: {LOCATION}\n  source: {src}\n  entry: definitions.py\n"
+    )
+    rel = _changed(src, 2)
+    env = {**os.environ, **FAKE_CREDENTIALS, "DAGOPS_ROOT": str(root)}
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(Path(__file__).resolve().parents[1])]
+    argv += ["dags.deploy", "--location", LOCATION, "--bucket", BUCKET, "--endpoint-url", endpoint]
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"invoke dags.deploy failed: {(proc.stderr or proc.stdout).strip()[-300:]}")
+    found = re.search(r"(\d+) uploaded.*?(\d+) requests", proc.stdout)
+    uploaded, requests = (int(found.group(1)), int(found.group(2))) if found else (-1, -1)
+    return Row(
+        "5 deploy",
+        f"invoke dags.deploy, 1 of {FILES} files changed ({rel})",
+        f"{seconds:.2f} s wall (Python and invoke start-up included), {requests} requests, {uploaded} upload",
+        "changed file only + manifest",
+        verdict(uploaded == 1),
+        cmd,
+        value=round(seconds, 3),
+        unit="s",
+        details={"stdout": proc.stdout[-500:]},
+    )
