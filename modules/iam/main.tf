@@ -175,12 +175,12 @@ resource "aws_iam_role_policy" "control" {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Run roles: one Fargate task per run. The shared `run` role is the run task definition's own: a run
-# launched without its location's container context may belong to any location, so it reads every
-# location's code and writes every location's assets. Each location also gets `run-<loc>`, limited to
-# its own prefixes; its ARN reaches the code server as DAGOPS_RUN_TASK_ROLE_ARN, for the code server's
-# container context (`{"ecs": {"task_role_arn": ...}}`) so EcsRunLauncher starts that location's runs
-# with it. Once every image passes it, the shared role can lose its asset access.
+# Run roles: one Fargate task per run. Each location gets `run-<loc>`, limited to its own prefixes; its
+# ARN reaches the location's code server as DAGOPS_RUN_TASK_ROLE_ARN, which the sync agent passes as the
+# code server's container context (`{"ecs": {"task_role_arn": ...}}`), and the launcher
+# (dagops.ecs_run_launcher) starts that location's runs with it as the RunTask taskRoleArn override (the
+# control role may pass it). The shared `run` role is only the run task definition's default: a run
+# started without its location's role reaches no location's code or assets, only the compute logs.
 
 data "aws_iam_policy_document" "run" {
   statement {
@@ -190,20 +190,8 @@ data "aws_iam_policy_document" "run" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["dags/*", "assets/*", "${local.logs_prefix}*"]
+      values   = ["${local.logs_prefix}*"]
     }
-  }
-
-  statement {
-    sid       = "ReadCode"
-    actions   = ["s3:GetObject"]
-    resources = ["${var.bucket_arn}/dags/*"]
-  }
-
-  statement {
-    sid       = "Assets"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${var.bucket_arn}/assets/*"]
   }
 
   statement {
@@ -215,7 +203,7 @@ data "aws_iam_policy_document" "run" {
 
 resource "aws_iam_role" "run" {
   name               = "${var.name}-run"
-  description        = "Dagster runs launched by EcsRunLauncher"
+  description        = "Default role of the run task definition: compute logs only, no location data"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
   tags               = var.tags
 }
@@ -299,6 +287,10 @@ resource "aws_iam_role_policy" "code_location" {
 
 # ---------------------------------------------------------------------------------------------------------
 # The one-task stack (dev): webserver, daemon and every code location share one task, so one role.
+# ECS task roles are per task, not per container, so IAM cannot keep one location's code server out of
+# another's prefixes here: in this shape, location isolation of the code servers is enforced in code
+# only (dagops.resources.LocationS3). Runs are still separate tasks with their location's `run-<loc>`
+# role, so runs are isolated by IAM in dev too; prod (separate services) isolates code servers by IAM.
 # Statement ids must be unique across the merged documents.
 
 data "aws_iam_policy_document" "stack" {

@@ -11,7 +11,8 @@ swap (then the webserver is asked to reload the location) and whenever it dies. 
 Defaults come from ``DAGOPS_LOCATION``, ``DAGOPS_CODE_DIR``, ``DAGOPS_SYNC_INTERVAL``, ``DAGOPS_GRPC_HOST``,
 ``DAGOPS_GRPC_PORT``, ``DAGOPS_WEBSERVER_URL`` and ``DAGOPS_SYNC_QUEUE_URL`` (optional: the SQS queue
 of this location's S3 events, which wakes the loop as soon as a manifest is written; see
-dagops.sync.notify); ``DAGSTER_S3_BUCKET`` is required by run and once.
+dagops.sync.notify); ``DAGSTER_S3_BUCKET`` is required by run and once. ``DAGOPS_RUN_TASK_ROLE_ARN``
+(set by tofu in AWS) becomes the code server's ``--container-context``: the location's runs get that role.
 SIGTERM/SIGINT stop the child and exit 0; SIGUSR1 makes the next poll happen now.
 """
 
@@ -31,7 +32,7 @@ from typing import Any, Literal, Protocol
 from dagops import settings
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
-from dagops.sync.codeserver import CodeServer, reload_location
+from dagops.sync.codeserver import CodeServer, reload_location, run_container_context
 from dagops.sync.layout import LocationDir
 from dagops.sync.status import format_status, read_status
 from dagops.sync.syncer import ABSENT, SWAPPED, PollResult, Syncer
@@ -374,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_code_server:
             host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
             port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
-            code_server = CodeServer(location, syncer.layout.root, host, port, log)
+            context = run_container_context()  # this location's run role, when tofu set one
+            code_server = CodeServer(location, syncer.layout.root, host, port, log, container_context=context)
             server = code_server
             timeout = syncer.check_timeout
             syncer.checker = lambda tree, entry, env: server.warm_check(tree, entry, timeout, env)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -24,9 +25,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from dagops.errors import DagopsError
+
+RUN_TASK_ROLE_ENV = "DAGOPS_RUN_TASK_ROLE_ARN"
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
 RELOAD_MUTATION = "mutation($n:String!){reloadRepositoryLocation(repositoryLocationName:$n){__typename}}"
 HEALTH_SERVICE = "DagsterApi"
 
@@ -82,6 +87,23 @@ def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
+def run_container_context(env: Mapping[str, str] = os.environ) -> str | None:
+    """The code server's ``--container-context``: runs of this location get its own task role.
+
+    From ``DAGOPS_RUN_TASK_ROLE_ARN`` (set by tofu in AWS): ``{"ecs": {"task_role_arn": ARN}}``, which
+    Dagster stores with each run and the run launcher (dagops.ecs_run_launcher) applies to the run task.
+    None when unset (locally: runs are processes, no roles).
+    """
+    arn = env.get(RUN_TASK_ROLE_ENV, "").strip()
+    if not arn:
+        return None
+    if not _ROLE_ARN.fullmatch(arn):
+        raise DagopsError(
+            f"{RUN_TASK_ROLE_ENV}={arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)."
+        )
+    return json.dumps({"ecs": {"task_role_arn": arn}}, separators=(",", ":"))
+
+
 class CodeServer:
     """One ``dagster api grpc`` child serving ``<location_root>/current/<entry>``."""
 
@@ -94,6 +116,7 @@ class CodeServer:
         log: Callable[[str], None],
         python: str = sys.executable,
         stop_timeout: float = 15.0,
+        container_context: str | None = None,
     ) -> None:
         self.location = location
         self.current = Path(location_root) / "current"
@@ -102,13 +125,15 @@ class CodeServer:
         self.log = log
         self.python = python
         self.stop_timeout = stop_timeout
+        self.container_context = container_context
         self.proc: subprocess.Popen[bytes] | None = None
         self.warm: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self._reapers: list[threading.Thread] = []
 
     def command(self, entry: str) -> list[str]:
-        return [
+        """``python -m dagster api grpc ...``; the warm path runs the same arguments in-process."""
+        command = [
             self.python,
             "-m",
             "dagster",
@@ -125,6 +150,9 @@ class CodeServer:
             "--location-name",
             self.location,
         ]
+        if self.container_context:
+            command += ["--container-context", self.container_context]
+        return command
 
     @property
     def pid(self) -> int | None:
