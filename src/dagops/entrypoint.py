@@ -34,6 +34,8 @@ PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_P
 DEFAULT_HOME = "/opt/dagster/home"
 DEFAULT_CODE_DIR = "/opt/dagster/code"
 WEBSERVER_PORT = "3000"
+# Run launcher classes that take run_task_kwargs (ours: dagops.ecs_run_launcher, a subclass).
+ECS_LAUNCHERS = ("EcsRunLauncher", "LocationRoleEcsRunLauncher")
 USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | publish | dagster <args...>"
 
 
@@ -104,7 +106,7 @@ def render_instance(template: str, env: Mapping[str, str]) -> str:
         raise ConfigError(f"The instance config template is not valid YAML: {exc}.") from None
     launcher = config.get("run_launcher") or {}
     subnets = [s.strip() for s in _get(env, "DAGOPS_RUN_SUBNETS").split(",") if s.strip()]
-    if launcher.get("class") == "EcsRunLauncher" and subnets:
+    if launcher.get("class") in ECS_LAUNCHERS and subnets:
         groups = [s.strip() for s in _get(env, "DAGOPS_RUN_SECURITY_GROUPS").split(",") if s.strip()]
         vpc: dict[str, Any] = {"subnets": subnets, "assignPublicIp": "ENABLED"}
         if groups:

@@ -22,6 +22,7 @@ from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres import DagsterPostgresStorage
 from moto import mock_aws
 
+from dagops.ecs_run_launcher import LocationRoleEcsRunLauncher
 from dagops.entrypoint import render_instance
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "images" / "dagster.yaml"
@@ -61,8 +62,8 @@ def test_instance_config_passes_dagsters_schema(aws_env: None, tmp_path: Path) -
 
     assert ref.run_launcher_data is not None
     assert (ref.run_launcher_data.module_name, ref.run_launcher_data.class_name) == (
-        "dagster_aws.ecs",
-        "EcsRunLauncher",
+        "dagops.ecs_run_launcher",
+        "LocationRoleEcsRunLauncher",
     )
     assert ref.run_coordinator_data is not None
     assert ref.run_coordinator_data.class_name == "QueuedRunCoordinator"
@@ -104,7 +105,8 @@ def test_run_launcher_and_compute_logs_build_from_the_config(aws_env: None, tmp_
         )
         ref = InstanceRef.from_dir(str(_home(tmp_path, ENV)))
         assert ref.run_launcher_data is not None
-        launcher = ref.run_launcher_data.rehydrate(EcsRunLauncher)
+        launcher = ref.run_launcher_data.rehydrate(LocationRoleEcsRunLauncher)
+        assert isinstance(launcher, EcsRunLauncher)
         assert launcher.task_definition is not None
         assert launcher.task_definition.endswith(":task-definition/dagops-prod-run:1")
         assert launcher.container_name == "run"

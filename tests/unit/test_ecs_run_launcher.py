@@ -1,0 +1,145 @@
+"""dagops.ecs_run_launcher: a run is started with its code location's task role, under moto's ECS.
+
+A run whose code origin carries the container context the code server sets (``{"ecs": {"task_role_arn":
+ARN}}``) is launched for real (``launch_run``): the RunTask call moto receives has that role as the
+``taskRoleArn`` override, and the task definition is the configured `run` family, as registered. Without a
+role in the context there is no override (the definition's default role, which reaches no location data).
+A job's tags cannot pick another role. dagster-aws's own EcsRunLauncher is run on the same run to show
+why the subclass exists: it drops the role.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from dagster._core.code_pointer import FileCodePointer
+from dagster._core.definitions.reconstruct import JobPythonOrigin, RepositoryPythonOrigin
+from dagster._core.instance import DagsterInstance
+from dagster._core.launcher import LaunchRunContext
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.test_utils import instance_for_test
+from dagster_aws.ecs import EcsRunLauncher
+from moto import mock_aws
+from moto.ec2.models.elastic_network_interfaces import NetworkInterface
+
+from dagops.ecs_run_launcher import LocationRoleEcsRunLauncher
+
+REGION = "ap-southeast-2"
+MAIN_ROLE = "arn:aws:iam::123456789012:role/dagops-prod-run-main"
+OTHER_ROLE = "arn:aws:iam::123456789012:role/dagops-prod-run-sales_ops"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("RUN_TASK_RETRIES", "0")
+    with mock_aws():
+        ecs = boto3.client("ecs", region_name=REGION)
+        # moto 5.2.5's RunTask reads an ENI attribute its EC2 model does not set: give it one.
+        monkeypatch.setattr(NetworkInterface, "private_dns_name", "ip-10-0-1-5.internal", raising=False)
+        ec2 = boto3.client("ec2", region_name=REGION)
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="run", Description="runs", VpcId=vpc)["GroupId"]
+        monkeypatch.setenv("TEST_RUN_NETWORK", json.dumps({"subnets": [subnet], "securityGroups": [group]}))
+        ecs.create_cluster(clusterName="dagops-prod")
+        ecs.register_task_definition(
+            family="dagops-prod-run",
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="512",
+            taskRoleArn="arn:aws:iam::123456789012:role/dagops-prod-run",
+            containerDefinitions=[
+                {"name": "run", "image": "repo/dagops:abc1234", "essential": True, "memory": 512}
+            ],
+        )
+        yield ecs
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    with instance_for_test() as inst:
+        yield inst
+
+
+def _launch(
+    cls: type[EcsRunLauncher],  # type: ignore[type-arg]
+    instance: DagsterInstance,
+    ecs: Any,
+    context: dict[str, Any] | None,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Launch one run of location `main` with ``cls``; the ECS task moto started."""
+    launcher = cls(
+        task_definition="dagops-prod-run",
+        container_name="run",
+        include_sidecars=False,
+        secrets_tag=None,
+        use_current_ecs_task_config=False,
+        run_task_kwargs={
+            "cluster": "dagops-prod",
+            "launchType": "FARGATE",
+            "networkConfiguration": {"awsvpcConfiguration": json.loads(os.environ["TEST_RUN_NETWORK"])},
+        },
+    )
+    launcher.register_instance(instance)
+    origin = JobPythonOrigin(
+        "numbers_job",
+        RepositoryPythonOrigin(
+            executable_path="/usr/bin/python",
+            code_pointer=FileCodePointer("definitions.py", "defs", "/opt/dagster/code/main/current"),
+            container_image="repo/dagops:abc1234",
+            container_context=context,
+        ),
+    )
+    run = instance.add_run(DagsterRun(job_name="numbers_job", job_code_origin=origin, tags=tags or {}))
+    launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    launched = instance.get_run_by_id(run.run_id)
+    assert launched is not None
+    arn = launched.tags["ecs/task_arn"]
+    return dict(ecs.describe_tasks(cluster="dagops-prod", tasks=[arn])["tasks"][0])
+
+
+def test_a_run_gets_its_locations_role_as_the_task_role_override(aws: Any, instance: DagsterInstance) -> None:
+    task = _launch(LocationRoleEcsRunLauncher, instance, aws, {"ecs": {"task_role_arn": MAIN_ROLE}})
+    assert task["overrides"]["taskRoleArn"] == MAIN_ROLE
+    assert task["taskDefinitionArn"].endswith(":task-definition/dagops-prod-run:1")
+    assert task["overrides"]["containerOverrides"][0]["name"] == "run"
+
+
+def test_dagster_aws_alone_drops_the_role_with_a_given_task_definition(
+    aws: Any, instance: DagsterInstance
+) -> None:
+    task = _launch(EcsRunLauncher, instance, aws, {"ecs": {"task_role_arn": MAIN_ROLE}})
+    assert "taskRoleArn" not in task.get("overrides", {})
+
+
+def test_without_a_role_in_the_context_there_is_no_override(aws: Any, instance: DagsterInstance) -> None:
+    task = _launch(LocationRoleEcsRunLauncher, instance, aws, None)
+    assert "taskRoleArn" not in task.get("overrides", {})
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"ecs/task_overrides": json.dumps({"taskRoleArn": OTHER_ROLE})},
+        {"ecs/run_task_kwargs": json.dumps({"overrides": {"taskRoleArn": OTHER_ROLE}})},
+        {"ecs/run_task_kwargs": json.dumps({"taskDefinition": "dagops-prod-other"})},
+    ],
+    ids=["task_overrides", "run_task_kwargs-overrides", "run_task_kwargs-taskDefinition"],
+)
+def test_a_jobs_tags_cannot_pick_another_role(
+    aws: Any, instance: DagsterInstance, tags: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError, match=r"runs of a code location get|the run launcher sets those"):
+        _launch(LocationRoleEcsRunLauncher, instance, aws, {"ecs": {"task_role_arn": MAIN_ROLE}}, tags)
+    assert aws.list_tasks(cluster="dagops-prod")["taskArns"] == []
