@@ -35,7 +35,7 @@ from dagops.names import validate_location_name
 from dagops.sync.codeserver import CodeServer, reload_location, run_container_context
 from dagops.sync.layout import LocationDir
 from dagops.sync.status import format_status, read_status
-from dagops.sync.syncer import ABSENT, SWAPPED, PollResult, Syncer
+from dagops.sync.syncer import ABSENT, SWAPPED, UNREACHABLE, PollResult, Syncer
 
 DEFAULT_CODE_DIR = "/opt/dagster/code"
 MAX_CHILD_BACKOFF = 60.0
@@ -103,6 +103,7 @@ class Agent:
         self.waker: Waker = waker or EventWaker()
         self.stopping = threading.Event()
         self._last_logged: str | None = None
+        self._outage_logged: tuple[float, str] | None = None  # (retry delay, reason) last logged
         self._failures = 0
         self._child_failures = 0
         self._child_next_start = 0.0
@@ -120,12 +121,27 @@ class Agent:
     # --------------------------------------------------------------------- loop
     def poll(self) -> PollResult:
         result = self.syncer.poll()
-        self._report(result)
         self._failures = self._failures + 1 if result.transient else 0
+        self._report(result)
         return result
 
     def _report(self, result: PollResult) -> None:
-        """One log line per event: a swap, or a change of problem (not the same error every poll)."""
+        """One log line per event: a swap, or a change of problem (not the same error every poll).
+
+        S3 outages: a line when the retry delay or the reason changes (1, 2, 4 ... s up to the interval,
+        then silence), and one when S3 answers again.
+        """
+        if result.outcome == UNREACHABLE:
+            delay = self.next_delay()
+            if (delay, result.message) != self._outage_logged:
+                reason = result.message.removeprefix("S3: ")
+                self.log(f"error: S3 unreachable ({reason}); next try in {delay:g} s")
+                self._outage_logged = (delay, result.message)
+                self._last_logged = result.message
+            return
+        if self._outage_logged is not None:
+            self.log("S3 reachable again")
+            self._outage_logged = None
         if result.outcome == SWAPPED:
             self.log(
                 f"swapped to {(result.revision or '?')[:12]}: {result.downloaded} downloaded, "
