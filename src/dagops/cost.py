@@ -566,6 +566,16 @@ def environment_config(
     """The cost-relevant configuration of ``live/<env>``, with ``overrides`` applied like ``-var``."""
     root = root or repo_root()
     values = environment_values(env, root)
+    if overrides:
+        declared = set()
+        for tf in sorted((root / "live" / env).glob("*.tf")):
+            declared.update(re.findall(r'^\s*variable\s+"([^"]+)"', tf.read_text(), flags=re.MULTILINE))
+        unknown = sorted(set(overrides) - declared)
+        if unknown:
+            raise DagopsError(
+                f"live/{env} declares no variable {', '.join(repr(n) for n in unknown)}; "
+                "--var takes the names in its variables.tf."
+            )
     values.update(overrides or {})
     notes: list[str] = []
 

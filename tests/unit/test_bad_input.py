@@ -391,7 +391,6 @@ CASES += [
 # Rows that expose bugs in other areas' code (see the report of issue 7); strict: a fix turns them green
 # and the xfail then fails, so the marker gets removed with the fix.
 KNOWN_BUGS = {
-    "cost-var-unknown": "dagops.cost.parse_overrides accepts a variable the root does not have (exit 0)",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import pytest
 
 from dagops import cost
 from dagops.errors import DagopsError
+
+REPO = Path(__file__).resolve().parents[2]
 
 VARIABLES_TF = """
 variable "webserver_cpu" {
@@ -51,6 +54,16 @@ variable "environment" {
 """
 
 
+# The real roots' other variables, declared without defaults, so `--var` may override any of them.
+_OTHER_DECLARATIONS = "".join(
+    f'variable "{name}" {{}}\n'
+    for name in sorted(
+        set(re.findall(r'^variable "([^"]+)"', (REPO / "live" / "prod" / "variables.tf").read_text(), re.M))
+        - set(re.findall(r'^variable "([^"]+)"', VARIABLES_TF, re.M))
+    )
+)
+
+
 def make_root(tmp_path: Path, tfvars: dict[str, str]) -> Path:
     """A repository with live/<env>/ roots (main.tf, variables.tf, terraform.tfvars) and a registry."""
     (tmp_path / "code_locations").mkdir()
@@ -61,7 +74,7 @@ def make_root(tmp_path: Path, tfvars: dict[str, str]) -> Path:
         env_dir = tmp_path / "live" / env
         env_dir.mkdir(parents=True)
         (env_dir / "main.tf").write_text('module "x" {\n  source = "../../modules/x"\n}\n')
-        (env_dir / "variables.tf").write_text(VARIABLES_TF)
+        (env_dir / "variables.tf").write_text(VARIABLES_TF + _OTHER_DECLARATIONS)
         (env_dir / "terraform.tfvars").write_text(text)
     return tmp_path
 
