@@ -19,11 +19,15 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
-from dagster_postgres import DagsterPostgresStorage
 from moto import mock_aws
 
 from dagops.ecs_run_launcher import LocationRoleEcsRunLauncher
 from dagops.entrypoint import render_instance
+from dagops.pg_storage import (
+    PingingPostgresEventLogStorage,
+    PingingPostgresRunStorage,
+    PingingPostgresScheduleStorage,
+)
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "images" / "dagster.yaml"
 REGION = "ap-southeast-2"
@@ -68,28 +72,35 @@ def test_instance_config_passes_dagsters_schema(aws_env: None, tmp_path: Path) -
     assert ref.run_coordinator_data is not None
     assert ref.run_coordinator_data.class_name == "QueuedRunCoordinator"
     assert ref.compute_logs_data.class_name == "S3ComputeLogManager"
-    assert ref.storage_data is not None
-    assert ref.storage_data.class_name == "DagsterPostgresStorage"
+    storages = (ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data)
+    assert [(d.module_name, d.class_name) for d in storages] == [
+        ("dagops.pg_storage", "PingingPostgresRunStorage"),
+        ("dagops.pg_storage", "PingingPostgresEventLogStorage"),
+        ("dagops.pg_storage", "PingingPostgresScheduleStorage"),
+    ]
     assert ref.settings["telemetry"] == {"enabled": False}
     assert ref.settings["run_monitoring"]["enabled"] is True
 
 
 def test_postgres_storage_reads_every_setting_from_the_environment(aws_env: None, tmp_path: Path) -> None:
     ref = InstanceRef.from_dir(str(_home(tmp_path, ENV)))
-    assert ref.storage_data is not None
-    result = process_config(
-        DagsterPostgresStorage.config_type(), yaml.safe_load(ref.storage_data.config_yaml)
-    )
-    assert result.success, result.errors
-    db = result.value["postgres_db"]
-    assert (db["hostname"], db["port"], db["db_name"], db["username"], db["password"]) == (
-        "db.example.internal",
-        5432,
-        "dagster",
-        "dagster",
-        "secret",
-    )
-    assert db["scheme"] == "postgresql+psycopg2"
+    for data, cls in (
+        (ref.run_storage_data, PingingPostgresRunStorage),
+        (ref.event_storage_data, PingingPostgresEventLogStorage),
+        (ref.schedule_storage_data, PingingPostgresScheduleStorage),
+    ):
+        result = process_config(cls.config_type(), yaml.safe_load(data.config_yaml))
+        assert result.success, result.errors
+        db = result.value["postgres_db"]
+        assert (db["hostname"], db["port"], db["db_name"], db["username"], db["password"]) == (
+            "db.example.internal",
+            5432,
+            "dagster",
+            "dagster",
+            "secret",
+        )
+        assert db["scheme"] == "postgresql+psycopg2"
+        assert db["params"] == {"sslmode": "require"}
 
 
 def test_run_launcher_and_compute_logs_build_from_the_config(aws_env: None, tmp_path: Path) -> None:

@@ -107,7 +107,7 @@ def test_dagster_yaml_with_postgres() -> None:
         ("event_log_storage", "PingingPostgresEventLogStorage"),
         ("schedule_storage", "PingingPostgresScheduleStorage"),
     ):
-        assert config[key]["module"] == "dagops.localstack.pg_storage"
+        assert config[key]["module"] == "dagops.pg_storage"
         assert config[key]["class"] == cls
         assert config[key]["config"]["postgres_db"] == {
             "hostname": "127.0.0.1", "port": 5433, "username": "u", "password": "p", "db_name": "d",

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from dagops import workspace
-from dagops.localstack import pg_storage
+from dagops import pg_storage
 
 
 def instance_config(
@@ -26,7 +26,7 @@ def instance_config(
     config: dict[str, Any] = {}
     if postgres is not None:
         # dagster-postgres' storages, with a liveness check on the webserver's pooled connections, so a
-        # Postgres restart does not fail its next requests (see dagops.localstack.pg_storage).
+        # Postgres restart does not fail its next requests (see dagops.pg_storage).
         config.update(
             pg_storage.instance_storage(
                 {

@@ -9,7 +9,7 @@ can leave its run in NOT_STARTED. These subclasses add the check SQLAlchemy docu
 disconnect handling: a ``SELECT 1`` at checkout; a connection that fails it is discarded and replaced.
 
 dagster.yaml names them with the separate storage keys ``run_storage``, ``event_log_storage`` and
-``schedule_storage`` (``module: dagops.localstack.pg_storage``, ``class: ...``, ``config: {postgres_db:
+``schedule_storage`` (``module: dagops.pg_storage``, ``class: ...``, ``config: {postgres_db:
 ...}``, see ``instance_storage``); they take exactly the config of their dagster-postgres base classes.
 """
 
