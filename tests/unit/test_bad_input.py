@@ -7,8 +7,7 @@ moto S3 server standing in for both the local stack's S3 endpoint and a deployed
 Before and after each case the whole sandbox (every file's bytes, every folder) and every S3 object
 (key and ETag) are snapshotted; the two must be equal.
 
-``CASES`` is the table: (id, command line, fragment expected on stderr). ``KNOWN_BUGS`` marks the rows
-that expose a bug in another area's code (strict xfail: they start failing loudly once fixed).
+``CASES`` is the table: (id, command line, fragment expected on stderr).
 """
 
 from __future__ import annotations
@@ -388,19 +387,6 @@ CASES += [
     case("repo.logs-unknown", "repo.logs", "--name", "nope", expect="No log file"),
 ]
 
-# Rows that expose bugs in other areas' code (see the report of issue 7); strict: a fix turns them green
-# and the xfail then fails, so the marker gets removed with the fix.
-KNOWN_BUGS = {
-}
-
-
-def _marks(c: Case) -> list[Any]:
-    reason = KNOWN_BUGS.get(c.id) or next(
-        (why for key, why in KNOWN_BUGS.items() if c.id.startswith(key + "-env-")), None
-    )
-    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-
-
 # --------------------------------------------------------------------------- sandbox
 
 
@@ -612,7 +598,7 @@ def test_the_table_covers_every_user_facing_task() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("c", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
+@pytest.mark.parametrize("c", [pytest.param(c, id=c.id) for c in CASES])
 def test_bad_input_is_refused_cleanly(sandbox: Sandbox, c: Case) -> None:
     argv = [arg.format(**sandbox.urls) if "{" in arg else arg for arg in c.argv]
     env = {**sandbox.env, **c.env}

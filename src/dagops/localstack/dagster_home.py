@@ -7,8 +7,7 @@ from typing import Any
 
 import yaml
 
-from dagops import workspace
-from dagops import pg_storage
+from dagops import pg_storage, workspace
 
 
 def instance_config(
