@@ -27,7 +27,8 @@ def _sync(session: nox.Session, *groups: str) -> None:
 
 def _pytest(session: nox.Session, *paths: str) -> None:
     """Run pytest on ``paths`` (or on the session's posargs when given) with fake AWS credentials."""
-    _sync(session, "test")
+    # The lint group brings actionlint, zizmor and hadolint, which some tests call.
+    _sync(session, "test", "lint")
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
