@@ -203,6 +203,35 @@ class _Stack:
         child.restart = True
         self.sup.say(f"postgres ready on {pg.host}:{pg.port} (database {pg.db})")
 
+    def create_dagster_tables(self) -> None:
+        """Create Dagster's tables in a new database before its processes start.
+
+        Otherwise the webserver, the daemon and the code servers all find an empty database at once and
+        race to create the same tables (harmless, but Postgres logs a page of unique-key errors).
+        """
+        if self.postgres is None:
+            return
+        conn = self.postgres.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('public.runs') IS NOT NULL")
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        if row and row[0]:
+            return
+        self.sup.say("creating Dagster's tables in the new database")
+        proc = subprocess.run(
+            [sys.executable, "-m", "dagster", "instance", "migrate"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DagopsError(f"Creating Dagster's tables failed: {detail}")
+
     def start_s3(self) -> None:
         cfg = self.config
         child = Child(
@@ -416,6 +445,7 @@ class _Stack:
             },
         )
         deadline = begin + cfg.startup_timeout
+        self.create_dagster_tables()
         self.start_sync_agents()
         # The webserver takes as long to start as a code server, so it starts now, on an empty workspace
         # (no failed first load while the code servers come up); the real workspace.yaml is written, and
