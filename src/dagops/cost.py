@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dagops.errors import DagopsError
-from dagops.names import validate_env_name
+from dagops.names import is_env_root, validate_env_name
 from dagops.paths import repo_root
 
 PRICES_FILE = Path(__file__).with_name("prices.json")
@@ -934,11 +934,11 @@ def report(
 
 
 def environments(root: Path | None = None) -> list[str]:
-    """Every environment root under live/ (bootstrap, which runs no stack, left out)."""
+    """Every environment root under live/ (bootstrap, which runs no stack, and _shared left out)."""
     live = (root or repo_root()) / "live"
     if not live.is_dir():
         return []
-    return sorted(p.name for p in live.iterdir() if (p / "main.tf").is_file() and p.name != "bootstrap")
+    return sorted(p.name for p in live.iterdir() if is_env_root(p))
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from dagops.errors import DagopsError
-from dagops.names import validate_env_name
+from dagops.names import is_env_root, validate_env_name
 from dagops.outputs import tofu_binary
 from dagops.paths import repo_root
 
@@ -44,11 +44,11 @@ def live_dir(root: Path | None = None) -> Path:
 
 
 def environments(root: Path | None = None) -> list[str]:
-    """Every environment root under live/ (folders with a main.tf), bootstrap excluded, sorted."""
+    """Every environment root under live/ (folders with a main.tf; bootstrap and _shared excluded), sorted."""
     base = live_dir(root)
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if (p / "main.tf").is_file() and p.name != "bootstrap")
+    return sorted(p.name for p in base.iterdir() if is_env_root(p))
 
 
 def env_root(env: str, root: Path | None = None) -> Path:

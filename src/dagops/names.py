@@ -21,6 +21,13 @@ def validate_location_name(name: str) -> str:
     return name
 
 
+def is_env_root(folder: Path) -> bool:
+    """Whether ``folder`` (under live/) is an environment root: it has a main.tf, and it is neither
+    bootstrap (which runs no stack) nor a folder whose name starts with ``_`` (live/_shared, the
+    definition the environment roots link to)."""
+    return folder.name != "bootstrap" and not folder.name.startswith("_") and (folder / "main.tf").is_file()
+
+
 def validate_env_name(name: str, live_dir: Path | None = None) -> str:
     """Return ``name`` if it is a well-formed environment name (and, given ``live_dir``, one that exists)."""
     if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
@@ -30,14 +37,8 @@ def validate_env_name(name: str, live_dir: Path | None = None) -> str:
         )
     if live_dir is not None:
         root = live_dir / name
-        if name == "bootstrap" or not (root / "main.tf").is_file():
-            known = (
-                sorted(
-                    p.name for p in live_dir.iterdir() if (p / "main.tf").is_file() and p.name != "bootstrap"
-                )
-                if live_dir.is_dir()
-                else []
-            )
+        if not is_env_root(root):
+            known = sorted(p.name for p in live_dir.iterdir() if is_env_root(p)) if live_dir.is_dir() else []
             raise DagopsError(
                 f"Unknown environment {name!r}: expected one of {', '.join(known) or '(none)'} "
                 f"(a folder under {live_dir})."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,9 +11,19 @@ from pathlib import Path
 import pytest
 from tfharness import REPO, Tofu, copy_tree
 
+from dagops import cost, infra
+from dagops.errors import DagopsError
+from dagops.names import validate_env_name
+
 MODULES = sorted(p.name for p in (REPO / "modules").iterdir() if (p / "main.tf").is_file())
-ROOTS = sorted(p.name for p in (REPO / "live").iterdir() if (p / "main.tf").is_file())
+# live/_shared holds the definition the environment roots link to; it is not a root of its own.
+ROOTS = sorted(
+    p.name for p in (REPO / "live").iterdir() if (p / "main.tf").is_file() and not p.name.startswith("_")
+)
 ENV_ROOTS = [r for r in ROOTS if r != "bootstrap"]
+SHARED = REPO / "live" / "_shared"
+SHARED_FILES = ("main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf", "backend.tf")
+PER_ENV_FILES = {"terraform.tfvars", "backend.hcl", ".terraform.lock.hcl", "README.md"}
 CONTRACT_OUTPUTS = {
     "region",
     "environment",
@@ -105,15 +116,33 @@ def test_every_variable_is_typed_and_described(folder: str) -> None:
         )
 
 
-def test_env_roots_differ_only_in_tfvars_and_backend_key() -> None:
-    shared = ("main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf", "backend.tf")
-    first = REPO / "live" / ENV_ROOTS[0]
-    for env in ENV_ROOTS[1:]:
-        for name in shared:
-            assert (REPO / "live" / env / name).read_text() == (first / name).read_text(), (
-                f"live/{env}/{name} differs from live/{ENV_ROOTS[0]}/{name}; "
-                "put the difference in terraform.tfvars"
-            )
+@pytest.mark.parametrize("env", ENV_ROOTS)
+def test_env_root_links_the_shared_definition(env: str) -> None:
+    root = REPO / "live" / env
+    for name in SHARED_FILES:
+        path = root / name
+        assert path.is_symlink(), f"live/{env}/{name} must be a symlink to ../_shared/{name}"
+        target = Path(os.readlink(path))
+        assert not target.is_absolute(), f"live/{env}/{name} -> {target}: use a relative link"
+        assert path.resolve() == (SHARED / name).resolve(), (
+            f"live/{env}/{name} -> {target}, not ../_shared/{name}"
+        )
+    regular = {p.name for p in root.iterdir() if p.is_file() and not p.is_symlink()}
+    assert regular <= PER_ENV_FILES, (
+        f"live/{env} holds {sorted(regular - PER_ENV_FILES)}; an environment root carries only "
+        f"{sorted(PER_ENV_FILES)}, the rest lives in live/_shared (differences go in terraform.tfvars)"
+    )
+    links = {p.name for p in root.iterdir() if p.is_symlink()}
+    assert links == set(SHARED_FILES), f"live/{env} links {sorted(links)}, expected {sorted(SHARED_FILES)}"
+
+
+def test_shared_is_no_environment() -> None:
+    assert (SHARED / "main.tf").is_file()
+    assert "_shared" not in infra.environments(REPO)
+    assert "_shared" not in cost.environments(REPO)
+    assert infra.environments(REPO) == cost.environments(REPO) == ENV_ROOTS
+    with pytest.raises(DagopsError, match="environment"):
+        validate_env_name("_shared", REPO / "live")
 
 
 @pytest.mark.parametrize("env", ENV_ROOTS)

@@ -90,7 +90,8 @@ def copy_tree(dest: Path, locations: list[str] | None = None) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", "*_override.tf", "override.tf")
     for name in ("modules", "live"):
-        shutil.copytree(REPO / name, dest / name, ignore=ignore)
+        # symlinks=True: live/<env>/*.tf stay relative links into live/_shared, as in the repository.
+        shutil.copytree(REPO / name, dest / name, ignore=ignore, symlinks=True)
     registry = dest / "code_locations" / "locations.yaml"
     registry.parent.mkdir(parents=True, exist_ok=True)
     if locations is None:
