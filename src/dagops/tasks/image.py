@@ -24,12 +24,15 @@ def _deployment(env: str) -> Deployment:
     help={
         "tag": "image tag (default: the short git SHA, with -dirty for uncommitted changes)",
         "platform": "target platform, e.g. linux/arm64 (Fargate) or linux/amd64 (default: this machine's)",
+        "python-image": "Python base image (default: DAGOPS_PYTHON_IMAGE, else the Dockerfile's python slim)",
+        "uv-image": "image holding /uv (default: DAGOPS_UV_IMAGE, else ghcr.io/astral-sh/uv)",
     }
 )
 @user_errors
-def build(c: Context, tag: str = "", platform: str = "") -> None:
+def build(c: Context, tag: str = "", platform: str = "", python_image: str = "", uv_image: str = "") -> None:
     """Build the runtime image into the local Docker engine as dagops:<git sha>."""
-    ref = images.build(tag or None, platform or None, echo=_say)
+    bases = images.base_images(python_image, uv_image)
+    ref = images.build(tag or None, platform or None, echo=_say, build_args=bases)
     _say(f"Built {ref}.")
 
 

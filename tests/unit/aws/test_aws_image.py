@@ -30,6 +30,9 @@ with open(calls, "a") as fh:
 if sys.argv[1:3] == ["version", "--format"] and os.environ.get("FAKE_DOCKER_ENGINE") != "up":
     print("Cannot connect to the Docker daemon at unix:///var/run/docker.sock.", file=sys.stderr)
     sys.exit(1)
+if sys.argv[1:3] == ["context", "show"]:
+    print("desktop-linux")
+    sys.exit(0)
 print("27.0.0" if sys.argv[1] == "version" else "ok")
 """
 
@@ -45,6 +48,8 @@ def docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log.touch()
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    for name in images.BASE_IMAGE_ARGS:
+        monkeypatch.delenv(f"DAGOPS_{name}", raising=False)
     return log
 
 
@@ -87,6 +92,8 @@ def test_build_tags_with_the_git_sha(docker: Path, stack: Stack, monkeypatch: py
     assert build == [
         "buildx",
         "build",
+        "--builder",
+        "desktop-linux",
         "--file",
         str(stack.root / "images" / "Dockerfile"),
         "--platform",
@@ -118,3 +125,42 @@ def test_push_logs_in_with_the_password_on_stdin_and_pushes_arm64(
     assert build[build.index("--tag") + 1] == f"{stack.outputs['ecr_repository_url']}:{sha}"
     assert "--push" in build
     assert calls.index(login) < calls.index(next(c for c in calls if c["argv"][:2] == ["buildx", "build"]))
+
+
+def test_build_takes_the_base_images_from_flags_then_environment(
+    docker: Path, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "up")
+    _git_repo(stack.root)
+    monkeypatch.setenv("DAGOPS_PYTHON_IMAGE", "registry.local:5000/py/python:3.11-bookworm")
+    monkeypatch.setenv("DAGOPS_UV_IMAGE", "dagops-local/uv:0.13.9-amd64")
+    image_tasks.build(Context(), tag="v1", uv_image="mirror.example.org/astral-sh/uv:0.13.9")
+    build = next(c["argv"] for c in _calls(docker) if c["argv"][:2] == ["buildx", "build"])
+    args = [build[i + 1] for i, arg in enumerate(build) if arg == "--build-arg"]
+    assert args == [
+        "PYTHON_IMAGE=registry.local:5000/py/python:3.11-bookworm",
+        "UV_IMAGE=mirror.example.org/astral-sh/uv:0.13.9",
+    ]
+    # The engine's own builder (docker driver), never a docker-container builder that must pull.
+    assert build[build.index("--builder") + 1] == "desktop-linux"
+
+
+def test_build_without_base_images_uses_the_dockerfile_defaults(
+    docker: Path, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "up")
+    _git_repo(stack.root)
+    image_tasks.build(Context(), tag="v1")
+    build = next(c["argv"] for c in _calls(docker) if c["argv"][:2] == ["buildx", "build"])
+    assert "--build-arg" not in build
+
+
+@pytest.mark.parametrize("ref", ["Python:3.11", "python:3.11 --push", "-python", "python:", "a/../b"])
+def test_a_bad_base_image_is_one_clear_error_before_docker_runs(
+    docker: Path, stack: Stack, monkeypatch: pytest.MonkeyPatch, ref: str
+) -> None:
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "up")
+    with pytest.raises(Exit, match="Invalid image reference for PYTHON_IMAGE") as exc:
+        image_tasks.build(Context(), tag="v1", python_image=ref)
+    assert exc.value.code == 1
+    assert _calls(docker) == []
