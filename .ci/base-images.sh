@@ -6,7 +6,8 @@
 #   .ci/base-images.sh                 native architecture: debian, python, uv, postgres, moto
 #   .ci/base-images.sh --arch arm64    arm64 debian, python and uv (under qemu when the host is not arm64)
 #   .ci/base-images.sh --force         rebuild even what exists
-#   .ci/base-images.sh --print         print the tags (KEY=VALUE lines) and build nothing
+#   .ci/base-images.sh --print         print the tags as DAGOPS_*_IMAGE=... lines (for `export $(...)`),
+#                                      build nothing
 #
 # Tags (ARCH is amd64 or arm64; images/Dockerfile takes PYTHON_IMAGE and UV_IMAGE as build args):
 #   dagops-local/debian:bookworm-ARCH       debootstrap --variant=minbase rootfs
@@ -64,8 +65,8 @@ POSTGRES_IMAGE=dagops-local/postgres:$PG_MAJOR
 MOTO_IMAGE=dagops-local/moto:$MOTO_VERSION
 
 if [ "$PRINT" = 1 ]; then
-  printf 'PYTHON_IMAGE=%s\nUV_IMAGE=%s\nPOSTGRES_IMAGE=%s\nMOTO_IMAGE=%s\nDEBIAN_IMAGE=%s\n' \
-    "$PYTHON_IMAGE" "$UV_IMAGE" "$POSTGRES_IMAGE" "$MOTO_IMAGE" "$DEBIAN_IMAGE"
+  printf 'DAGOPS_PYTHON_IMAGE=%s\nDAGOPS_UV_IMAGE=%s\nDAGOPS_POSTGRES_IMAGE=%s\nDAGOPS_MOTO_IMAGE=%s\n' \
+    "$PYTHON_IMAGE" "$UV_IMAGE" "$POSTGRES_IMAGE" "$MOTO_IMAGE"
   exit 0
 fi
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -119,8 +119,20 @@ def render_instance(template: str, env: Mapping[str, str]) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
-def _location_from_command(args: Sequence[str]) -> str:
-    """The code location named in a ``dagster api execute_run <json>`` command (the run's job origin)."""
+def _location_from_command(args: Sequence[str], code_dir: Path) -> str:
+    """The code location of a ``dagster api execute_run <json>`` command (the run's job origin).
+
+    The job origin's code pointer names the file the code server loaded, ``<code_dir>/<location>/current/
+    <entry>`` (dagops.sync.codeserver), so the location is the folder under the code dir; a
+    ``location_name`` field, where an origin carries one, names it directly.
+    """
+
+    def from_path(value: str) -> str | None:
+        try:
+            parts = PurePosixPath(value).relative_to(PurePosixPath(code_dir)).parts
+        except ValueError:
+            return None
+        return parts[0] if len(parts) >= 2 and parts[1] == "current" else None
 
     def find(node: Any) -> str | None:
         if isinstance(node, dict):
@@ -136,6 +148,8 @@ def _location_from_command(args: Sequence[str]) -> str:
                 found = find(child)
                 if found:
                     return found
+        elif isinstance(node, str):
+            return from_path(node)
         return None
 
     for arg in args:
@@ -217,11 +231,11 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
 
     # A run task: the EcsRunLauncher overrides the command with `dagster api execute_run <json>`.
     _require(env, PG_VARS, "run")
-    location = _get(env, "DAGOPS_LOCATION") or _location_from_command(rest)
+    code_dir = Path(_get(env, "DAGOPS_CODE_DIR") or DEFAULT_CODE_DIR)
+    location = _get(env, "DAGOPS_LOCATION") or _location_from_command(rest, code_dir)
     if not location:
         raise ConfigError("DAGOPS_LOCATION is not set and the run command names no code location.")
     location = _valid_location(location)
-    code_dir = Path(_get(env, "DAGOPS_CODE_DIR") or DEFAULT_CODE_DIR)
     return Launch(argv=[role, *rest], env=out, cwd=str(code_dir / location / "current"), sync_first=location)
 
 

@@ -189,6 +189,32 @@ def test_a_run_task_syncs_its_location_then_runs_in_the_synced_tree() -> None:
     assert explicit.sync_first == "main"
 
 
+def test_a_run_task_finds_its_location_in_the_run_launchers_real_command() -> None:
+    """The EcsRunLauncher's command: ExecuteRunArgs whose job origin points into <code_dir>/<loc>/current."""
+    from dagster._core.code_pointer import FileCodePointer
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster._grpc.types import ExecuteRunArgs
+
+    current = "/opt/dagster/code/etl/current"
+    pointer = FileCodePointer(f"{current}/definitions.py", "defs", working_directory=current)
+    # The code server's origin carries Dagster's default entry point, ["dagster"].
+    repo = RepositoryPythonOrigin("/app/.venv/bin/python", pointer, entry_point=["dagster"])
+    origin = JobPythonOrigin("numbers_job", repo)
+    command = ExecuteRunArgs(job_origin=origin, run_id="r1", instance_ref=None).get_command_args()
+    assert command[:3] == ["dagster", "api", "execute_run"]
+    env = {**BASE, **PG, "DAGOPS_CODE_DIR": "/opt/dagster/code"}
+    launch = plan(command, env)
+    assert launch.sync_first == "etl"
+    assert launch.cwd == current
+    # A pointer outside the code dir names no location.
+    elsewhere = FileCodePointer("/tmp/etl/current/definitions.py", "defs", working_directory="/tmp")
+    stray = JobPythonOrigin(
+        "j", RepositoryPythonOrigin("/app/.venv/bin/python", elsewhere, entry_point=["dagster"])
+    )
+    with pytest.raises(ConfigError, match="DAGOPS_LOCATION is not set"):
+        plan(ExecuteRunArgs(job_origin=stray, run_id="r2", instance_ref=None).get_command_args(), env)
+
+
 def test_a_run_task_without_a_location_is_refused() -> None:
     with pytest.raises(ConfigError, match="DAGOPS_LOCATION"):
         plan(["dagster", "api", "execute_run", "{}"], {**BASE, **PG})

@@ -1,0 +1,210 @@
+"""The runtime image, built and run: it is not root, and each of its roles starts and proves itself.
+
+- webserver: answers /server_info and lists code location ``main`` LOADED from the code-location container;
+- code-location: syncs ``main`` from S3 (moto's server in a container), serves it over gRPC;
+- run worker: ``dagster api execute_run <args>`` (the command the EcsRunLauncher gives a run task) syncs
+  the run's location, executes the run to SUCCESS in Postgres, and its assets land in S3;
+- daemon: heartbeats in Postgres, as the webserver reports.
+
+The run worker test runs before the daemon starts: the daemon's queued-run coordinator would otherwise
+launch the queued run itself (in the code-location container) before the test hands it to a run worker.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import (
+    INSTANCE_TEMPLATE,
+    LOCATION,
+    PG,
+    REPO,
+    ROLE_ENV,
+    Engine,
+    dumps,
+    run_status,
+    wait_for,
+)
+
+from dagops.localstack import graphql
+from dagops.localstack import s3 as local_s3
+
+LAUNCH = """
+mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+  __typename ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message } } }
+"""
+LOCATION_JOBS = """
+{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+  __typename ... on RepositoryLocation { repositories { name jobs { name } } } } } } } }
+"""
+DAEMONS = (
+    "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy lastHeartbeatTime } } } }"
+)
+
+
+def test_the_image_runs_as_a_fixed_non_root_user(engine: Engine) -> None:
+    config = engine.client.images.get(engine.image).attrs["Config"]
+    assert config["User"] == "10001:10001"
+    out = engine.client.containers.run(engine.image, entrypoint=["id", "-u"], remove=True)
+    assert out.decode().strip() == "10001"
+
+
+def test_without_settings_a_role_exits_with_one_line(engine: Engine) -> None:
+    container = engine.run("bad-settings", command=["webserver"])
+    assert container.wait(timeout=60)["StatusCode"] == 1
+    assert container.logs().decode().strip() == (
+        "dagops-entrypoint: DAGSTER_S3_BUCKET is not set (needed by the webserver role)."
+    )
+
+
+def test_code_location_syncs_main_from_s3_and_serves_grpc(
+    engine: Engine, code_location: Any, s3_endpoint: str
+) -> None:
+    port = engine.port(code_location, 4000)
+    health = [
+        sys.executable,
+        "-m",
+        "dagster",
+        "api",
+        "grpc-health-check",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+    def serving() -> bool:
+        return subprocess.run(health, capture_output=True, timeout=30, check=False).returncode == 0
+
+    wait_for(
+        "The code server did not answer gRPC health checks", serving, 180, lambda: engine.logs(code_location)
+    )
+    # The code it serves is the published code, synced into the container's code dir.
+    served = code_location.exec_run(["cat", f"/opt/dagster/code/{LOCATION}/current/definitions.py"])
+    assert served.exit_code == 0, served.output
+    assert served.output.decode() == (REPO / "code_locations" / LOCATION / "definitions.py").read_text()
+    assert code_location.exec_run(["id", "-u"]).output.decode().strip() == "10001"
+
+
+def test_webserver_answers_server_info_and_loads_main(engine: Engine, webserver: str) -> None:
+    info = graphql.server_info(webserver)
+    assert info is not None and info.get("dagster_webserver_version"), info
+    entries = graphql.query(webserver, LOCATION_JOBS)["workspaceOrError"]["locationEntries"]
+    (main,) = [e for e in entries if e["name"] == LOCATION]
+    jobs = {j["name"] for repo in main["locationOrLoadError"]["repositories"] for j in repo["jobs"]}
+    assert "numbers_job" in jobs, dumps(main)
+
+
+def test_run_worker_executes_a_run_to_success(
+    engine: Engine, webserver: str, postgres: int, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dagster import DagsterInstance
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._grpc.types import ExecuteRunArgs
+
+    launched = graphql.query(
+        webserver,
+        LAUNCH,
+        {
+            "p": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": "__repository__",
+                    "jobName": "numbers_job",
+                },
+                "runConfigData": {},
+            }
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+    assert launched["run"]["status"] == "QUEUED"
+
+    # Do what the daemon and the EcsRunLauncher do: mark the run STARTING, then start a run task with
+    # `dagster api execute_run <ExecuteRunArgs>`, the instance reference naming the container's paths.
+    config_dir = Path(tempfile.mkdtemp(prefix="containers-instance-"))
+    (config_dir / "dagster.yaml").write_text((REPO / "compose" / "dagster.yaml").read_text())
+    host_view = {
+        "DAGSTER_PG_HOST": "127.0.0.1",
+        "DAGSTER_PG_PORT": str(postgres),
+        "AWS_ENDPOINT_URL": s3_endpoint,
+    }
+    for name, value in {**ROLE_ENV, **host_view, "DAGOPS_COMPUTE_LOG_PREFIX": "logs/containers"}.items():
+        monkeypatch.setenv(name, value)
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(config_dir))) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.job_code_origin is not None
+        instance.report_dagster_event(
+            DagsterEvent(event_type_value=DagsterEventType.PIPELINE_STARTING.value, job_name=run.job_name),
+            run_id=run_id,
+        )
+        container_ref = InstanceRef.from_dir("/opt/dagster/home", config_dir=str(config_dir))
+        args = ExecuteRunArgs(job_origin=run.job_code_origin, run_id=run_id, instance_ref=container_ref)
+        # The EcsRunLauncher's command override, as it builds it.
+        command = list(args.get_command_args())
+        started = time.monotonic()
+        worker = engine.run("run", command=command, env=ROLE_ENV)
+        exit_code = worker.wait(timeout=300)["StatusCode"]
+        engine.figures["run worker start to exit"] = f"{time.monotonic() - started:.1f} s"
+        assert exit_code == 0, engine.logs(worker, tail=80)
+        finished = instance.get_run_by_id(run_id)
+        assert finished is not None and finished.status.value == "SUCCESS", engine.logs(worker, tail=80)
+    assert run_status(webserver, run_id) == "SUCCESS"
+    # The run's assets were written by the worker to the location's S3 prefix.
+    s3 = local_s3.client(s3_endpoint)
+    body = s3.get_object(Bucket=ROLE_ENV["DAGSTER_S3_BUCKET"], Key=f"assets/{LOCATION}/numbers/summary.json")
+    assert b'"sum": 55' in body["Body"].read()
+
+
+def test_daemon_heartbeats(engine: Engine, webserver: str, postgres: int) -> None:
+    env = {
+        **ROLE_ENV,
+        "DAGOPS_CODE_LOCATIONS": f"{LOCATION}=code-main:4000",
+        "DAGOPS_INSTANCE_TEMPLATE": INSTANCE_TEMPLATE,
+    }
+    mount = {str(REPO / "compose" / "dagster.yaml"): {"bind": INSTANCE_TEMPLATE, "mode": "ro"}}
+    started = time.monotonic()
+    daemon = engine.run("daemon", command=["daemon"], env=env, volumes=mount)
+
+    def healthy() -> list[dict[str, Any]] | None:
+        statuses = graphql.query(webserver, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        required = [s for s in statuses if s["required"]]
+        return (
+            statuses if required and all(s["healthy"] and s["lastHeartbeatTime"] for s in required) else None
+        )
+
+    statuses = wait_for("The daemon did not heartbeat", healthy, 120, lambda: engine.logs(daemon))
+    engine.figures["daemon start to healthy"] = f"{time.monotonic() - started:.1f} s"
+    assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= {
+        s["daemonType"] for s in statuses if s["required"]
+    }
+    # The heartbeats are rows in Postgres, and they keep coming.
+    import psycopg2
+
+    def beats() -> dict[str, float]:
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=postgres, user=PG["user"], password=PG["password"], dbname=PG["db"]
+        )
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT daemon_type, timestamp FROM daemon_heartbeats")
+                return {kind: stamp.timestamp() for kind, stamp in cur.fetchall()}
+        finally:
+            conn.close()
+
+    first = beats()
+    assert "SCHEDULER" in first, first
+
+    def advanced() -> dict[str, float] | None:
+        now = beats()
+        return now if now.get("SCHEDULER", 0) > first["SCHEDULER"] else None
+
+    later = wait_for("The daemon's heartbeat did not advance", advanced, 60, lambda: engine.logs(daemon))
+    assert later["SCHEDULER"] > first["SCHEDULER"]
