@@ -8,7 +8,17 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "unit", "integration", "infra", "checkov", "security"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "unit",
+    "integration",
+    "containers",
+    "containers_arm64",
+    "infra",
+    "checkov",
+    "security",
+]
 
 PYTHON = "3.11"
 # checkov pins an old `packaging`, so it gets a session (and a virtualenv) of its own.
@@ -64,6 +74,20 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """Integration: real Postgres, moto server, real webserver, daemon, code servers and sync agents."""
     _pytest(session, "tests/integration")
+
+
+@nox.session(python=PYTHON)
+def containers(session: nox.Session) -> None:
+    """The built image in a Docker engine: non-root, each role proves itself (skips without an engine,
+    fails instead when DAGOPS_REQUIRE_DOCKER=1)."""
+    _pytest(session, "-m", "not arm64", "tests/containers")
+
+
+@nox.session(python=PYTHON)
+def containers_arm64(session: nox.Session) -> None:
+    """The image built for linux/arm64 (Fargate), under qemu on other hosts: imports dagster, runs its
+    entrypoint."""
+    _pytest(session, "-m", "arm64", "tests/containers")
 
 
 @nox.session(python=PYTHON)

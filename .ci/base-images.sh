@@ -7,7 +7,7 @@
 #   .ci/base-images.sh --arch arm64    arm64 debian, python and uv (under qemu when the host is not arm64)
 #   .ci/base-images.sh --force         rebuild even what exists
 #   .ci/base-images.sh --print         print the tags as DAGOPS_*_IMAGE=... lines (for `export $(...)`),
-#                                      build nothing
+#                                      build nothing (with --arch arm64 on amd64: DAGOPS_ARM64_*_IMAGE)
 #
 # Tags (ARCH is amd64 or arm64; images/Dockerfile takes PYTHON_IMAGE and UV_IMAGE as build args):
 #   dagops-local/debian:bookworm-ARCH       debootstrap --variant=minbase rootfs
@@ -65,8 +65,14 @@ POSTGRES_IMAGE=dagops-local/postgres:$PG_MAJOR
 MOTO_IMAGE=dagops-local/moto:$MOTO_VERSION
 
 if [ "$PRINT" = 1 ]; then
-  printf 'DAGOPS_PYTHON_IMAGE=%s\nDAGOPS_UV_IMAGE=%s\nDAGOPS_POSTGRES_IMAGE=%s\nDAGOPS_MOTO_IMAGE=%s\n' \
-    "$PYTHON_IMAGE" "$UV_IMAGE" "$POSTGRES_IMAGE" "$MOTO_IMAGE"
+  if [ "$ARCH" = "$NATIVE" ]; then
+    printf 'DAGOPS_PYTHON_IMAGE=%s\nDAGOPS_UV_IMAGE=%s\nDAGOPS_POSTGRES_IMAGE=%s\nDAGOPS_MOTO_IMAGE=%s\n' \
+      "$PYTHON_IMAGE" "$UV_IMAGE" "$POSTGRES_IMAGE" "$MOTO_IMAGE"
+  else # the foreign architecture's bases, for tests/containers/test_arm64.py
+    arch_upper=$(echo "$ARCH" | tr '[:lower:]' '[:upper:]')
+    printf 'DAGOPS_%s_PYTHON_IMAGE=%s\nDAGOPS_%s_UV_IMAGE=%s\n' \
+      "$arch_upper" "$PYTHON_IMAGE" "$arch_upper" "$UV_IMAGE"
+  fi
   exit 0
 fi
 

@@ -2,9 +2,17 @@
 
 from typing import Any
 
-from harness import FIGURES, code_location, engine, figures, postgres, s3_endpoint, webserver
+from harness import FIGURES, code_location, engine, figures, native_image, postgres, s3_endpoint, webserver
 
-__all__ = ["code_location", "engine", "figures", "postgres", "s3_endpoint", "webserver"]
+__all__ = [
+    "code_location",
+    "engine",
+    "figures",
+    "native_image",
+    "postgres",
+    "s3_endpoint",
+    "webserver",
+]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

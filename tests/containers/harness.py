@@ -128,11 +128,14 @@ def figures() -> dict[str, str]:
     return FIGURES
 
 
-def build_image(platform: str | None, tag_suffix: str, figures: dict[str, str]) -> str:
+def build_image(
+    platform: str | None, tag_suffix: str, figures: dict[str, str], bases: dict[str, str] | None = None
+) -> str:
     """Build images/Dockerfile with ``invoke image.build``'s code path; the image reference."""
     tag = f"{PREFIX}-{images.git_tag(REPO)}{tag_suffix}"
+    bases = images.base_images() if bases is None else bases
     started = time.monotonic()
-    ref = images.build(tag, platform, echo=lambda line: None, root=REPO, build_args=images.base_images())
+    ref = images.build(tag, platform, echo=lambda line: None, root=REPO, build_args=bases)
     seconds = time.monotonic() - started
     import docker
 
@@ -148,9 +151,8 @@ def engine(docker_engine: None, figures: dict[str, str]) -> Iterator[Engine]:
     import docker
 
     client = docker.from_env()
-    ref = build_image(None, "", figures)
     network = client.networks.create(f"{PREFIX}-net-{uuid.uuid4().hex[:6]}", driver="bridge")
-    eng = Engine(client=client, image=ref, network=network.name, figures=figures)
+    eng = Engine(client=client, image="", network=network.name, figures=figures)
     try:
         yield eng
     finally:
@@ -158,6 +160,13 @@ def engine(docker_engine: None, figures: dict[str, str]) -> Iterator[Engine]:
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         network.remove()
+
+
+@pytest.fixture(scope="session")
+def native_image(engine: Engine) -> str:
+    """The image for this machine's architecture, built once; roles start from it by default."""
+    engine.image = build_image(None, "", engine.figures)
+    return engine.image
 
 
 @pytest.fixture(scope="session")
@@ -195,14 +204,14 @@ def s3_endpoint(engine: Engine) -> str:
 
 
 @pytest.fixture(scope="session")
-def code_location(engine: Engine, s3_endpoint: str, postgres: int) -> Any:
+def code_location(engine: Engine, native_image: str, s3_endpoint: str, postgres: int) -> Any:
     """The code-location role for ``main`` (alias ``code-main``): syncs from S3, then serves gRPC on 4000."""
     env = {**ROLE_ENV, "DAGOPS_LOCATION": LOCATION}
     return engine.run("code-main", command=["code-location"], env=env, alias="code-main", ports=[4000])
 
 
 @pytest.fixture(scope="session")
-def webserver(engine: Engine, code_location: Any, postgres: int) -> str:
+def webserver(engine: Engine, native_image: str, code_location: Any, postgres: int) -> str:
     """The webserver role, its workspace naming code-main:4000; its URL on 127.0.0.1."""
     env = {
         **ROLE_ENV,

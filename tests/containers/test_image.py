@@ -48,14 +48,14 @@ DAEMONS = (
 )
 
 
-def test_the_image_runs_as_a_fixed_non_root_user(engine: Engine) -> None:
+def test_the_image_runs_as_a_fixed_non_root_user(engine: Engine, native_image: str) -> None:
     config = engine.client.images.get(engine.image).attrs["Config"]
     assert config["User"] == "10001:10001"
     out = engine.client.containers.run(engine.image, entrypoint=["id", "-u"], remove=True)
     assert out.decode().strip() == "10001"
 
 
-def test_without_settings_a_role_exits_with_one_line(engine: Engine) -> None:
+def test_without_settings_a_role_exits_with_one_line(engine: Engine, native_image: str) -> None:
     container = engine.run("bad-settings", command=["webserver"])
     assert container.wait(timeout=60)["StatusCode"] == 1
     assert container.logs().decode().strip() == (
