@@ -266,20 +266,117 @@ def test_a_restart_clears_what_the_dead_child_left_in_its_session(tmp_path: Path
 
 
 # Compose mode -----------------------------------------------------------------------------------
-def test_mode_auto_follows_the_docker_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+# A stand-in `docker` on PATH: `docker info` answers when FAKE_DOCKER_ENGINE=up, `docker compose ...`
+# when FAKE_DOCKER_COMPOSE=yes; without the plugin it fails as docker 28 does. Each call is logged.
+FAKE_DOCKER = """#!{python}
+import os, sys
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as fh:
+    fh.write(" ".join(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+if args[:1] == ["info"] and os.environ.get("FAKE_DOCKER_ENGINE") != "up":
+    sys.exit("Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")
+if args[:1] == ["compose"] and os.environ.get("FAKE_DOCKER_COMPOSE") != "yes":
+    sys.exit("unknown shorthand flag: 'f' in -f" if "-f" in args else "'compose' is not a docker command.")
+print("ok")
+"""
+
+
+@pytest.fixture
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "docker"
+    script.write_text(FAKE_DOCKER.format(python=sys.executable))
+    script.chmod(0o755)
+    log = tmp_path / "docker-calls.log"
+    log.touch()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(log))
+    return log
+
+
+PLUGIN_MISSING = "the Docker Compose v2 plugin is missing (`docker compose version` failed)"
+NO_ENGINE = "no Docker engine answers (`docker info` failed)"
+
+
+@pytest.mark.parametrize(
+    ("engine", "plugin", "file", "mode", "why"),
+    [
+        ("up", "yes", True, "compose", None),
+        ("up", "no", True, "embedded", PLUGIN_MISSING),
+        ("down", "yes", True, "embedded", NO_ENGINE),
+        ("down", "no", True, "embedded", NO_ENGINE),
+        ("up", "yes", False, "embedded", "compose/docker-compose.yml is missing"),
+    ],
+)
+def test_mode_auto_picks_compose_only_when_engine_plugin_and_file_answer(
+    fake_docker: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    engine: str,
+    plugin: str,
+    file: bool,
+    mode: str,
+    why: str | None,
+) -> None:
     from dagops.localstack import compose
 
-    monkeypatch.setattr(compose, "docker_available", lambda: False)
-    assert compose.resolve_mode("auto") == "embedded"
-    assert compose.resolve_mode("embedded") == "embedded"
-    with pytest.raises(DagopsError, match="Compose mode needs a running Docker engine"):
-        compose.resolve_mode("compose")
-    monkeypatch.setattr(compose, "docker_available", lambda: True)
-    assert compose.resolve_mode("auto") == "compose"
-    with pytest.raises(DagopsError, match=r"docker-compose\.yml is missing"):
-        compose.compose_argv("up", root=tmp_path)
-    (tmp_path / "compose").mkdir()
-    (tmp_path / "compose" / "docker-compose.yml").write_text("services: {}\n")
-    assert compose.compose_argv("up", "--detach", root=tmp_path) == [
-        "docker", "compose", "-f", str(tmp_path / "compose" / "docker-compose.yml"), "up", "--detach",
-    ]  # fmt: skip
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", engine)
+    monkeypatch.setenv("FAKE_DOCKER_COMPOSE", plugin)
+    if file:
+        (tmp_path / "compose").mkdir()
+        (tmp_path / "compose" / "docker-compose.yml").write_text("services: {}\n")
+    said: list[str] = []
+    assert compose.resolve_mode("auto", tmp_path, say=said.append) == mode
+    assert said == ([] if why is None else [f"Starting the embedded stack: {why}."])
+    assert compose.resolve_mode("embedded", tmp_path, say=said.append) == "embedded"
+    if why is None:
+        assert compose.resolve_mode("compose", tmp_path) == "compose"
+        assert compose.compose_argv("up", "--detach", root=tmp_path) == [
+            "docker", "compose", "-f", str(tmp_path / "compose" / "docker-compose.yml"), "up", "--detach",
+        ]  # fmt: skip
+    else:
+        with pytest.raises(DagopsError, match=r"^Compose mode cannot start: .*; use --mode embedded\.$"):
+            compose.resolve_mode("compose", tmp_path)
+
+
+def test_mode_auto_without_a_docker_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from dagops.localstack import compose
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    said: list[str] = []
+    assert compose.resolve_mode("auto", tmp_path, say=said.append) == "embedded"
+    assert said == ["Starting the embedded stack: the docker client is not installed."]
+
+
+def test_dev_with_an_engine_but_no_compose_plugin_starts_the_embedded_stack(
+    fake_docker: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from invoke import Context
+
+    from dagops.tasks import dev
+
+    monkeypatch.setenv("FAKE_DOCKER_ENGINE", "up")
+    monkeypatch.setenv("FAKE_DOCKER_COMPOSE", "no")
+    monkeypatch.delenv("DAGOPS_DEV_MODE", raising=False)
+    started: list[DevConfig] = []
+    monkeypatch.setattr(stack, "start_detached", started.append)
+    dev.up(Context(), detach=True)
+    assert [c.mode for c in started] == ["auto"]
+    assert capsys.readouterr().out.splitlines() == [f"Starting the embedded stack: {PLUGIN_MISSING}."]
+    # docker was asked, never told to run compose up.
+    assert "compose -f" not in fake_docker.read_text()
+
+
+def test_dev_mode_compose_without_the_plugin_is_one_sentence(fake_docker: Path) -> None:
+    env = {**os.environ, "FAKE_DOCKER_ENGINE": "up", "FAKE_DOCKER_COMPOSE": "no"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "dev", "--mode", "compose"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"error: Compose mode cannot start: {PLUGIN_MISSING}; use --mode embedded."
+    ), proc.stderr
+    assert proc.stdout == ""
+    assert "compose -f" not in fake_docker.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from dagops.errors import DagopsError
@@ -12,26 +13,53 @@ from dagops.paths import repo_root
 COMPOSE_FILE = Path("compose") / "docker-compose.yml"
 
 
-def docker_available() -> bool:
-    """True when a Docker engine answers (``docker info`` succeeds), not merely when the client exists."""
-    if not shutil.which("docker"):
-        return False
+def _answers(argv: list[str]) -> bool:
     try:
-        proc = subprocess.run(["docker", "info"], capture_output=True, timeout=15, check=False)
+        proc = subprocess.run(argv, capture_output=True, timeout=15, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
 
 
-def resolve_mode(mode: str) -> str:
-    """``auto`` becomes ``compose`` when a Docker engine answers, else ``embedded``."""
-    if mode == "auto":
-        return "compose" if docker_available() else "embedded"
-    if mode == "compose" and not docker_available():
-        raise DagopsError(
-            "Compose mode needs a running Docker engine (`docker info` failed); use --mode embedded."
-        )
-    return mode
+def docker_available() -> bool:
+    """True when a Docker engine answers (``docker info`` succeeds), not merely when the client exists."""
+    return bool(shutil.which("docker")) and _answers(["docker", "info"])
+
+
+def compose_unavailable(root: Path | None = None) -> str | None:
+    """Why compose mode cannot work on this machine, or None when it can.
+
+    It can when a Docker engine answers (``docker info``), the compose v2 plugin answers (``docker compose
+    version``; without it ``docker compose -f ...`` fails with docker's own "unknown shorthand flag") and
+    the compose file exists.
+    """
+    if not shutil.which("docker"):
+        return "the docker client is not installed"
+    if not _answers(["docker", "info"]):
+        return "no Docker engine answers (`docker info` failed)"
+    if not _answers(["docker", "compose", "version"]):
+        return "the Docker Compose v2 plugin is missing (`docker compose version` failed)"
+    path = (root or repo_root()) / COMPOSE_FILE
+    if not path.is_file():
+        return f"{COMPOSE_FILE} is missing"
+    return None
+
+
+def resolve_mode(mode: str, root: Path | None = None, say: Callable[[str], None] | None = None) -> str:
+    """``auto`` becomes ``compose`` when compose can work here, else ``embedded`` (``say`` gets why).
+
+    ``compose`` where it cannot work raises DagopsError: one sentence naming what is missing.
+    """
+    if mode not in ("auto", "compose"):
+        return mode
+    why = compose_unavailable(root)
+    if mode == "compose" and why:
+        raise DagopsError(f"Compose mode cannot start: {why}; use --mode embedded.")
+    if why:
+        if say:
+            say(f"Starting the embedded stack: {why}.")
+        return "embedded"
+    return "compose"
 
 
 def compose_argv(*args: str, root: Path | None = None) -> list[str]:

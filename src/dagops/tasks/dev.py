@@ -15,6 +15,10 @@ from dagops.localstack.config import DevConfig
 from dagops.tasks import user_errors
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def _config(c: Context, **overrides: Any) -> DevConfig:
     """invoke.yaml's ``dev:`` mapping, then DAGOPS_DEV_* variables, then the task's flags."""
     mapping = c.config.get("dev") or {}
@@ -24,14 +28,14 @@ def _config(c: Context, **overrides: Any) -> DevConfig:
 @task(
     help={
         "detach": "start in the background and return once the UI answers (`invoke stop` stops it)",
-        "mode": "auto (compose when a Docker engine answers, else embedded), embedded or compose",
+        "mode": "auto (compose when Docker and its compose plugin answer, else embedded), embedded, compose",
     }
 )
 @user_errors
 def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Start the local Dagster stack (Postgres, S3, sync agents, code servers, webserver, daemon)."""
     config = _config(c, mode=mode)
-    if compose.resolve_mode(config.mode) == "compose":
+    if compose.resolve_mode(config.mode, config.root, say=_say) == "compose":
         code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root)
         if code:
             raise Exit(f"error: docker compose up failed (exit code {code}).", code=code)
@@ -47,7 +51,8 @@ def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
 def stop(c: Context) -> None:
     """Stop the local stack started by `invoke dev` (from any terminal)."""
     config = _config(c)
-    if stack.running_pid(config) is None and config.mode != "embedded" and compose.docker_available():
+    running = stack.running_pid(config) is not None
+    if not running and config.mode != "embedded" and compose.compose_unavailable(config.root) is None:
         compose.run("down", root=config.root)
         return
     if not stack.stop(config):
@@ -66,7 +71,7 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
     """Show the local stack's logs, prefixed by component."""
     count = logs.parse_lines(lines)
     config = _config(c)
-    if stack.running_pid(config) is None and compose.resolve_mode(config.mode) == "compose":
+    if stack.running_pid(config) is None and compose.resolve_mode(config.mode, config.root) == "compose":
         compose.run(
             "logs",
             "--tail",
@@ -84,7 +89,7 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
 def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Stop the stack, wipe its database, synced code and DAGSTER_HOME, and start it again."""
     config = _config(c, mode=mode)
-    if compose.resolve_mode(config.mode) == "compose":
+    if compose.resolve_mode(config.mode, config.root) == "compose":
         compose.run("down", "--volumes", root=config.root)
     else:
         for path in stack.reset(config):
