@@ -1,18 +1,20 @@
 """Integration fixtures: a real Postgres, a moto S3 server, and the real local stack (`invoke dev --detach`).
 
-Postgres comes from testcontainers when a Docker engine answers, else from a local PostgreSQL server
-started with dagops.localstack.postgres (the same code `invoke dev` uses); the module is skipped only when
-neither exists. The stack runs with free ports, a temporary state directory and a 1 s sync interval.
+Postgres comes from testcontainers' PostgresContainer when a Docker engine answers, else from a local
+PostgreSQL server started with dagops.localstack.postgres (the same code `invoke dev` uses).
+``DAGOPS_TEST_POSTGRES=container|local`` picks one explicitly (CI runs both: see test_postgres_sources.py);
+a path that cannot run skips with its reason, or fails where DAGOPS_REQUIRE_DOCKER=1 asks for an engine.
+The container's image is ``DAGOPS_POSTGRES_IMAGE`` (default postgres:16-alpine; `.ci/base-images.sh` builds
+a local stand-in where no registry answers). The stack runs with free ports, a temporary state directory
+and a 1 s sync interval.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pg_source import postgres_database, postgres_source
 
 from dagops.localstack import s3 as local_s3
-from dagops.localstack.compose import docker_available
 from dagops.localstack.config import DevConfig, free_port
-from dagops.localstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
+from dagops.localstack.postgres import PostgresDatabase
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "dagops-it"
@@ -33,31 +35,9 @@ SYNC_INTERVAL = 1.0
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresDatabase]:
-    """A Postgres database for Dagster's storage: testcontainers with Docker, else a local server."""
-    if docker_available():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer(
-            "postgres:16-alpine", username="dagster", password="dagster", dbname="dagster"
-        ) as pg:
-            yield PostgresDatabase(
-                pg.get_container_host_ip(), int(pg.get_exposed_port(5432)), "dagster", "dagster", "dagster"
-            )
-        return
-    if find_bin_dir() is None:
-        pytest.skip(
-            "PostgreSQL not available: no Docker engine for testcontainers and no initdb/postgres binaries"
-        )
-    # Not under pytest's tmp dir: as root the server runs as `postgres`, who cannot enter a 0700 folder.
-    folder = Path(tempfile.mkdtemp(prefix="dagops-it-pg-"))
-    folder.chmod(0o755)
-    server = LocalPostgres(folder / "data", free_port())
-    try:
-        server.start(folder / "postgres.log")
-        yield server.database
-    finally:
-        server.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    """A Postgres database for Dagster's storage (see postgres_source)."""
+    with postgres_database(postgres_source()) as database:
+        yield database
 
 
 @pytest.fixture(scope="session")
