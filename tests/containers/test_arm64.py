@@ -9,6 +9,7 @@ images); `.ci/base-images.sh --arch arm64 --print` names the local stand-ins.
 from __future__ import annotations
 
 import os
+import platform
 
 import pytest
 from harness import Engine, build_image
@@ -21,11 +22,14 @@ PLATFORM = "linux/arm64"
 
 @pytest.fixture(scope="module")
 def arm64_image(engine: Engine) -> str:
-    bases = images.base_images(
-        os.environ.get("DAGOPS_ARM64_PYTHON_IMAGE", ""),
-        os.environ.get("DAGOPS_ARM64_UV_IMAGE", ""),
-        environ={},
-    )
+    # On an arm64 host the native bases (DAGOPS_PYTHON_IMAGE, DAGOPS_UV_IMAGE) are arm64 ones.
+    native = platform.machine() in ("aarch64", "arm64")
+
+    def base(name: str) -> str:
+        own = os.environ.get(f"DAGOPS_ARM64_{name}", "")
+        return own or (os.environ.get(f"DAGOPS_{name}", "") if native else "")
+
+    bases = images.base_images(base("PYTHON_IMAGE"), base("UV_IMAGE"), environ={})
     return build_image(PLATFORM, "-arm64", engine.figures, bases)
 
 
