@@ -117,6 +117,7 @@ EMULATED_SERVICES = (
     "rds",
     "route53",
     "s3",
+    "scheduler",
     "secretsmanager",
     "servicediscovery",
     "sts",

@@ -113,13 +113,13 @@ def test_hcl_reader_reads_literals_and_keeps_expressions_opaque() -> None:
         line two
     EOT
     """
-    values = dict((name, value) for _, name, _, value in cost.parse_hcl(text))
+    values = cost.hcl.parse(text)
     assert values["name"] == 'a "quoted" word'
     assert values["n"] == 3 and values["f"] == -1.5
     assert values["on"] is True and values["nothing"] is None
     assert values["cidrs"] == ["10.0.0.0/8", "1.2.3.4/32"]
     assert values["obj"] == {"a": 1, "b-c": [True, False]}
-    assert isinstance(values["ref"], cost.Opaque) and values["ref"].text == "var . other"
+    assert isinstance(values["ref"], cost.Opaque) and values["ref"].text == "var.other"
     assert isinstance(values["call"], cost.Opaque)
     assert isinstance(values["cond"], cost.Opaque)
     assert values["doc"] == "line one\n  line two\n"
@@ -199,7 +199,11 @@ def test_pause_saving_is_compute_and_database_hours_only(root: Path) -> None:
     task_ips = 3 * prices.hours_per_month * prices.usd("public_ipv4_hour")
     logs = sum(i.monthly_usd for i in rep.estimate.items if i.group == "CloudWatch Logs")
     polls = next(i for i in rep.estimate.items if i.group == "S3" and "GET" in i.name).monthly_usd
-    expected = (hourly + rds_instance + task_ips) * off_share
+    # The database starts DATABASE_LEAD_MINUTES before the services on each of the 5 days.
+    db_on = on + 5 * cost.DATABASE_LEAD_MINUTES / 60 * 52 / 12
+    assert rep.paused.database_hours == pytest.approx(db_on)
+    db_off_share = 1 - db_on / prices.hours_per_month
+    expected = (hourly + task_ips) * off_share + rds_instance * db_off_share
     # Logs and sync polls also shrink with the hours on; they are small but counted.
     assert rep.pause_saving > expected
     assert rep.pause_saving < expected + logs + polls
