@@ -24,7 +24,15 @@ from dagops.cost.config import (
 from dagops.cost.hcl import Opaque, parse_value, read_tfvars, read_variable_defaults
 from dagops.cost.items import Estimate, Item, Usage, estimate
 from dagops.cost.prices import PRICES_FILE, PriceTable
-from dagops.cost.report import GOALS, Report, environments, parse_overrides, report, working_hours_per_month
+from dagops.cost.report import (
+    GOALS,
+    Report,
+    environments,
+    parse_overrides,
+    report,
+    report_hours,
+    working_hours_per_month,
+)
 from dagops.cost.text import format_report
 
 __all__ = [
@@ -52,5 +60,6 @@ __all__ = [
     "read_tfvars",
     "read_variable_defaults",
     "report",
+    "report_hours",
     "working_hours_per_month",
 ]

@@ -311,3 +311,16 @@ def estimate(config: EnvConfig, prices: PriceTable | None = None, usage: Usage |
     if config.region != prices.region:
         notes.append(f"the environment runs in {config.region} but the prices are {prices.region}'s")
     return Estimate(config.env, config.region, hours, config.spot, tuple(bill.items), tuple(notes), db_hours)
+
+
+# What the tasks would need without a public IPv4 and without a NAT gateway: interface endpoints for ECR's
+# API and registry, Secrets Manager, CloudWatch Logs and ECS (EcsRunLauncher), in each of the network's 2
+# AZs (S3's gateway endpoint is free). Evaluated in README "What it costs", not built.
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "secretsmanager", "logs", "ecs")
+ENDPOINT_AZS = 2
+
+
+def endpoints_alternative_usd(prices: PriceTable) -> float:
+    """Monthly hourly charge of the interface endpoints that would replace the tasks' public IPv4s."""
+    hours = len(INTERFACE_ENDPOINTS) * ENDPOINT_AZS * prices.hours_per_month
+    return hours * prices.usd("vpc_interface_endpoint_hour")

@@ -53,6 +53,10 @@ class Report:
     goal: Goal | None = None
 
     @property
+    def paused_hours(self) -> ActiveHours:
+        return replace(self.config.schedule, enabled=True)
+
+    @property
     def spot_saving(self) -> float:
         """Monthly saving of running on Fargate Spot rather than on-demand (positive either way round)."""
         return abs(self.estimate.total - self.spot_alternative.total)
@@ -138,6 +142,11 @@ def report(
         usage,
         goal,
     )
+
+
+def report_hours(rep: Report) -> ActiveHours:
+    """The office hours a report's environment has, or is offered (schedule_enabled false)."""
+    return rep.paused_hours
 
 
 def environments(root: Path | None = None) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagops.cost.items import Estimate
+from dagops.cost.items import ENDPOINT_AZS, INTERFACE_ENDPOINTS, Estimate, endpoints_alternative_usd
 from dagops.cost.report import Report
 
 UNVERIFIED_MARK = "*"
@@ -74,6 +74,17 @@ def _schedule_line(rep: Report) -> str:
     )
 
 
+def _ipv4_line(rep: Report) -> str:
+    ipv4 = rep.estimate.by_group().get("Public IPv4", 0.0)
+    endpoints = endpoints_alternative_usd(rep.prices)
+    mark = "" if rep.prices.verified("vpc_interface_endpoint_hour") else UNVERIFIED_MARK
+    return (
+        f"Public IPv4 {money(ipv4)}/month; without it the tasks would need interface endpoints "
+        f"({', '.join(INTERFACE_ENDPOINTS)}) in {ENDPOINT_AZS} AZs: {money(endpoints)}{mark}/month before "
+        "data processing (or a NAT gateway), so the addresses stay."
+    )
+
+
 def _goal_line(rep: Report) -> str:
     if rep.goal is None:
         return "Goal: none set for this environment (the original design's USD 15-25 covers dev and prod)."
@@ -98,6 +109,7 @@ def format_report(rep: Report) -> str:
         "by group: " + ", ".join(f"{g} {money(v)}" for g, v in est.by_group().items()),
         _spot_line(rep),
         _schedule_line(rep),
+        _ipv4_line(rep),
         _goal_line(rep),
         "First year (12 x this estimate, after free tiers):",
         *(f"  - {f.regime}: {money(f.usd)} ({f.covers})" for f in rep.first_year()),
