@@ -399,6 +399,10 @@ variable "schedule_start" {
     condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.schedule_start))
     error_message = "schedule_start must be a 24-hour time such as 08:00."
   }
+  validation {
+    condition     = !can(regex("^00:(0[0-9]|1[0-4])$", var.schedule_start))
+    error_message = "schedule_start must be 00:15 or later: the database starts 15 minutes earlier, the same day."
+  }
 }
 
 variable "schedule_stop" {
@@ -409,6 +413,10 @@ variable "schedule_stop" {
   validation {
     condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.schedule_stop))
     error_message = "schedule_stop must be a 24-hour time such as 18:00."
+  }
+  validation {
+    condition     = replace(var.schedule_stop, ":", "") > replace(var.schedule_start, ":", "")
+    error_message = "schedule_stop must be later in the day than schedule_start (office hours do not cross midnight)."
   }
 }
 

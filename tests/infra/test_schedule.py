@@ -243,11 +243,11 @@ def _closed_port() -> str:
         (["-var=schedule_time_zone=Sydney"], "schedule_time_zone must be an IANA time zone"),
         (
             ["-var=schedule_enabled=true", "-var=schedule_start=18:00", "-var=schedule_stop=08:00"],
-            "stop must be later in the day than start",
+            "schedule_stop must be later in the day than schedule_start",
         ),
         (
             ["-var=schedule_enabled=true", "-var=schedule_start=00:05"],
-            "start must be at least database_lead_minutes after midnight",
+            "schedule_start must be 00:15 or later",
         ),
     ],
 )

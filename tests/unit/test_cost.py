@@ -423,6 +423,7 @@ def test_office_hours_from_tfvars_price_services_and_database_hours(root: Path) 
         ("schedule_days", ["MONDAY"], "schedule_days must list at least one of MON"),
         ("schedule_days", [], "schedule_days must list at least one of MON"),
         ("schedule_enabled", "sometimes", "schedule_enabled must be true or false"),
+        ("schedule_start", "00:05", "schedule_start must be 00:15 or later"),
     ],
 )
 def test_bad_office_hours_are_one_sentence(root: Path, name: str, value: object, message: str) -> None:

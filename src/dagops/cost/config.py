@@ -307,6 +307,11 @@ def _schedule(v: _Values) -> ActiveHours:
         stop=_time(v.get("schedule_stop", "18:00"), "schedule_stop"),
         time_zone=str(v.get("schedule_time_zone", "UTC")),
     )
+    if _minutes(hours.start) < DATABASE_LEAD_MINUTES:
+        raise DagopsError(
+            f"schedule_start must be 00:{DATABASE_LEAD_MINUTES:02d} or later: the database starts "
+            f"{DATABASE_LEAD_MINUTES} minutes earlier, the same day."
+        )
     if _minutes(hours.stop) <= _minutes(hours.start):
         raise DagopsError(f"schedule_stop ({hours.stop}) must be later in the day than schedule_start.")
     return hours
