@@ -14,18 +14,15 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from tfharness import MOTO_ACCOUNT, REGION, REPO, MotoServer, Tofu, copy_tree, start_moto, write_override
+from conftest import ACCOUNT_VAR, LOCATIONS, Applied
+from tfharness import MOTO_ACCOUNT, REGION, REPO, Tofu, copy_tree, start_moto, write_override
 
 from dagops.cost import hcl
 
-LOCATIONS = ["main", "sales_ops"]
-ACCOUNT_VAR = f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]'
 DAYS = "MON,TUE,WED,THU,FRI,SAT,SUN"
 
 
@@ -44,41 +41,9 @@ def minus_minutes(hhmm: str, minutes: int) -> str:
     return f"{total // 60:02d}:{total % 60:02d}"
 
 
-@dataclass
-class Applied:
-    root: Path
-    moto: MotoServer
-    outputs: dict[str, Any]
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.moto.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-
-@pytest.fixture(scope="module")
-def dev(tofu: Tofu, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
-    base = tmp_path_factory.mktemp("schedule")
-    root = copy_tree(base, locations=LOCATIONS) / "live" / "dev"
-    moto = start_moto()
-    applied = False
-    try:
-        write_override(root, moto.endpoint, base / "dev.tfstate")
-        tofu.run("init", "-input=false", "-no-color", cwd=root)
-        tofu.run("apply", "-input=false", "-no-color", "-auto-approve", ACCOUNT_VAR, cwd=root)
-        applied = True
-        raw = json.loads(tofu.run("output", "-json", cwd=root).stdout)
-        yield Applied(root, moto, {k: v["value"] for k, v in raw.items()})
-    finally:
-        if applied:
-            tofu.run(
-                "destroy", "-input=false", "-no-color", "-auto-approve", ACCOUNT_VAR, cwd=root, check=False
-            )
-        moto.stop()
+@pytest.fixture
+def dev(dev_applied: Applied) -> Applied:
+    return dev_applied
 
 
 @pytest.fixture(scope="module")

@@ -120,6 +120,7 @@ EMULATED_SERVICES = (
     "scheduler",
     "secretsmanager",
     "servicediscovery",
+    "sqs",
     "sts",
 )
 

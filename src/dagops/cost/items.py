@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from dagops.cost.config import EnvConfig
 from dagops.cost.prices import PriceTable
+from dagops.sync.notify import LONG_POLL_SECONDS
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,14 @@ def s3_items(bill: _Bill, config: EnvConfig, usage: Usage, hours: float) -> None
     )
 
 
+def sqs_items(bill: _Bill, config: EnvConfig, hours: float) -> None:
+    # modules/sync-events: one queue per location; its agent long-polls it every 20 s while it runs.
+    polls = len(config.locations) * hours * 3600 / LONG_POLL_SECONDS
+    free = bill.prices.allowance("always_free", "sqs_requests")
+    bill.add("SQS", f"sync event long polls {polls / 1e6:.2f} million ({free / 1e6:g} million a month free)",
+             max(0.0, polls - free) / 1e6, "million", "sqs_1m_requests")  # fmt: skip
+
+
 def ecr_items(bill: _Bill, usage: Usage) -> None:
     bill.add(
         "ECR",
@@ -304,6 +313,7 @@ def estimate(config: EnvConfig, prices: PriceTable | None = None, usage: Usage |
     secrets_items(bill, usage)
     logs_items(bill, config, usage, hours, month)
     s3_items(bill, config, usage, hours)
+    sqs_items(bill, config, hours)
     ecr_items(bill, usage)
     cloudmap_items(bill, config)
     scheduler_items(bill, config)
