@@ -25,7 +25,8 @@ def cost() -> tuple[list[Row], list[str]]:
             Row(
                 "6 cost",
                 f"{env}: USD/month ({'Spot' if est.spot else 'on-demand'})",
-                f"{est.total:.2f}; {spot}; paused 50 h/week {rep.paused.total:.2f} (-{rep.pause_saving:.2f})",
+                f"{est.total:.2f}; {spot}; office hours {rep.paused.total:.2f}, "
+                f"around the clock {rep.always_on.total:.2f}",
                 "-",
                 INFO,
                 f"invoke cost --env {env}",

@@ -45,3 +45,28 @@ module "dagster" {
   compute_log_expiration_days = var.compute_log_expiration_days
   force_destroy               = var.force_destroy
 }
+
+# Office hours (README "Cost"): off unless schedule_enabled. The webserver is autoscaled (separate services),
+# so its schedule moves the scaling bounds; every other service runs 1 task while active.
+module "schedule" {
+  source = "../../modules/schedule"
+
+  enabled                = var.schedule_enabled
+  name                   = "dagops-${var.environment}"
+  cluster_name           = module.dagster.cluster_name
+  db_instance_identifier = module.dagster.db_instance_identifier
+  services               = { for key, name in module.dagster.service_names : name => 1 if key != "webserver" }
+  autoscaled_services = {
+    for key, name in module.dagster.service_names : name => {
+      min_count = var.webserver_min_count
+      max_count = var.webserver_max_count
+    } if key == "webserver"
+  }
+  days      = var.schedule_days
+  start     = var.schedule_start
+  stop      = var.schedule_stop
+  time_zone = var.schedule_time_zone
+
+  # The autoscaled services' scalable targets must exist before their scheduled actions.
+  depends_on = [module.dagster]
+}

@@ -96,3 +96,8 @@ output "tasks_security_group_id" {
   description = "Security group of the tasks."
   value       = module.dagster.tasks_security_group_id
 }
+
+output "schedule" {
+  description = "Office hours (days, start, stop, time_zone, database_start) when schedule_enabled; null otherwise."
+  value       = module.schedule.summary
+}

@@ -370,3 +370,63 @@ variable "force_destroy" {
   description = "Let `tofu destroy` remove a bucket with objects, an ECR repository with images and secrets at once (dev only)."
   default     = false
 }
+
+# ---- office hours (modules/schedule): AWS stops the services and the database outside them ----
+
+variable "schedule_enabled" {
+  type        = bool
+  description = "Stop the ECS services and the RDS instance outside the active hours (EventBridge Scheduler); off runs around the clock."
+  default     = false
+}
+
+variable "schedule_days" {
+  type        = list(string)
+  description = "Days the environment is started (MON ... SUN); the evening stop fires every day."
+  default     = ["MON", "TUE", "WED", "THU", "FRI"]
+
+  validation {
+    condition     = length(var.schedule_days) > 0 && alltrue([for d in var.schedule_days : contains(["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"], d)])
+    error_message = "schedule_days must list at least one of MON, TUE, WED, THU, FRI, SAT, SUN."
+  }
+}
+
+variable "schedule_start" {
+  type        = string
+  description = "Local time (HH:MM) the services start on schedule_days; the database starts 15 minutes earlier."
+  default     = "08:00"
+
+  validation {
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.schedule_start))
+    error_message = "schedule_start must be a 24-hour time such as 08:00."
+  }
+  validation {
+    condition     = !can(regex("^00:(0[0-9]|1[0-4])$", var.schedule_start))
+    error_message = "schedule_start must be 00:15 or later: the database starts 15 minutes earlier, the same day."
+  }
+}
+
+variable "schedule_stop" {
+  type        = string
+  description = "Local time (HH:MM) the services and the database stop, every day; later than schedule_start."
+  default     = "18:00"
+
+  validation {
+    condition     = can(regex("^([01][0-9]|2[0-3]):[0-5][0-9]$", var.schedule_stop))
+    error_message = "schedule_stop must be a 24-hour time such as 18:00."
+  }
+  validation {
+    condition     = replace(var.schedule_stop, ":", "") > replace(var.schedule_start, ":", "")
+    error_message = "schedule_stop must be later in the day than schedule_start (office hours do not cross midnight)."
+  }
+}
+
+variable "schedule_time_zone" {
+  type        = string
+  description = "IANA time zone of schedule_start and schedule_stop, e.g. Australia/Sydney."
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^(UTC|[A-Z][A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$", var.schedule_time_zone))
+    error_message = "schedule_time_zone must be an IANA time zone name such as Australia/Sydney or UTC."
+  }
+}

@@ -93,6 +93,8 @@ locals {
           DAGOPS_GRPC_PORT     = tostring(local.code_server[loc].port)
           # For the code server's container context: runs of this location get this location's role.
           DAGOPS_RUN_TASK_ROLE_ARN = module.iam.location_run_role_arns[loc]
+          # S3 -> SQS event path (modules/sync-events): sync at once on a publish; the poll stays.
+          DAGOPS_SYNC_QUEUE_URL = module.sync_events.queue_urls[loc]
         })
         secrets      = []
         port         = local.code_server[loc].port
@@ -294,6 +296,19 @@ module "iam" {
   db_secret_arn      = module.database.master_user_secret_arn
   single_task        = var.single_task
   tags               = local.tags
+}
+
+# One SQS queue of manifest events per location, read only by that location's agent.
+module "sync_events" {
+  source = "../sync-events"
+
+  name           = local.name
+  bucket_name    = module.storage.bucket_name
+  code_locations = var.code_locations
+  consumer_role_names = {
+    for loc in var.code_locations : loc => element(split("/", var.single_task ? module.iam.stack_role_arn : module.iam.code_location_role_arns[loc]), 1)
+  }
+  tags = local.tags
 }
 
 module "cluster" {

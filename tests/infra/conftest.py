@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
 import pytest
-from tfharness import Tofu, find_binary, make_tofu
+from tfharness import (
+    MOTO_ACCOUNT,
+    REGION,
+    MotoServer,
+    Tofu,
+    copy_tree,
+    find_binary,
+    make_tofu,
+    start_moto,
+    write_override,
+)
+
+LOCATIONS = ["main", "sales_ops"]
+ACCOUNT_VAR = f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]'
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +32,43 @@ def tofu(tmp_path_factory: pytest.TempPathFactory) -> Tofu:
     if binary is None:
         pytest.skip("neither tofu nor terraform is on PATH")
     return make_tofu(binary, tmp_path_factory.mktemp("tfhome"))
+
+
+@dataclass
+class Applied:
+    """A root applied against its own moto server: its outputs and boto3 clients on that server."""
+
+    root: Path
+    moto: MotoServer
+    outputs: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.moto.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@pytest.fixture(scope="session")
+def dev_applied(tofu: Tofu, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Applied]:
+    """live/dev as committed (office hours on, two code locations) applied once for the session."""
+    base = tmp_path_factory.mktemp("dev-applied")
+    root = copy_tree(base, locations=LOCATIONS) / "live" / "dev"
+    moto = start_moto()
+    applied = False
+    try:
+        write_override(root, moto.endpoint, base / "dev.tfstate")
+        tofu.run("init", "-input=false", "-no-color", cwd=root)
+        tofu.run("apply", "-input=false", "-no-color", "-auto-approve", ACCOUNT_VAR, cwd=root)
+        applied = True
+        raw = json.loads(tofu.run("output", "-json", cwd=root).stdout)
+        yield Applied(root, moto, {k: v["value"] for k, v in raw.items()})
+    finally:
+        if applied:
+            tofu.run(
+                "destroy", "-input=false", "-no-color", "-auto-approve", ACCOUNT_VAR, cwd=root, check=False
+            )
+        moto.stop()

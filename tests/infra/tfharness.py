@@ -117,8 +117,10 @@ EMULATED_SERVICES = (
     "rds",
     "route53",
     "s3",
+    "scheduler",
     "secretsmanager",
     "servicediscovery",
+    "sqs",
     "sts",
 )
 

@@ -113,13 +113,13 @@ def test_hcl_reader_reads_literals_and_keeps_expressions_opaque() -> None:
         line two
     EOT
     """
-    values = dict((name, value) for _, name, _, value in cost.parse_hcl(text))
+    values = cost.hcl.parse(text)
     assert values["name"] == 'a "quoted" word'
     assert values["n"] == 3 and values["f"] == -1.5
     assert values["on"] is True and values["nothing"] is None
     assert values["cidrs"] == ["10.0.0.0/8", "1.2.3.4/32"]
     assert values["obj"] == {"a": 1, "b-c": [True, False]}
-    assert isinstance(values["ref"], cost.Opaque) and values["ref"].text == "var . other"
+    assert isinstance(values["ref"], cost.Opaque) and values["ref"].text == "var.other"
     assert isinstance(values["call"], cost.Opaque)
     assert isinstance(values["cond"], cost.Opaque)
     assert values["doc"] == "line one\n  line two\n"
@@ -199,7 +199,11 @@ def test_pause_saving_is_compute_and_database_hours_only(root: Path) -> None:
     task_ips = 3 * prices.hours_per_month * prices.usd("public_ipv4_hour")
     logs = sum(i.monthly_usd for i in rep.estimate.items if i.group == "CloudWatch Logs")
     polls = next(i for i in rep.estimate.items if i.group == "S3" and "GET" in i.name).monthly_usd
-    expected = (hourly + rds_instance + task_ips) * off_share
+    # The database starts DATABASE_LEAD_MINUTES before the services on each of the 5 days.
+    db_on = on + 5 * cost.DATABASE_LEAD_MINUTES / 60 * 52 / 12
+    assert rep.paused.database_hours == pytest.approx(db_on)
+    db_off_share = 1 - db_on / prices.hours_per_month
+    expected = (hourly + task_ips) * off_share + rds_instance * db_off_share
     # Logs and sync polls also shrink with the hours on; they are small but counted.
     assert rep.pause_saving > expected
     assert rep.pause_saving < expected + logs + polls
@@ -377,3 +381,202 @@ def test_a_bad_value_in_tfvars_fails_the_command_without_a_traceback(root: Path)
     assert bad.returncode == 1
     assert "webserver_cpu must be a number" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ---- office hours, prices a user can trust, the first year, the goal ----
+
+
+def test_office_hours_from_tfvars_price_services_and_database_hours(root: Path) -> None:
+    tfvars = root / "live" / "dev" / "terraform.tfvars"
+    tfvars.write_text(
+        tfvars.read_text()
+        + 'schedule_enabled = true\nschedule_days = ["MON", "WED"]\nschedule_start = "09:00"\n'
+        + 'schedule_stop = "17:00"\nschedule_time_zone = "Europe/Berlin"\n'
+    )
+    rep = cost.report("dev", root)
+    hours = rep.config.schedule
+    assert hours == cost.ActiveHours(True, ("MON", "WED"), "09:00", "17:00", "Europe/Berlin")
+    service_hours = 2 * 8 * 52 / 12
+    database_hours = (2 * 8 + 2 * cost.DATABASE_LEAD_MINUTES / 60) * 52 / 12
+    assert rep.estimate.hours_on == pytest.approx(service_hours)
+    assert rep.estimate.database_hours == pytest.approx(database_hours)
+    task = rep.config.tasks[0]
+    cpu = next(i for i in rep.estimate.items if i.group == f"Fargate {task.name}" and i.unit == "vCPU-hour")
+    assert cpu.quantity == pytest.approx(task.vcpu * task.count * service_hours)
+    rds = next(i for i in rep.estimate.items if i.unit == "instance-hour")
+    assert rds.quantity == pytest.approx(database_hours)
+    # Storage bills every hour either way; around the clock is the estimate without the schedule.
+    assert rep.always_on.hours_on == rep.prices.hours_per_month
+    storage = next(i for i in rep.estimate.items if i.name.startswith("gp3 storage"))
+    assert storage.monthly_usd == next(i for i in rep.always_on.items if i.name == storage.name).monthly_usd
+    assert rep.pause_saving == pytest.approx(rep.always_on.total - rep.estimate.total)
+    assert "EventBridge Scheduler" in rep.estimate.by_group()
+    text = cost.format_report(rep)
+    assert "office hours MON,WED 09:00-17:00 Europe/Berlin" in text.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("schedule_start", "8:00", "schedule_start must be a 24-hour time such as 08:00"),
+        ("schedule_stop", "24:00", "schedule_stop must be a 24-hour time"),
+        ("schedule_days", ["MONDAY"], "schedule_days must list at least one of MON"),
+        ("schedule_days", [], "schedule_days must list at least one of MON"),
+        ("schedule_enabled", "sometimes", "schedule_enabled must be true or false"),
+        ("schedule_start", "00:05", "schedule_start must be 00:15 or later"),
+    ],
+)
+def test_bad_office_hours_are_one_sentence(root: Path, name: str, value: object, message: str) -> None:
+    with pytest.raises(DagopsError, match=message):
+        cost.report("dev", root, overrides={name: value})
+
+
+def test_office_hours_must_end_after_they_start(root: Path) -> None:
+    with pytest.raises(DagopsError, match=r"schedule_stop \(07:00\) must be later in the day"):
+        cost.report("dev", root, overrides={"schedule_start": "08:00", "schedule_stop": "07:00"})
+
+
+def test_variables_no_root_declares_are_refused_not_guessed(root: Path) -> None:
+    for name in ("fargate_spot", "dev_single_task", "single_task_cpu", "webserver_desired_count",
+                 "run_task_cpu", "backup_retention_period", "sync_interval", "aws_region"):  # fmt: skip
+        with pytest.raises(DagopsError, match=f"declares no variable '{name}'"):
+            cost.report("dev", root, overrides=cost.parse_overrides([f"{name}=1"]))
+    # A tfvars setting of such a name changes nothing: only declared variables are read.
+    tfvars = root / "live" / "prod" / "terraform.tfvars"
+    base = cost.report("prod", root).estimate.total
+    tfvars.write_text(tfvars.read_text() + 'fargate_spot = true\naws_region = "us-east-1"\n')
+    assert cost.report("prod", root).estimate.total == base
+
+
+def test_the_database_lead_is_the_schedule_modules_default() -> None:
+    defaults = cost.read_variable_defaults([REPO / "modules" / "schedule" / "variables.tf"])
+    assert defaults["database_lead_minutes"] == cost.DATABASE_LEAD_MINUTES
+
+
+def test_every_price_says_when_it_was_checked_or_that_it_is_unverified() -> None:
+    data = json.loads(cost.PRICES_FILE.read_text())
+    for key, entry in data["prices"].items():
+        checked = entry["checked"]
+        assert checked == "unverified" or re.fullmatch(r"\d{4}-\d{2}-\d{2}", checked), key
+        if checked != "unverified":
+            assert entry.get("evidence"), f"{key}: a checked price says what it was checked against"
+    table = cost.PriceTable.load()
+    assert table.verified("public_ipv4_hour") and table.verified("fargate_arm_vcpu_hour")
+    assert "rds_postgres_instance_hour" in table.unverified()
+
+
+def test_a_price_without_a_checked_field_is_refused(tmp_path: Path) -> None:
+    data = json.loads(cost.PRICES_FILE.read_text())
+    data["prices"]["s3_put_1k"]["checked"] = "last week"
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DagopsError, match="'s3_put_1k' must say when it was checked"):
+        cost.PriceTable.load(path)
+
+
+def test_totals_resting_on_unverified_prices_are_marked(root: Path, tmp_path: Path) -> None:
+    rep = cost.report("prod", root)
+    unverified = sum(i.monthly_usd for i in rep.estimate.items if not i.verified)
+    assert rep.estimate.unverified_usd == pytest.approx(unverified) and unverified > 0
+    rds = next(i for i in rep.estimate.items if i.unit == "instance-hour")
+    assert not rds.verified
+    ipv4 = next(i for i in rep.estimate.items if i.group == "Public IPv4")
+    assert ipv4.verified
+    text = cost.format_report(rep)
+    assert f"{rep.estimate.total:,.2f}*" in text
+    assert f"{unverified:,.2f} of the total rests on such prices" in text
+    assert rep.to_dict()["estimate"]["unverified_usd"] == pytest.approx(unverified, abs=0.01)
+    # With every price checked, no mark.
+    data = json.loads(cost.PRICES_FILE.read_text())
+    for entry in data["prices"].values():
+        entry["checked"] = "2026-12-04"
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(data))
+    checked = cost.report("prod", root, prices=cost.PriceTable.load(path))
+    assert checked.estimate.unverified_usd == 0
+    assert f"{checked.estimate.total:,.2f}*" not in cost.format_report(checked)
+
+
+def test_spot_is_said_to_be_up_to_70_percent(root: Path) -> None:
+    assert "'up to 70 %'" in cost.format_report(cost.report("dev", root))
+    assert "'up to 70 %'" in cost.format_report(cost.report("prod", root))
+
+
+def test_cloudwatch_always_free_allowance_is_taken_off(root: Path) -> None:
+    noisy = cost.Usage(log_gb_per_service_month=4.0)
+    rep = cost.report("prod", root, usage=noisy)
+    ingest = next(i for i in rep.estimate.items if i.group == "CloudWatch Logs" and i.unit == "GB")
+    # 3 containers x 4 GB + 0.2 GB PostgreSQL + 300 runs x 2 MB, less the free 5 GB.
+    assert ingest.quantity == pytest.approx(3 * 4 + 0.2 + 300 * 2 / 1024 - 5)
+    stored = next(i for i in rep.estimate.items if i.group == "CloudWatch Logs" and i.unit == "GB-month")
+    assert stored.quantity == pytest.approx((3 * 4 + 0.2 + 300 * 2 / 1024) * 90 / 30 - 5)  # 90 days kept
+    quiet = cost.report("prod", root)
+    assert (
+        next(i for i in quiet.estimate.items if i.group == "CloudWatch Logs" and i.unit == "GB").quantity == 0
+    )
+
+
+def test_first_year_under_both_free_tier_regimes(root: Path) -> None:
+    rep = cost.report("dev", root, overrides={"db_backup_retention_days": 7})
+    prices = rep.prices
+    credits, legacy = rep.first_year()
+    assert credits.usd == pytest.approx(max(0.0, 12 * rep.estimate.total - 200))
+    rds = next(i for i in rep.estimate.items if i.unit == "instance-hour")
+    s3 = {i.key: i for i in rep.estimate.items if i.group == "S3"}
+    ecr = next(i for i in rep.estimate.items if i.group == "ECR")
+    free = (
+        min(rds.quantity, 750) * rds.unit_usd
+        + min(s3["s3_standard_gb_month"].quantity, 5) * s3["s3_standard_gb_month"].unit_usd
+        + min(s3["s3_get_1k"].quantity, 20) * s3["s3_get_1k"].unit_usd
+        + min(s3["s3_put_1k"].quantity, 2) * s3["s3_put_1k"].unit_usd
+        + min(ecr.quantity, 0.5) * ecr.unit_usd
+    )
+    assert legacy.usd == pytest.approx(12 * (rep.estimate.total - free))
+    assert "not Fargate, public IPv4" in legacy.covers
+    # Multi-AZ instance hours are not in the legacy offer.
+    multi = cost.report("prod", root)
+    _, multi_legacy = multi.first_year()
+    multi_rds = next(i for i in multi.estimate.items if i.unit == "instance-hour")
+    assert multi_legacy.usd > 12 * multi.estimate.total - 12 * multi_rds.monthly_usd
+    assert prices.allowance("credits", "usd") == 200
+    text = cost.format_report(rep)
+    assert "credits (accounts from 2025-07-15)" in text and "legacy 12-month offers" in text
+
+
+def test_the_committed_environments_meet_the_original_goal() -> None:
+    dev, prod = cost.report("dev"), cost.report("prod")
+    assert dev.config.schedule.enabled and not prod.config.schedule.enabled
+    assert dev.goal is not None and prod.goal is not None
+    # dev: its committed settings, office hours on; prod: office hours and Fargate Spot.
+    assert dev.goal.estimate.total == pytest.approx(dev.estimate.total)
+    assert dev.goal.usd == 15 and dev.goal.met
+    assert prod.goal.usd == 25 and prod.goal.spot and prod.goal.met
+    assert prod.goal.estimate.spot and prod.goal.estimate.hours_on < prod.prices.hours_per_month
+    assert "Goal (original design" in cost.format_report(prod) and ", met." in cost.format_report(prod)
+
+
+def _readme_cost_section() -> str:
+    text = (REPO / "README.md").read_text()
+    start = text.index("## What it costs")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_cost_figures_are_what_invoke_cost_prints() -> None:
+    section = _readme_cost_section()
+    for env in ("dev", "prod"):
+        rep = cost.report(env)
+        expected = {
+            "as committed": rep.estimate.total,
+            "office hours": rep.paused.total,
+            "around the clock": rep.always_on.total,
+        }
+        assert rep.goal is not None
+        expected["goal"] = rep.goal.estimate.total
+        row = next(line for line in section.splitlines() if line.startswith(f"| {env} |"))
+        for what, value in expected.items():
+            assert f"{value:,.2f}" in row, f"README's {env} row lacks the {what} figure {value:,.2f}: {row}"
+        # The bill by item: one row per group, a column per environment and shape.
+        for name in ("always_on", "paused"):
+            for group, value in getattr(rep, name).by_group().items():
+                item_row = next((ln for ln in section.splitlines() if ln.startswith(f"| {group} |")), "")
+                assert f"{value:,.2f}" in item_row, f"README's {group} row lacks {env} {name} {value:,.2f}"

@@ -15,6 +15,32 @@ from dagops.aws.ecs import services, wait_stable
 from dagops.errors import DagopsError
 
 RESUME_TAG = "dagops:resume-count"
+# How a manual pause or resume meets the office-hours schedule (modules/schedule, README "What it costs").
+SCHEDULE_OFF = (
+    "{env!r} has no office-hours schedule (schedule_enabled = false): it stays {state} until "
+    "`invoke env.{other} --env {env}`."
+)
+AFTER_PAUSE = (
+    "The office-hours schedule ({hours}) starts it again on the next active day (database at "
+    "{database_start}, services at {start}); to keep it paused longer, set schedule_enabled = false and "
+    "apply. An autoscaled webserver stays at 0 until `invoke env.resume` (pausing suspends its scaling)."
+)
+AFTER_RESUME = "The office-hours schedule ({hours}) stops it again at {stop} every day, this resume included."
+
+
+def schedule_note(dep: Deployment, paused: bool) -> str:
+    """One sentence on what the office-hours schedule will do next, from the root's ``schedule`` output."""
+    hours = dep.outputs.get("schedule")
+    if not isinstance(hours, dict):
+        state, other = ("paused", "resume") if paused else ("running", "pause")
+        return SCHEDULE_OFF.format(env=dep.env, state=state, other=other)
+    days = ",".join(hours.get("days", []))
+    described = f"{days} {hours.get('start')}-{hours.get('stop')} {hours.get('time_zone')}"
+    template = AFTER_PAUSE if paused else AFTER_RESUME
+    return template.format(hours=described, start=hours.get("start"), stop=hours.get("stop"),
+                           database_start=hours.get("database_start"))  # fmt: skip
+
+
 DEFAULT_COUNT = 1
 
 
@@ -99,6 +125,7 @@ def pause(dep: Deployment, echo: Echo = print, timeout: float = 1800.0, poll: fl
         f"Environment {dep.env!r} is paused. AWS starts a stopped database again after 7 days; "
         f"`invoke env.resume --env {dep.env}` brings everything back."
     )
+    echo(schedule_note(dep, paused=True))
 
 
 @aws_boundary
@@ -129,3 +156,4 @@ def resume(dep: Deployment, echo: Echo = print, timeout: float = 1800.0, poll: f
         echo(f"Service {name}: 0 -> {count} tasks.")
     wait_stable(dep, dict.fromkeys(_service_arns(dep)), echo=echo, timeout=timeout, poll=poll)
     echo(f"Environment {dep.env!r} is running.")
+    echo(schedule_note(dep, paused=False))

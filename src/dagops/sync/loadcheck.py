@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 
 def _where(exc: BaseException, tree: Path) -> str:
@@ -47,8 +48,8 @@ def _one_line(exc: BaseException, tree: Path) -> str:
     return f"{type(exc).__name__}: {message}{_where(exc, tree)}"
 
 
-def check(tree: Path, entry: str) -> str:
-    """Load ``entry`` from ``tree``; return a summary, raise on any failure."""
+def load_definitions(tree: Path, entry: str) -> list[tuple[str, Any]]:
+    """Import ``entry`` from ``tree`` as the code server does; its module-level ``dagster.Definitions``."""
     import dagster as dg
 
     path = tree / entry
@@ -66,6 +67,14 @@ def check(tree: Path, entry: str) -> str:
     found = [(name, value) for name, value in vars(module).items() if isinstance(value, dg.Definitions)]
     if not found:
         raise LookupError(f"{entry} defines no dagster.Definitions object at module level")
+    return found
+
+
+def check(tree: Path, entry: str) -> str:
+    """Load ``entry`` from ``tree``; return a summary, raise on any failure."""
+    import dagster as dg
+
+    found = load_definitions(tree, entry)
     for _, defs in found:
         dg.Definitions.validate_loadable(defs)
     names = ", ".join(name for name, _ in found)

@@ -232,6 +232,32 @@ def test_pause_and_resume_round_trip(stack: Stack, capsys: pytest.CaptureFixture
     assert "Environment 'prod' is running." in out
 
 
+def test_pause_and_resume_say_what_the_office_hours_schedule_does_next(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tasks.pause_env(Context(), env="prod")
+    assert (
+        "has no office-hours schedule (schedule_enabled = false): it stays paused" in capsys.readouterr().out
+    )
+    stack.write_outputs(
+        schedule={
+            "days": ["MON", "TUE", "WED", "THU", "FRI"],
+            "start": "08:00",
+            "stop": "18:00",
+            "time_zone": "Australia/Sydney",
+            "database_start": "07:45",
+        }
+    )
+    tasks.resume_env(Context(), env="prod")
+    out = capsys.readouterr().out
+    assert "Environment 'prod' is running." in out
+    assert "(MON,TUE,WED,THU,FRI 08:00-18:00 Australia/Sydney) stops it again at 18:00 every day" in out
+    tasks.pause_env(Context(), env="prod")
+    out = capsys.readouterr().out
+    assert "starts it again on the next active day (database at 07:45, services at 08:00)" in out
+    assert _db_status() == "stopped"
+
+
 def test_pause_needs_the_database_output(stack: Stack) -> None:
     stack.write_outputs(db_instance_identifier=None)
     with pytest.raises(Exit, match="no output 'db_instance_identifier'"):
