@@ -50,7 +50,9 @@ class Planned:
 
 
 @pytest.fixture(scope="module", params=["prod", "dev"])
-def planned(request: pytest.FixtureRequest, tofu: Tofu, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Planned]:
+def planned(
+    request: pytest.FixtureRequest, tofu: Tofu, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Planned]:
     env = str(request.param)
     base = tmp_path_factory.mktemp(f"plan-{env}")
     moto = start_moto()
@@ -138,7 +140,9 @@ def test_deleting_the_database_keeps_a_final_snapshot_and_its_backups_in_prod(pl
 def test_services_wait_for_capacity_providers_and_the_listener(planned: Planned) -> None:
     edges = _edges(planned.graph)
     # The plan graph has one node per resource block of a module call (all for_each instances).
-    services = sorted({n for n in edges if re.fullmatch(r"module\.dagster\.module\.service\.aws_ecs_service\.\w+", n)})
+    services = sorted(
+        {n for n in edges if re.fullmatch(r"module\.dagster\.module\.service\.aws_ecs_service\.\w+", n)}
+    )
     assert services, sorted(edges)[:20]
     association = "module.dagster.module.cluster.aws_ecs_cluster_capacity_providers.this"
     listener = "module.dagster.module.alb.aws_lb_listener.https"
@@ -174,9 +178,10 @@ def test_availability_zones_exclude_opt_in_zones(planned: Planned) -> None:
     network = module(planned.plan["configuration"]["root_module"], "dagster", "network")
     zones = next(r for r in network["resources"] if r["type"] == "aws_availability_zones")
     filters = zones["expressions"]["filter"]
-    assert {"name": {"constant_value": "opt-in-status"}, "values": {"constant_value": ["opt-in-not-required"]}} in [
-        {k: f[k] for k in ("name", "values")} for f in filters
-    ]
+    assert {
+        "name": {"constant_value": "opt-in-status"},
+        "values": {"constant_value": ["opt-in-not-required"]},
+    } in [{k: f[k] for k in ("name", "values")} for f in filters]
     assert "state" not in zones["expressions"], "an impaired zone would move the subnets"
 
 
