@@ -22,7 +22,7 @@ nox.options.sessions = [
 
 PYTHON = "3.11"
 # checkov pins an old `packaging`, so it gets a session (and a virtualenv) of its own.
-CHECKOV = "checkov==3.2.469"
+CHECKOV = "checkov==3.3.30"
 
 
 def _sync(session: nox.Session, *groups: str) -> None:

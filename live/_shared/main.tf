@@ -40,6 +40,7 @@ module "dagster" {
   db_multi_az              = var.db_multi_az
   db_backup_retention_days = var.db_backup_retention_days
   db_deletion_protection   = var.db_deletion_protection
+  db_final_snapshot        = var.db_final_snapshot
 
   log_retention_days          = var.log_retention_days
   compute_log_expiration_days = var.compute_log_expiration_days

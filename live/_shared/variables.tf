@@ -51,8 +51,8 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 
   validation {
-    condition     = can(cidrhost(var.vpc_cidr, 0)) && can(regex("/(1[6-9]|2[0-4])$", var.vpc_cidr))
-    error_message = "vpc_cidr must be an IPv4 CIDR block between /16 and /24, for example 10.40.0.0/16."
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && can(regex("/(1[6-9]|2[0-3])$", var.vpc_cidr))
+    error_message = "vpc_cidr must be an IPv4 CIDR block between /16 and /23 (its subnets are 1/16 of it; an ALB needs /27 subnets), for example 10.40.0.0/16."
   }
 }
 
@@ -339,8 +339,14 @@ variable "db_backup_retention_days" {
 
 variable "db_deletion_protection" {
   type        = bool
-  description = "Refuse to delete the database and keep a final snapshot (prod)."
+  description = "Refuse to delete the database (prod)."
   default     = false
+}
+
+variable "db_final_snapshot" {
+  type        = bool
+  description = "When the database is deleted, take a final snapshot and keep its automated backups (on unless an environment turns it off; independent of db_deletion_protection)."
+  default     = true
 }
 
 variable "log_retention_days" {

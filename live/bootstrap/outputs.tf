@@ -3,9 +3,9 @@ output "state_bucket" {
   value       = module.state.bucket_name
 }
 
-output "deploy_role_arn" {
-  description = "role-to-assume of the workflows on main and in GitHub Environments."
-  value       = module.github.role_arn
+output "deploy_role_arns" {
+  description = "Per environment: set each as the AWS_DEPLOY_ROLE_ARN variable of the GitHub Environment of that name."
+  value       = module.github.deploy_role_arns
 }
 
 output "plan_role_arn" {

@@ -10,6 +10,7 @@ use_fargate_spot = true
 # Throwaway: destroy removes the bucket's objects, the images and the secrets at once.
 force_destroy            = true
 db_backup_retention_days = 0
+db_final_snapshot        = false
 log_retention_days       = 7
 
 # Who may open the web UI (your office or VPN address); 0.0.0.0/0 is refused.

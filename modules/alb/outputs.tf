@@ -9,6 +9,7 @@ output "url" {
 }
 
 output "target_group_arn" {
-  description = "Target group the webserver service registers with."
+  description = "Target group the webserver service registers with, once a listener forwards to it (ECS refuses a target group without a load balancer)."
   value       = aws_lb_target_group.webserver.arn
+  depends_on  = [aws_lb_listener.https]
 }

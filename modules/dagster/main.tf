@@ -25,6 +25,12 @@ locals {
   code_dir       = "/opt/dagster/code"
   run_family     = "${local.name}-run"
 
+  # ECS container health checks by role (the file tests/infra/test_health_checks.py runs them from).
+  health_checks = jsondecode(file("${path.module}/health_checks.json"))
+  # The daemon stops itself when one of its threads misses heartbeats this long, and its health check
+  # (dagster-daemon liveness-check) fails when the whole process has: one threshold for both.
+  daemon_env = { DAGSTER_DAEMON_HEARTBEAT_TOLERANCE = "300" }
+
   # Where each code server is found: its own Cloud Map name, or localhost inside the one-task stack.
   code_server = {
     for loc in var.code_locations : loc => (
@@ -70,15 +76,17 @@ locals {
         port         = local.webserver_port
         log_group    = local.log_group_names["webserver"]
         stop_timeout = 30
+        health       = "webserver"
       }
       daemon = {
         name         = "daemon"
         command      = ["daemon"]
-        env          = merge(local.common_env, local.postgres_env, local.control_env)
+        env          = merge(local.common_env, local.postgres_env, local.control_env, local.daemon_env)
         secrets      = local.postgres_secrets
         port         = null
         log_group    = local.log_group_names["daemon"]
         stop_timeout = 60
+        health       = "daemon"
       }
     },
     {
@@ -100,6 +108,7 @@ locals {
         port         = local.code_server[loc].port
         log_group    = local.log_group_names[key]
         stop_timeout = 30
+        health       = "code-location"
       }
     },
   )
@@ -116,6 +125,13 @@ locals {
         stopTimeout     = c.stop_timeout
         portMappings    = c.port == null ? [] : [{ containerPort = c.port, protocol = "tcp" }]
         linuxParameters = { initProcessEnabled = true }
+        healthCheck = {
+          command     = [for arg in local.health_checks[c.health].command : c.port == null ? arg : replace(arg, "{port}", tostring(c.port))]
+          interval    = local.health_checks[c.health].interval
+          timeout     = local.health_checks[c.health].timeout
+          retries     = local.health_checks[c.health].retries
+          startPeriod = local.health_checks[c.health].startPeriod
+        }
         logConfiguration = {
           logDriver = "awslogs"
           options = {
@@ -201,6 +217,10 @@ locals {
       containers     = jsonencode([local.container_definitions[key]])
       role_arn       = module.iam.code_location_role_arns[loc]
       discovery_name = local.location_dns[loc]
+      # Stop the old code server before starting the new one: two revisions never answer one Cloud Map
+      # name (README "Deployments of a code location").
+      min_healthy = 0
+      max_percent = 100
     })
   }
   webserver_load_balancer = var.enable_alb ? {
@@ -228,7 +248,9 @@ module "network" {
     to   = var.code_server_port + max(length(var.code_locations) - 1, 0)
   }
   enable_alb = var.enable_alb
-  tags       = local.tags
+  # Whether OIDC is on is not a secret; the provider's settings (client secret) are.
+  alb_oidc_enabled = nonsensitive(var.alb_oidc != null)
+  tags             = local.tags
 }
 
 module "storage" {
@@ -252,7 +274,8 @@ module "database" {
   multi_az              = var.db_multi_az
   backup_retention_days = var.db_backup_retention_days
   deletion_protection   = var.db_deletion_protection
-  skip_final_snapshot   = !var.db_deletion_protection
+  skip_final_snapshot   = !var.db_final_snapshot
+  retain_backups        = var.db_final_snapshot
   log_retention_days    = var.log_retention_days
   tags                  = local.tags
 }
@@ -293,6 +316,7 @@ module "iam" {
   run_task_family    = local.run_family
   ecr_repository_arn = module.ecr.repository_arn
   log_group_arns     = values(module.logs.arns)
+  run_log_group_arn  = module.logs.arns["run"]
   db_secret_arn      = module.database.master_user_secret_arn
   single_task        = var.single_task
   tags               = local.tags

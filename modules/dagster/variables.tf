@@ -213,8 +213,14 @@ variable "db_backup_retention_days" {
 
 variable "db_deletion_protection" {
   type        = bool
-  description = "Protect the database from deletion (and keep a final snapshot)."
+  description = "Protect the database from deletion."
   default     = false
+}
+
+variable "db_final_snapshot" {
+  type        = bool
+  description = "When the database is deleted, take a final snapshot and keep its automated backups (independent of db_deletion_protection, which the delete procedure turns off)."
+  default     = true
 }
 
 variable "log_retention_days" {

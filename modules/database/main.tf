@@ -5,7 +5,9 @@ resource "aws_db_subnet_group" "this" {
 }
 
 resource "aws_db_parameter_group" "this" {
-  name   = var.name
+  # The family is in the name: a major-version upgrade creates the new group before the old one is
+  # deleted (create_before_destroy), which a fixed name would make collide.
+  name   = "${var.name}-postgres${split(".", var.engine_version)[0]}"
   family = "postgres${split(".", var.engine_version)[0]}"
   tags   = var.tags
 
@@ -14,7 +16,8 @@ resource "aws_db_parameter_group" "this" {
     value = "1"
   }
 
-  # Slow statements and connections are logged; every statement would be too noisy and costly.
+  # Slow statements are logged; every statement would be too noisy and costly. Connections are not:
+  # Dagster's processes connect per operation (NullPool), so each would be a log line (CloudWatch cost).
   parameter {
     name  = "log_min_duration_statement"
     value = "1000"
@@ -22,7 +25,7 @@ resource "aws_db_parameter_group" "this" {
 
   parameter {
     name  = "log_connections"
-    value = "1"
+    value = "0"
   }
 
   lifecycle {
@@ -44,7 +47,7 @@ resource "aws_db_instance" "this" {
   # checkov:skip=CKV_AWS_353: Performance Insights is not worth its cost on a db.t4g.micro; turn it on with a larger class.
   # checkov:skip=CKV_AWS_157: Multi-AZ doubles the cost; it is the multi_az variable, off by default.
   # checkov:skip=CKV_AWS_293: Deletion protection is the deletion_protection variable: on in prod, off in dev so it can be torn down.
-  # checkov:skip=CKV2_AWS_30: Slow-query and connection logging are on (parameter group); full query logging is too noisy.
+  # checkov:skip=CKV2_AWS_30: Slow-query logging is on (parameter group); full query and connection logging are too noisy and costly.
   identifier     = var.name
   engine         = "postgres"
   engine_version = var.engine_version
@@ -73,6 +76,7 @@ resource "aws_db_instance" "this" {
   deletion_protection                 = var.deletion_protection
   skip_final_snapshot                 = var.skip_final_snapshot
   final_snapshot_identifier           = var.skip_final_snapshot ? null : "${var.name}-final"
+  delete_automated_backups            = !var.retain_backups
   apply_immediately                   = !var.deletion_protection
 
   tags = var.tags

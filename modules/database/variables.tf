@@ -75,6 +75,12 @@ variable "skip_final_snapshot" {
   default     = true
 }
 
+variable "retain_backups" {
+  type        = bool
+  description = "Keep the automated backups (for their retention period) when the instance is deleted."
+  default     = false
+}
+
 variable "database_name" {
   type        = string
   description = "Name of the database Dagster uses."

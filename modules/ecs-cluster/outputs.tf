@@ -1,6 +1,6 @@
 output "cluster_name" {
-  description = "Name of the cluster."
-  value       = aws_ecs_cluster.this.name
+  description = "Name of the cluster, once its capacity providers are attached (services created from it depend on them, and are destroyed before them)."
+  value       = aws_ecs_cluster_capacity_providers.this.cluster_name
 }
 
 output "cluster_arn" {

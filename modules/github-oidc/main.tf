@@ -4,6 +4,16 @@ data "aws_partition" "current" {}
 locals {
   account   = data.aws_caller_identity.current.account_id
   partition = data.aws_partition.current.partition
+  # IAM calls that change a role, its policies or trust, or the OIDC provider.
+  iam_write_actions = [
+    "iam:Add*", "iam:Attach*", "iam:Create*", "iam:Delete*", "iam:Detach*", "iam:Put*", "iam:Remove*",
+    "iam:Tag*", "iam:Untag*", "iam:Update*",
+  ]
+  github_iam_arns = [
+    "arn:${local.partition}:iam::${local.account}:role/${var.role_name}-*",
+    "arn:${local.partition}:iam::${local.account}:role/${var.plan_role_name}",
+    "arn:${local.partition}:iam::${local.account}:oidc-provider/token.actions.githubusercontent.com",
+  ]
   provider_arn = (
     var.create_oidc_provider
     ? aws_iam_openid_connect_provider.github[0].arn
@@ -21,11 +31,14 @@ resource "aws_iam_openid_connect_provider" "github" {
   tags            = var.tags
 }
 
+# One deploy role per GitHub Environment, trusting only that environment's jobs (subject
+# repo:<owner>/<name>:environment:<env>); which branches may use an environment is GitHub's deployment
+# branch rule of the environment (prod: main only), since AWS cannot read custom OIDC claims.
 data "aws_iam_policy_document" "trust" {
-  for_each = {
-    deploy = var.allowed_subjects
-    plan   = var.plan_subjects
-  }
+  for_each = merge(
+    { for env in var.environments : "deploy-${env}" => ["environment:${env}"] },
+    { plan = var.plan_subjects },
+  )
 
   statement {
     actions = ["sts:AssumeRoleWithWebIdentity"]
@@ -48,9 +61,11 @@ data "aws_iam_policy_document" "trust" {
 }
 
 resource "aws_iam_role" "deploy" {
-  name                 = var.role_name
-  description          = "GitHub Actions of ${var.github_repository}: tofu plan/apply, image push, deploy"
-  assume_role_policy   = data.aws_iam_policy_document.trust["deploy"].json
+  for_each = toset(var.environments)
+
+  name                 = "${var.role_name}-${each.key}"
+  description          = "GitHub Actions of ${var.github_repository}, environment ${each.key}: tofu apply, image push, deploy"
+  assume_role_policy   = data.aws_iam_policy_document.trust["deploy-${each.key}"].json
   max_session_duration = 3600
   tags                 = var.tags
 }
@@ -59,22 +74,37 @@ resource "aws_iam_role" "deploy" {
 # Services whose create calls cannot be scoped by name get their service prefix; IAM and S3, where a
 # mistake would reach outside the project, are limited to the project's names.
 data "aws_iam_policy_document" "deploy" {
+  for_each = toset(var.environments)
+
   # checkov:skip=CKV_AWS_356: tofu creates VPCs, clusters, databases and log groups whose ARNs do not exist in advance; IAM and S3 are scoped to the project prefix.
   # checkov:skip=CKV_AWS_111: Same: create actions of these services cannot name their resource in advance.
   # checkov:skip=CKV_AWS_109: IAM management is limited to role/user/group ARNs with the project prefix: that is what applying the live roots means.
   # checkov:skip=CKV_AWS_107: Credentials exposure is bounded to the project's own IAM user and secrets (prefix-scoped or created by these roots).
   # checkov:skip=CKV_AWS_108: Data access is bounded to the project's buckets and the state bucket.
+  # Only this environment's state (live/<env>/backend.hcl: key = "dagops/<env>/terraform.tfstate").
   statement {
-    sid       = "StateBucket"
-    actions   = ["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = [var.state_bucket_arn, "${var.state_bucket_arn}/*"]
+    sid       = "StateList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.state_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.state_key_prefix}${each.key}/*"]
+    }
   }
 
+  statement {
+    sid       = "StateObjects"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = ["${var.state_bucket_arn}/${var.state_key_prefix}${each.key}/*"]
+  }
+
+  # Names of the environment's resources start with <prefix><env>- (dagops-prod-...).
   statement {
     sid     = "ProjectBuckets"
     actions = ["s3:*"]
     resources = [
-      "arn:${local.partition}:s3:::${var.resource_prefix}*",
+      "arn:${local.partition}:s3:::${var.resource_prefix}${each.key}-*",
     ]
   }
 
@@ -82,10 +112,35 @@ data "aws_iam_policy_document" "deploy" {
     sid     = "ProjectIam"
     actions = ["iam:*"]
     resources = [
-      "arn:${local.partition}:iam::${local.account}:role/${var.resource_prefix}*",
-      "arn:${local.partition}:iam::${local.account}:user/${var.resource_prefix}*",
-      "arn:${local.partition}:iam::${local.account}:group/${var.resource_prefix}*",
+      "arn:${local.partition}:iam::${local.account}:role/${var.resource_prefix}${each.key}-*",
+      "arn:${local.partition}:iam::${local.account}:user/${var.resource_prefix}${each.key}-*",
+      "arn:${local.partition}:iam::${local.account}:group/${var.resource_prefix}${each.key}-*",
     ]
+  }
+
+  # Secrets of the environment (<prefix><env>/...); RDS creates the database's own secret (rds!...) in
+  # the caller's name, which needs create and tag but never a read of its value.
+  statement {
+    sid     = "EnvironmentSecrets"
+    actions = ["secretsmanager:*"]
+    resources = [
+      "arn:${local.partition}:secretsmanager:*:${local.account}:secret:${var.resource_prefix}${each.key}/*",
+    ]
+  }
+
+  statement {
+    sid       = "RdsManagedSecret"
+    actions   = ["secretsmanager:CreateSecret", "secretsmanager:TagResource", "secretsmanager:DescribeSecret"]
+    resources = ["arn:${local.partition}:secretsmanager:*:${local.account}:secret:rds!*"]
+  }
+
+  # The GitHub roles themselves (every environment's and the plan role) and the OIDC provider are the
+  # bootstrap root's: a deploy role can neither widen its own policy nor its trust.
+  statement {
+    sid       = "NoWriteOnTheGitHubRoles"
+    effect    = "Deny"
+    actions   = local.iam_write_actions
+    resources = local.github_iam_arns
   }
 
   statement {
@@ -108,7 +163,8 @@ data "aws_iam_policy_document" "deploy" {
       "logs:*",
       "rds:*",
       "route53:*",
-      "secretsmanager:*",
+      "secretsmanager:GetRandomPassword",
+      "secretsmanager:ListSecrets",
       "servicediscovery:*",
       "sts:GetCallerIdentity",
     ]
@@ -124,12 +180,16 @@ resource "aws_iam_role_policy" "deploy" {
   # checkov:skip=CKV_AWS_287: Same: credentials exposure is bounded to the project's own IAM user.
   # checkov:skip=CKV_AWS_288: Same: data exfiltration is bounded to the project's buckets.
   # checkov:skip=CKV2_AWS_40: Full IAM access is limited to role/user/group ARNs with the project prefix.
+  for_each = aws_iam_role.deploy
+
   name   = "deploy"
-  role   = aws_iam_role.deploy.id
-  policy = data.aws_iam_policy_document.deploy.json
+  role   = each.value.id
+  policy = data.aws_iam_policy_document.deploy[each.key].json
 }
 
-# Pull requests plan with read-only access: they can read the state and write its lock, nothing else.
+# Pull requests plan with read-only access against an EMPTY state: unreviewed code can assume this role
+# (a pull request may change the workflow), and the state holds the S3 user's secret key, so the role
+# may read neither the state nor any secret value (live/README.md "Pull-request plans").
 resource "aws_iam_role" "plan" {
   name                 = var.plan_role_name
   description          = "GitHub Actions pull requests of ${var.github_repository}: tofu plan"
@@ -144,24 +204,19 @@ resource "aws_iam_role_policy_attachment" "plan_read_only" {
 }
 
 data "aws_iam_policy_document" "plan" {
+  # ReadOnlyAccess allows s3:Get* on every bucket: the state bucket is denied explicitly.
   statement {
-    sid       = "StateRead"
-    actions   = ["s3:ListBucket", "s3:GetObject"]
+    sid       = "NoState"
+    effect    = "Deny"
+    actions   = ["s3:*"]
     resources = [var.state_bucket_arn, "${var.state_bucket_arn}/*"]
   }
 
-  # use_lockfile: a plan takes the lock by writing <key>.tflock next to the state.
   statement {
-    sid       = "StateLock"
-    actions   = ["s3:PutObject", "s3:DeleteObject"]
-    resources = ["${var.state_bucket_arn}/*.tflock"]
-  }
-
-  # Refreshing the S3-only user's key secret reads its value.
-  statement {
-    sid       = "ProjectSecrets"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = ["arn:${local.partition}:secretsmanager:*:${local.account}:secret:${var.resource_prefix}*"]
+    sid       = "NoSecretValues"
+    effect    = "Deny"
+    actions   = ["secretsmanager:GetSecretValue", "ssm:GetParameter*"]
+    resources = ["*"]
   }
 }
 

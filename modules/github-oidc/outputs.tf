@@ -1,6 +1,6 @@
-output "role_arn" {
-  description = "ARN of the deploy role (the workflows' role-to-assume)."
-  value       = aws_iam_role.deploy.arn
+output "deploy_role_arns" {
+  description = "ARN of each environment's deploy role: the AWS_DEPLOY_ROLE_ARN variable of that GitHub Environment."
+  value       = { for env, role in aws_iam_role.deploy : env => role.arn }
 }
 
 output "oidc_provider_arn" {

@@ -1,6 +1,6 @@
 variable "role_name" {
   type        = string
-  description = "Name of the deploy role (apply, image push, deploy) that main and GitHub Environments assume."
+  description = "Name prefix of the deploy roles (apply, image push, deploy): one per environment, <role_name>-<env>."
   default     = "dagops-github-deploy"
 }
 
@@ -26,10 +26,21 @@ variable "github_repository" {
   }
 }
 
-variable "allowed_subjects" {
+variable "environments" {
   type        = list(string)
-  description = "The parts of the OIDC subject after repo:<owner>/<name>: that may assume the deploy role (main and GitHub Environments)."
-  default     = ["ref:refs/heads/main", "environment:*"]
+  description = "GitHub Environments (= live/<env> roots) that get a deploy role each, <role_name>-<env>, trusted only by jobs of that environment."
+  default     = ["dev", "prod"]
+
+  validation {
+    condition     = length(var.environments) > 0 && alltrue([for e in var.environments : can(regex("^[a-z][a-z0-9-]{0,15}$", e))])
+    error_message = "environments must list environment names (1-16 lowercase letters, digits or '-', starting with a letter)."
+  }
+}
+
+variable "state_key_prefix" {
+  type        = string
+  description = "Prefix of the state keys in the state bucket; each environment's state is <prefix><env>/terraform.tfstate."
+  default     = "dagops/"
 }
 
 variable "create_oidc_provider" {

@@ -147,6 +147,13 @@ data "aws_iam_policy_document" "control" {
     resources = ["*"]
   }
 
+  # EcsRunLauncher quotes the last lines of a failed run's worker log in the run-failure message.
+  statement {
+    sid       = "ReadRunLogs"
+    actions   = ["logs:GetLogEvents"]
+    resources = ["${var.run_log_group_arn}:log-stream:*"]
+  }
+
   statement {
     sid       = "PassRunRoles"
     actions   = ["iam:PassRole"]

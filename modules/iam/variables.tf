@@ -38,6 +38,16 @@ variable "log_group_arns" {
   description = "ARNs of the CloudWatch log groups containers write to."
 }
 
+variable "run_log_group_arn" {
+  type        = string
+  description = "ARN of the run tasks' log group, whose streams the control role reads (run-failure messages)."
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:logs:[a-z0-9-]+:[0-9]{12}:log-group:[^*]+$", var.run_log_group_arn))
+    error_message = "run_log_group_arn must be the ARN of one CloudWatch log group (no wildcard)."
+  }
+}
+
 variable "db_secret_arn" {
   type        = string
   description = "ARN of the RDS-managed secret holding the database password (injected into containers)."

@@ -1,5 +1,10 @@
 data "aws_availability_zones" "available" {
-  state = "available"
+  # checkov:skip=CKV_AWS_394: Only the first az_count zones by name are used (a, b, ...); AWS names a new zone with the next letter, so it never enters that set. No `state` filter for the same reason: an impaired zone must not move the subnets.
+  # Local Zones and Wavelength Zones are opt-in and cannot hold an RDS subnet group or an ALB.
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
 }
 
 locals {
@@ -219,6 +224,18 @@ resource "aws_vpc_security_group_ingress_rule" "alb_http_redirect" {
   ip_protocol       = "tcp"
   from_port         = 80
   to_port           = 80
+}
+
+resource "aws_vpc_security_group_egress_rule" "alb_identity_provider" {
+  # checkov:skip=CKV_AWS_382: The ALB calls the OIDC provider's token and user-info endpoints, public HTTPS addresses that are not known in advance.
+  count = var.enable_alb && var.alb_oidc_enabled ? 1 : 0
+
+  security_group_id = aws_security_group.alb[0].id
+  description       = "HTTPS to the OIDC identity provider (token and user-info endpoints)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
 }
 
 resource "aws_vpc_security_group_egress_rule" "alb_to_tasks" {

@@ -5,12 +5,12 @@ variable "name" {
 
 variable "vpc_cidr" {
   type        = string
-  description = "CIDR block of the VPC; /16 to /24."
+  description = "CIDR block of the VPC; /16 to /23 (each subnet is 1/16 of it, and an ALB needs /27 subnets)."
   default     = "10.40.0.0/16"
 
   validation {
-    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 24
-    error_message = "vpc_cidr must be an IPv4 CIDR block between /16 and /24, for example 10.40.0.0/16."
+    condition     = can(cidrhost(var.vpc_cidr, 0)) && tonumber(split("/", var.vpc_cidr)[1]) >= 16 && tonumber(split("/", var.vpc_cidr)[1]) <= 23
+    error_message = "vpc_cidr must be an IPv4 CIDR block between /16 and /23 (its subnets are 1/16 of it; an ALB needs /27 subnets), for example 10.40.0.0/16."
   }
 }
 
@@ -56,6 +56,12 @@ variable "code_server_port_range" {
 variable "enable_alb" {
   type        = bool
   description = "Create a security group for an internet-facing ALB; the web UI is then reachable only through it."
+  default     = false
+}
+
+variable "alb_oidc_enabled" {
+  type        = bool
+  description = "The ALB logs users in through an OIDC provider: allow it HTTPS out to reach the provider."
   default     = false
 }
 

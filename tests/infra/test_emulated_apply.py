@@ -29,7 +29,7 @@ from typing import Any
 
 import boto3
 import pytest
-from tfharness import MOTO_ACCOUNT, REGION, MotoServer, Tofu, copy_tree, start_moto, write_override
+from tfharness import MOTO_ACCOUNT, REGION, REPO, MotoServer, Tofu, copy_tree, start_moto, write_override
 
 LOCATIONS = ["main", "sales_ops"]
 GITHUB_REPOSITORY = "acme/data-platform"
@@ -334,6 +334,28 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
     assert images == {f"{dep.outputs['ecr_repository_url']}:latest"}  # one image for everything
 
 
+HEALTH_CHECKS = json.loads((REPO / "modules" / "dagster" / "health_checks.json").read_text())
+
+
+def test_every_service_container_checks_its_own_health(dep: Deployment) -> None:
+    """Without an ALB nothing else notices a hung webserver or daemon: each container's own check does."""
+    task_of = (lambda _name: "stack") if dep.env == "dev" else (lambda name: name)
+    ports = {"webserver": 3000, **{f"code-{loc}": (4000 + i if dep.env == "dev" else 4000)
+                                   for i, loc in enumerate(LOCATIONS)}}  # fmt: skip
+    for name in ["webserver", "daemon", *(f"code-{loc}" for loc in LOCATIONS)]:
+        role = "code-location" if name.startswith("code-") else name
+        expected = HEALTH_CHECKS[role]
+        check = dep.container(task_of(name), name)["healthCheck"]
+        command = [a.replace("{port}", str(ports.get(name))) for a in expected["command"]]
+        assert check["command"] == command, name
+        for key in ("interval", "timeout", "retries", "startPeriod"):
+            assert check[key] == expected[key], (name, key)
+    daemon = environment_of(dep.container(task_of("daemon"), "daemon"))
+    assert daemon["DAGSTER_DAEMON_HEARTBEAT_TOLERANCE"] == "300"
+    # A run is a one-off task that no service replaces; Dagster's run monitoring handles hung runs.
+    assert "healthCheck" not in dep.container("run", "run")
+
+
 def test_autoscaling_only_on_the_webserver_from_the_plan(dep: Deployment) -> None:
     # moto lacks Application Auto Scaling's ListTagsForResource: checked from the plan, not from moto.
     targets = dep.planned("aws_appautoscaling_target")
@@ -557,9 +579,11 @@ def test_bootstrap_github_roles_trust_only_the_repository(deployments: dict[str,
     iam = boot.client("iam")
     providers = [p["Arn"] for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]]
     assert providers == [f"arn:aws:iam::{MOTO_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"]
+    deploy_roles = boot.outputs["deploy_role_arns"]
+    assert sorted(deploy_roles) == ["dev", "prod"]  # one deploy role per environment
     subjects = {}
-    for key in ("deploy_role_arn", "plan_role_arn"):
-        role = iam.get_role(RoleName=boot.outputs[key].rsplit("/", 1)[1])["Role"]
+    for key, arn in [*deploy_roles.items(), ("plan", boot.outputs["plan_role_arn"])]:
+        role = iam.get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]
         statement = _doc(role["AssumeRolePolicyDocument"])["Statement"][0]
         assert statement["Principal"] == {"Federated": providers[0]}
         assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
@@ -569,16 +593,85 @@ def test_bootstrap_github_roles_trust_only_the_repository(deployments: dict[str,
         sub = statement["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"]
         subjects[key] = sorted(_as_list(sub))
     repo = GITHUB_REPOSITORY
+    # A job of the unprotected dev environment cannot get prod's role, nor can a job outside any environment.
     assert subjects == {
-        "deploy_role_arn": [f"repo:{repo}:environment:*", f"repo:{repo}:ref:refs/heads/main"],
-        "plan_role_arn": [f"repo:{repo}:pull_request"],
+        "dev": [f"repo:{repo}:environment:dev"],
+        "prod": [f"repo:{repo}:environment:prod"],
+        "plan": [f"repo:{repo}:pull_request"],
     }
-    # The deploy role manages IAM only under the project's prefix.
-    deploy = _doc(iam.get_role_policy(RoleName="dagops-github-deploy", PolicyName="deploy")["PolicyDocument"])
-    iam_statement = next(s for s in deploy["Statement"] if s.get("Sid") == "ProjectIam")
-    assert {r.split(":", 5)[5].split("/")[1] for r in iam_statement["Resource"]} == {"dagops-*"}
     attached = iam.list_attached_role_policies(RoleName="dagops-github-plan")["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["ReadOnlyAccess"]
+
+
+def _policy(iam: Any, role: str, name: str) -> list[dict[str, Any]]:
+    return list(_doc(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])["Statement"])
+
+
+def test_each_deploy_role_manages_only_its_environment_and_never_the_github_roles(
+    deployments: dict[str, Deployment],
+) -> None:
+    boot = deployments["bootstrap"]
+    iam = boot.client("iam")
+    account = MOTO_ACCOUNT
+    state = f"arn:aws:s3:::{boot.outputs['state_bucket']}"
+    for env, arn in boot.outputs["deploy_role_arns"].items():
+        role = arn.rsplit("/", 1)[1]
+        assert role == f"dagops-github-deploy-{env}"
+        statements = _policy(iam, role, "deploy")
+        allows = [s for s in statements if s.get("Effect", "Allow") == "Allow"]
+        by_sid = {s["Sid"]: s for s in statements if "Sid" in s}
+        # IAM and buckets: this environment's names only.
+        assert {r.split(":", 5)[5].split("/", 1)[1] for r in _as_list(by_sid["ProjectIam"]["Resource"])} == {
+            f"dagops-{env}-*"
+        }
+        assert _as_list(by_sid["ProjectBuckets"]["Resource"]) == [f"arn:aws:s3:::dagops-{env}-*"]
+        # State: this environment's key only.
+        state_objects = {r for s in allows for r in _as_list(s["Resource"]) if r.startswith(f"{state}/")}
+        assert state_objects == {f"{state}/dagops/{env}/*"}
+        # Secrets: this environment's names, plus creating (never reading) the RDS-managed one.
+        secret_grants = {
+            r: sorted(_as_list(s["Action"]))
+            for s in allows
+            for r in _as_list(s["Resource"])
+            if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"])) and r != "*"
+        }
+        assert secret_grants == {
+            f"arn:aws:secretsmanager:*:{account}:secret:dagops-{env}/*": ["secretsmanager:*"],
+            f"arn:aws:secretsmanager:*:{account}:secret:rds!*": [
+                "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:TagResource",
+            ],
+        }  # fmt: skip
+        unscoped = {a for s in allows if "*" in _as_list(s["Resource"]) for a in _as_list(s["Action"])}
+        assert not {a for a in unscoped if a.startswith("secretsmanager:")} - {
+            "secretsmanager:GetRandomPassword", "secretsmanager:ListSecrets",
+        }  # fmt: skip
+        # No IAM write on the GitHub roles (its own included) or the OIDC provider: an explicit deny.
+        deny = by_sid["NoWriteOnTheGitHubRoles"]
+        assert deny["Effect"] == "Deny"
+        assert {"iam:Put*", "iam:Attach*", "iam:Update*", "iam:Create*", "iam:Delete*"} <= set(deny["Action"])
+        denied = set(_as_list(deny["Resource"]))
+        assert f"arn:aws:iam::{account}:role/dagops-github-deploy-*" in denied
+        assert arn.replace(role, "dagops-github-deploy-*") in denied
+        assert f"arn:aws:iam::{account}:role/dagops-github-plan" in denied
+
+
+def test_pull_request_role_reads_neither_the_state_nor_a_secret(deployments: dict[str, Deployment]) -> None:
+    boot = deployments["bootstrap"]
+    iam = boot.client("iam")
+    state = f"arn:aws:s3:::{boot.outputs['state_bucket']}"
+    statements = _policy(iam, "dagops-github-plan", "plan")
+    allows = [s for s in statements if s.get("Effect", "Allow") == "Allow"]
+    assert not [s for s in allows if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))]
+    assert not [s for s in allows if any(r.startswith(state) for r in _as_list(s["Resource"]))]
+    # ReadOnlyAccess (attached) allows s3:Get* on every bucket and is no help here: explicit denies win.
+    denies = [s for s in statements if s.get("Effect") == "Deny"]
+    assert any("s3:*" in _as_list(s["Action"]) and f"{state}/*" in _as_list(s["Resource"]) for s in denies), (
+        "the plan role can read the state, which holds the S3 user's secret key"
+    )
+    assert any(
+        "secretsmanager:GetSecretValue" in _as_list(s["Action"]) and _as_list(s["Resource"]) == ["*"]
+        for s in denies
+    )
 
 
 def test_destroy_removes_everything(deployments: dict[str, Deployment]) -> None:

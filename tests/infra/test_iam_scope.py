@@ -421,3 +421,15 @@ def test_star_only_allow_list_is_used_and_explained(rendered: Rendered) -> None:
 )
 def test_unscoped_resources_are_recognised(resource: str, unscoped: bool) -> None:
     assert _unscoped(resource) is unscoped
+
+
+def test_the_launcher_reads_worker_logs_of_runs_only(rendered: Rendered) -> None:
+    """EcsRunLauncher quotes a failed run's last log lines (logs:GetLogEvents): the run log group only."""
+    launchers = ["control"] if rendered.env == "prod" else ["control", "stack"]
+    run_streams = f"arn:aws:logs:{REGION}:{MOTO_ACCOUNT}:log-group:/dagops/{rendered.env}/run:log-stream:*"
+    for suffix in launchers:
+        principal = f"role/dagops-{rendered.env}-{suffix}"
+        reads = {r for s in rendered.of(principal) if "logs:GetLogEvents" in s.actions for r in s.resources}
+        assert reads == {run_streams}, f"{principal} reads {sorted(reads)}"
+    others = {s.principal for s in rendered.statements if "logs:GetLogEvents" in s.actions}
+    assert others == {f"role/dagops-{rendered.env}-{suffix}" for suffix in launchers}

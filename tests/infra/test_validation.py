@@ -16,7 +16,7 @@ BAD_VALUES = {
     # variable: (value as -var gives it, part of the expected message)
     "environment": ("Prod", "environment must be 1-16 characters"),
     "ui_allowed_cidrs": ('["0.0.0.0/0"]', "must not contain 0.0.0.0/0"),
-    "vpc_cidr": ("10.0.0.0/8", "vpc_cidr must be an IPv4 CIDR block between /16 and /24"),
+    "vpc_cidr": ("10.0.0.0/8", "vpc_cidr must be an IPv4 CIDR block between /16 and /23"),
     "webserver_memory": ("4096", "webserver_memory does not fit webserver_cpu on Fargate"),
     "daemon_cpu": ("300", "daemon_cpu must be a Fargate size"),
     "run_memory": ("8192", "run_memory does not fit run_cpu on Fargate"),
@@ -67,6 +67,15 @@ def test_alb_needs_a_certificate_and_cidrs_must_parse(tofu: Tofu, tmp_path: Path
     )  # fmt: skip
     assert "enable_alb needs alb_certificate_arn" in out
     assert "Every entry of ui_allowed_cidrs must be a CIDR block" in out
+
+
+def test_a_vpc_too_small_for_alb_subnets_is_refused(tofu: Tofu, tmp_path: Path) -> None:
+    # Subnets are 1/16 of the VPC: a /24 gives /28 subnets, and an ALB needs /27 (issue 11, item 11).
+    root = copy_tree(tmp_path) / "live" / "prod"
+    write_override(root, closed_port(), tmp_path / "state.tfstate")
+    tofu.run("init", "-input=false", "-no-color", cwd=root)
+    out = plan(tofu, root, "-var=vpc_cidr=10.40.0.0/24", f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]')
+    assert "an ALB needs /27 subnets" in out
 
 
 def test_code_locations_whose_dns_names_collide_are_refused(tofu: Tofu, tmp_path: Path) -> None:

@@ -99,6 +99,32 @@ def test_ci_runs_every_nox_session_and_plans_each_environment() -> None:
     assert any(_uses(s, "opentofu/setup-opentofu") for s in _steps(plan))
 
 
+def test_pull_request_plans_never_touch_the_state() -> None:
+    """The plan role runs code nobody reviewed: it plans against an empty local state (issue 11, item 7)."""
+    plan = _load("ci.yml")["jobs"]["plan"]
+    runs = _runs(plan)
+    assert "backend.hcl" not in runs and "-backend-config" not in runs, "the plan job reads the remote state"
+    assert re.search(r'backend "local"', runs), "the plan job must override the S3 backend with a local one"
+    roles = [
+        s["with"]["role-to-assume"] for s in _steps(plan) if _uses(s, "aws-actions/configure-aws-credentials")
+    ]
+    assert roles == ["${{ vars.AWS_PLAN_ROLE_ARN }}"]
+
+
+def test_deploy_jobs_assume_the_role_of_their_environment() -> None:
+    """Each environment has its own deploy role that trusts only jobs of that GitHub Environment: every job
+    that assumes it runs in the environment whose AWS_DEPLOY_ROLE_ARN variable names that role."""
+    deploy = _load("deploy.yml")
+    assuming = 0
+    for name, job in deploy["jobs"].items():
+        for step in _steps(job):
+            if _uses(step, "aws-actions/configure-aws-credentials"):
+                assuming += 1
+                assert step["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}", name
+                assert job.get("environment") == "${{ matrix.environment }}", f"{name} runs in no environment"
+    assert assuming >= 3
+
+
 def _matches(pattern: str, path: str) -> bool:
     regex = re.escape(pattern).replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
     return re.fullmatch(regex, path) is not None
