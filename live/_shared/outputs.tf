@@ -96,3 +96,8 @@ output "tasks_security_group_id" {
   description = "Security group of the tasks."
   value       = module.dagster.tasks_security_group_id
 }
+
+output "runs_security_group_id" {
+  description = "Security group of the run tasks."
+  value       = module.dagster.runs_security_group_id
+}

@@ -56,8 +56,10 @@ locals {
     DAGOPS_CODE_LOCATIONS      = join(",", [for loc in var.code_locations : "${loc}=${local.code_server[loc].host}:${local.code_server[loc].port}"])
     DAGOPS_RUN_TASK_DEFINITION = local.run_family
     DAGOPS_RUN_SUBNETS         = join(",", module.network.public_subnet_ids)
-    DAGOPS_RUN_SECURITY_GROUPS = module.network.tasks_security_group_id
+    DAGOPS_RUN_SECURITY_GROUPS = module.network.runs_security_group_id
     DAGOPS_LOG_GROUP_RUN       = local.log_group_names["run"]
+    # Runs take this strategy (the entrypoint puts it in run_task_kwargs), not the daemon's launch type.
+    DAGOPS_RUN_CAPACITY_PROVIDER = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
   }
 
   containers = merge(

@@ -108,6 +108,11 @@ output "subnet_ids" {
 }
 
 output "tasks_security_group_id" {
-  description = "Security group of the tasks (and runs)."
+  description = "Security group of the service tasks."
   value       = module.network.tasks_security_group_id
+}
+
+output "runs_security_group_id" {
+  description = "Security group of the run tasks (egress to AWS APIs and the database only)."
+  value       = module.network.runs_security_group_id
 }

@@ -36,6 +36,7 @@ DEFAULT_CODE_DIR = "/opt/dagster/code"
 WEBSERVER_PORT = "3000"
 # Run launcher classes that take run_task_kwargs (ours: dagops.ecs_run_launcher, a subclass).
 ECS_LAUNCHERS = ("EcsRunLauncher", "LocationRoleEcsRunLauncher")
+CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | publish | dagster <args...>"
 
 
@@ -94,28 +95,44 @@ def parse_code_locations(value: str) -> list[tuple[str, str, int]]:
 
 
 def render_instance(template: str, env: Mapping[str, str]) -> str:
-    """The instance dagster.yaml: the template, plus the run tasks' network from ``DAGOPS_RUN_*``.
+    """The instance dagster.yaml: the template, plus the run tasks' network and capacity (``DAGOPS_RUN_*``).
 
     Dagster's config can read a string from an environment variable but cannot split one into a list,
     so the subnets and security groups of run tasks are filled in here when the template uses the
-    EcsRunLauncher and ``DAGOPS_RUN_SUBNETS`` is set (otherwise runs reuse the daemon task's network).
+    EcsRunLauncher and ``DAGOPS_RUN_SUBNETS`` is set (otherwise runs reuse the daemon task's network),
+    and ``DAGOPS_RUN_CAPACITY_PROVIDER`` (FARGATE or FARGATE_SPOT) becomes the runs' capacity-provider
+    strategy.
     """
     try:
         config = yaml.safe_load(template) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"The instance config template is not valid YAML: {exc}.") from None
     launcher = config.get("run_launcher") or {}
+    if launcher.get("class") not in ECS_LAUNCHERS:
+        return yaml.safe_dump(config, sort_keys=False)
+    launcher_config = launcher.setdefault("config", {}) or {}
+    launcher["config"] = launcher_config
+    kwargs = launcher_config.setdefault("run_task_kwargs", {}) or {}
+    launcher_config["run_task_kwargs"] = kwargs
     subnets = [s.strip() for s in _get(env, "DAGOPS_RUN_SUBNETS").split(",") if s.strip()]
-    if launcher.get("class") in ECS_LAUNCHERS and subnets:
+    if subnets:
         groups = [s.strip() for s in _get(env, "DAGOPS_RUN_SECURITY_GROUPS").split(",") if s.strip()]
         vpc: dict[str, Any] = {"subnets": subnets, "assignPublicIp": "ENABLED"}
         if groups:
             vpc["securityGroups"] = groups
-        launcher_config = launcher.setdefault("config", {}) or {}
-        launcher["config"] = launcher_config
-        kwargs = launcher_config.setdefault("run_task_kwargs", {}) or {}
-        launcher_config["run_task_kwargs"] = kwargs
         kwargs["networkConfiguration"] = {"awsvpcConfiguration": vpc}
+    provider = _get(env, "DAGOPS_RUN_CAPACITY_PROVIDER")
+    if provider:
+        if provider not in CAPACITY_PROVIDERS:
+            raise ConfigError(
+                f"DAGOPS_RUN_CAPACITY_PROVIDER is {provider!r}: "
+                f"expected one of {', '.join(CAPACITY_PROVIDERS)}."
+            )
+        # dagster-aws copies the daemon task's launchType otherwise, which overrides the cluster's
+        # default strategy (runs would never use Spot); with a strategy set, it drops launchType.
+        kwargs["capacityProviderStrategy"] = [{"capacityProvider": provider, "weight": 1}]
+    if not kwargs:
+        del launcher_config["run_task_kwargs"]
     return yaml.safe_dump(config, sort_keys=False)
 
 
