@@ -101,3 +101,13 @@ output "runs_security_group_id" {
   description = "Security group of the run tasks."
   value       = module.dagster.runs_security_group_id
 }
+
+output "db_secret_arn" {
+  description = "RDS-managed master secret; read only by the db-setup task."
+  value       = module.dagster.db_secret_arn
+}
+
+output "db_setup_role_arn" {
+  description = "Task role of the one-off database setup task (`invoke deploy.db-setup`)."
+  value       = module.dagster.db_setup_role_arn
+}

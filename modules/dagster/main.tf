@@ -1,5 +1,6 @@
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   name        = "${var.project}-${var.environment}"
@@ -43,15 +44,17 @@ locals {
     DAGOPS_ENV         = var.environment
     AWS_DEFAULT_REGION = local.region
   }
+  # Dagster's own role, never the master: an RDS IAM token per new connection, so the master password can
+  # rotate under running tasks (modules/database/README.md; `invoke deploy.db-setup` creates the role).
   postgres_env = {
     DAGSTER_PG_HOST     = module.database.address
     DAGSTER_PG_PORT     = tostring(module.database.port)
     DAGSTER_PG_DB       = module.database.database_name
-    DAGSTER_PG_USERNAME = module.database.username
+    DAGSTER_PG_USERNAME = var.db_app_username
+    DAGSTER_PG_AUTH     = "iam"
   }
-  postgres_secrets = [
-    { name = "DAGSTER_PG_PASSWORD", valueFrom = "${module.database.master_user_secret_arn}:password::" },
-  ]
+  postgres_secrets = []
+  db_user_arn      = "arn:${data.aws_partition.current.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${module.database.resource_id}/${var.db_app_username}"
   control_env = {
     DAGOPS_CODE_LOCATIONS      = join(",", [for loc in var.code_locations : "${loc}=${local.code_server[loc].host}:${local.code_server[loc].port}"])
     DAGOPS_RUN_TASK_DEFINITION = local.run_family
@@ -294,6 +297,7 @@ module "iam" {
   ecr_repository_arn = module.ecr.repository_arn
   log_group_arns     = values(module.logs.arns)
   db_secret_arn      = module.database.master_user_secret_arn
+  db_user_arn        = local.db_user_arn
   single_task        = var.single_task
   tags               = local.tags
 }

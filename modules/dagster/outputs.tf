@@ -93,7 +93,7 @@ output "run_task_definition_family" {
 }
 
 output "db_secret_arn" {
-  description = "RDS-managed secret holding the database password (key `password`)."
+  description = "RDS-managed secret holding the master password (key `password`); read only by the db-setup task."
   value       = module.database.master_user_secret_arn
 }
 
@@ -115,4 +115,14 @@ output "tasks_security_group_id" {
 output "runs_security_group_id" {
   description = "Security group of the run tasks (egress to AWS APIs and the database only)."
   value       = module.network.runs_security_group_id
+}
+
+output "db_app_username" {
+  description = "Dagster's own database role (RDS IAM authentication; never the master)."
+  value       = var.db_app_username
+}
+
+output "db_setup_role_arn" {
+  description = "Task role of the one-off database setup task (`invoke deploy.db-setup`)."
+  value       = module.iam.db_setup_role_arn
 }

@@ -187,6 +187,17 @@ variable "sync_interval_seconds" {
   default     = 60
 }
 
+variable "db_app_username" {
+  type        = string
+  description = "Dagster's own database role (created by `invoke deploy.db-setup`; logs in with RDS IAM tokens). Never the master user."
+  default     = "dagster_app"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_app_username)) && var.db_app_username != "dagster"
+    error_message = "db_app_username must be 1-63 lowercase letters, digits or '_' (not starting with a digit), and not the master user 'dagster'."
+  }
+}
+
 variable "db_instance_class" {
   type        = string
   description = "RDS instance class."
