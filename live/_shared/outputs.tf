@@ -111,3 +111,13 @@ output "db_setup_role_arn" {
   description = "Task role of the one-off database setup task (`invoke deploy.db-setup`)."
   value       = module.dagster.db_setup_role_arn
 }
+
+output "image_tag_parameter" {
+  description = "SSM parameter holding the released image tag (written by `invoke deploy`)."
+  value       = module.dagster.image_tag_parameter
+}
+
+output "image_tag" {
+  description = "Image tag the task definitions name; null before the first release."
+  value       = module.dagster.image_tag
+}

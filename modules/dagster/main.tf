@@ -21,10 +21,16 @@ locals {
     { for loc, key in local.location_keys : key => "/${var.project}/${var.environment}/${key}" },
   )
 
-  image          = "${module.ecr.repository_url}:${var.image_tag}"
+  # Tofu owns what every task runs (README "Releases"): the tag `invoke deploy` records in the image-tag
+  # parameter after pushing it (or var.image_tag, a pin). Before the first release there is no image:
+  # services run no task and there is no `run` task definition, so nothing pulls a tag nobody pushed.
+  image_tag      = coalesce(var.image_tag, aws_ssm_parameter.image_tag.insecure_value)
+  released       = local.image_tag != local.unreleased
+  image          = "${module.ecr.repository_url}:${local.image_tag}"
   webserver_port = 3000
   code_dir       = "/opt/dagster/code"
   run_family     = "${local.name}-run"
+  unreleased     = "-" # not a Docker tag: the parameter's value until the first release
 
   # Where each code server is found: its own Cloud Map name, or localhost inside the one-task stack.
   code_server = {
@@ -343,6 +349,7 @@ module "service" {
   security_group_ids    = [module.network.tasks_security_group_id]
   assign_public_ip      = true
   desired_count         = each.value.desired_count
+  running               = local.released
   use_fargate_spot      = var.use_fargate_spot
 
   deployment_minimum_healthy_percent = each.value.min_healthy
@@ -355,9 +362,11 @@ module "service" {
   tags           = local.tags
 }
 
-# The task definition EcsRunLauncher launches, one Fargate task per run (no service of its own).
+# The task definition EcsRunLauncher launches, one Fargate task per run (no service of its own); none
+# before the first release (no image to run).
 module "run_task" {
   source = "../ecs-service"
+  count  = local.released ? 1 : 0
 
   name                  = local.run_family
   family                = local.run_family
@@ -369,4 +378,23 @@ module "run_task" {
   execution_role_arn    = module.iam.execution_role_arn
   task_role_arn         = module.iam.run_role_arn
   tags                  = local.tags
+}
+
+moved {
+  from = module.run_task
+  to   = module.run_task[0]
+}
+
+# The released image tag: written by `invoke deploy` after the push (ignore_changes: tofu creates the
+# parameter and reads it back, the deploy owns its value); every task definition names this tag.
+resource "aws_ssm_parameter" "image_tag" {
+  name           = "/${var.project}/${var.environment}/image-tag"
+  description    = "Image tag the ${local.name} tasks run; set by invoke deploy after pushing it."
+  type           = "String"
+  insecure_value = local.unreleased
+  tags           = local.tags
+
+  lifecycle {
+    ignore_changes = [insecure_value]
+  }
 }

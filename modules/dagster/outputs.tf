@@ -39,7 +39,7 @@ output "task_definition_families" {
   description = "Task definition families: the service keys plus run."
   value = merge(
     { for key, svc in module.service : key => svc.task_definition_family },
-    { run = module.run_task.task_definition_family },
+    { run = local.run_family },
   )
 }
 
@@ -89,7 +89,7 @@ output "code_servers" {
 
 output "run_task_definition_family" {
   description = "Task definition family EcsRunLauncher launches runs from."
-  value       = module.run_task.task_definition_family
+  value       = local.run_family
 }
 
 output "db_secret_arn" {
@@ -125,4 +125,14 @@ output "db_app_username" {
 output "db_setup_role_arn" {
   description = "Task role of the one-off database setup task (`invoke deploy.db-setup`)."
   value       = module.iam.db_setup_role_arn
+}
+
+output "image_tag_parameter" {
+  description = "SSM parameter holding the released image tag (written by `invoke deploy`)."
+  value       = aws_ssm_parameter.image_tag.name
+}
+
+output "image_tag" {
+  description = "Image tag the task definitions name; null before the first release."
+  value       = local.released ? local.image_tag : null
 }

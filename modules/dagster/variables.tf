@@ -37,8 +37,13 @@ variable "code_locations" {
 
 variable "image_tag" {
   type        = string
-  description = "Image tag the task definitions start with; `invoke deploy` registers newer revisions (tofu ignores them)."
-  default     = "latest"
+  description = "Pin the image tag every task runs (it must be pushed); null runs the tag `invoke deploy` last recorded in the image-tag SSM parameter, and nothing runs before the first release."
+  default     = null
+
+  validation {
+    condition     = var.image_tag == null || can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", coalesce(var.image_tag, "x")))
+    error_message = "image_tag must be a Docker tag: letters, digits, '_', '.', '-', at most 128 characters."
+  }
 }
 
 variable "vpc_cidr" {

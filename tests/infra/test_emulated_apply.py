@@ -306,13 +306,16 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
         assert env["DAGOPS_CODE_LOCATIONS"] == expected_locations
         assert env["DAGOPS_RUN_TASK_DEFINITION"] == dep.outputs["task_definition_families"]["run"]
         assert env["DAGOPS_RUN_SUBNETS"] == ",".join(dep.outputs["subnet_ids"])
-        assert env["DAGOPS_RUN_SECURITY_GROUPS"] == dep.outputs["tasks_security_group_id"]
+        assert env["DAGOPS_RUN_SECURITY_GROUPS"] == dep.outputs["runs_security_group_id"]
+        assert env["DAGOPS_RUN_CAPACITY_PROVIDER"] == ("FARGATE_SPOT" if dep.env == "dev" else "FARGATE")
         assert env["DAGOPS_LOG_GROUP_RUN"] == dep.outputs["log_group_names"]["run"]
         assert env["DAGSTER_PG_HOST"] == rds["DBInstances"][0]["Endpoint"]["Address"]
         assert {k for k in env if k.startswith("DAGSTER_PG_")} == {
-            "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME",
+            "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_AUTH",
         }  # fmt: skip
-        assert c["secrets"] == [{"name": "DAGSTER_PG_PASSWORD", "valueFrom": f"{secret_arn}:password::"}]
+        # Dagster's own role with IAM tokens: no container gets the master password.
+        assert (env["DAGSTER_PG_USERNAME"], env["DAGSTER_PG_AUTH"]) == ("dagster_app", "iam")
+        assert not c.get("secrets") and secret_arn not in json.dumps(c)
         assert c["logConfiguration"]["options"]["awslogs-group"] == dep.outputs["log_group_names"][role]
     for port, location in enumerate(LOCATIONS):
         key = f"code-{location}"
@@ -330,7 +333,8 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
     run = dep.container("run", "run")
     images.add(run["image"])
     assert environment_of(run)["DAGSTER_S3_BUCKET"] == bucket
-    assert run["secrets"] == [{"name": "DAGSTER_PG_PASSWORD", "valueFrom": f"{secret_arn}:password::"}]
+    assert not run.get("secrets") and secret_arn not in json.dumps(run)
+    assert environment_of(run)["DAGSTER_PG_AUTH"] == "iam"
     assert images == {f"{dep.outputs['ecr_repository_url']}:latest"}  # one image for everything
 
 
@@ -397,8 +401,9 @@ def test_database_is_private_small_and_reachable_only_from_tasks(dep: Deployment
     ]
     ingress = [r for r in rules if not r["IsEgress"]]
     assert ingress, "the database must admit the tasks"
+    admitted = {dep.outputs["tasks_security_group_id"], dep.outputs["runs_security_group_id"]}
+    assert {rule["ReferencedGroupInfo"]["GroupId"] for rule in ingress} == admitted
     for rule in ingress:
-        assert rule["ReferencedGroupInfo"]["GroupId"] == dep.outputs["tasks_security_group_id"]
         assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
     subnets = ec2.describe_subnets(SubnetIds=[s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]])
     assert not set(dep.outputs["subnet_ids"]) & {s["SubnetId"] for s in subnets["Subnets"]}  # private subnets

@@ -119,6 +119,7 @@ EMULATED_SERVICES = (
     "s3",
     "secretsmanager",
     "servicediscovery",
+    "ssm",
     "sts",
 )
 

@@ -11,7 +11,7 @@ import re
 
 from invoke import Collection, Context, task
 
-from dagops import registry
+from dagops import infra, registry
 from dagops.aws import Deployment, aws_errors, db, ecs, pause, url
 from dagops.aws import image as images
 from dagops.aws import logs as cloudwatch
@@ -54,11 +54,11 @@ ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
 )
 @user_errors
 def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800") -> None:
-    """Build and push the image (or take --image-tag), roll it out to every service, wait until stable."""
+    """Build and push the image (or take --image-tag), record it as the release, apply, wait until stable."""
     wait = _seconds(timeout)
     dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
-    ecs.deploy_image(dep, tag, echo=_say, timeout=wait)
+    ecs.deploy_image(dep, tag, apply=lambda: infra.execute("apply", [env], yes=True), echo=_say, timeout=wait)
     _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
 
 
