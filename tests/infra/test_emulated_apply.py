@@ -33,6 +33,7 @@ from tfharness import MOTO_ACCOUNT, REGION, MotoServer, Tofu, copy_tree, start_m
 
 LOCATIONS = ["main", "sales_ops"]
 GITHUB_REPOSITORY = "acme/data-platform"
+RELEASED = "0123456789ab"
 NOT_EMULATED = ("aws_appautoscaling_target", "aws_appautoscaling_policy")
 CONTRACT_OUTPUTS = {
     "region",
@@ -159,7 +160,12 @@ def deployments(tofu: Tofu, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             root = tree / "live" / env
             # bootstrap's plan role attaches the AWS managed ReadOnlyAccess, which moto loads on request.
             moto = start_moto(managed_policies=env == "bootstrap")
-            extra = [f"-var=github_repository={GITHUB_REPOSITORY}"] if env == "bootstrap" else []
+            # An environment with a release (tests/infra/test_day_one.py walks the way to one): a pinned tag.
+            extra = (
+                [f"-var=github_repository={GITHUB_REPOSITORY}"]
+                if env == "bootstrap"
+                else [f"-var=image_tag={RELEASED}"]
+            )
             deps[env] = Deployment(env=env, root=root, moto=moto, tofu=tofu, extra_vars=extra)
             write_override(root, moto.endpoint, base / f"{env}.tfstate")
         with ThreadPoolExecutor(max_workers=3) as pool:
@@ -335,7 +341,7 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
     assert environment_of(run)["DAGSTER_S3_BUCKET"] == bucket
     assert not run.get("secrets") and secret_arn not in json.dumps(run)
     assert environment_of(run)["DAGSTER_PG_AUTH"] == "iam"
-    assert images == {f"{dep.outputs['ecr_repository_url']}:latest"}  # one image for everything
+    assert images == {f"{dep.outputs['ecr_repository_url']}:{RELEASED}"}  # one image for everything
 
 
 def test_autoscaling_only_on_the_webserver_from_the_plan(dep: Deployment) -> None:
