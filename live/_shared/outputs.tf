@@ -101,3 +101,28 @@ output "schedule" {
   description = "Office hours (days, start, stop, time_zone, database_start) when schedule_enabled; null otherwise."
   value       = module.schedule.summary
 }
+
+output "runs_security_group_id" {
+  description = "Security group of the run tasks."
+  value       = module.dagster.runs_security_group_id
+}
+
+output "db_secret_arn" {
+  description = "RDS-managed master secret; read only by the db-setup task."
+  value       = module.dagster.db_secret_arn
+}
+
+output "db_setup_role_arn" {
+  description = "Task role of the one-off database setup task (`invoke deploy.db-setup`)."
+  value       = module.dagster.db_setup_role_arn
+}
+
+output "image_tag_parameter" {
+  description = "SSM parameter holding the released image tag (written by `invoke deploy`)."
+  value       = module.dagster.image_tag_parameter
+}
+
+output "image_tag" {
+  description = "Image tag the task definitions name; null before the first release."
+  value       = module.dagster.image_tag
+}

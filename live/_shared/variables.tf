@@ -36,11 +36,11 @@ variable "allowed_account_ids" {
 
 variable "image_tag" {
   type        = string
-  description = "Image tag of the first task definition revisions; `invoke deploy` registers newer ones."
-  default     = "latest"
+  description = "Pin the image tag every task runs; null (the default) runs the tag `invoke deploy` last released."
+  default     = null
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.image_tag))
+    condition     = var.image_tag == null || can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", coalesce(var.image_tag, "x")))
     error_message = "image_tag must be a Docker tag: letters, digits, '_', '.', '-', at most 128 characters."
   }
 }

@@ -1,5 +1,6 @@
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
+data "aws_partition" "current" {}
 
 locals {
   name        = "${var.project}-${var.environment}"
@@ -20,10 +21,16 @@ locals {
     { for loc, key in local.location_keys : key => "/${var.project}/${var.environment}/${key}" },
   )
 
-  image          = "${module.ecr.repository_url}:${var.image_tag}"
+  # Tofu owns what every task runs (README "Releases"): the tag `invoke deploy` records in the image-tag
+  # parameter after pushing it (or var.image_tag, a pin). Before the first release there is no image:
+  # services run no task and there is no `run` task definition, so nothing pulls a tag nobody pushed.
+  image_tag      = coalesce(var.image_tag, aws_ssm_parameter.image_tag.insecure_value)
+  released       = local.image_tag != local.unreleased
+  image          = "${module.ecr.repository_url}:${local.image_tag}"
   webserver_port = 3000
   code_dir       = "/opt/dagster/code"
   run_family     = "${local.name}-run"
+  unreleased     = "-" # not a Docker tag: the parameter's value until the first release
 
   # ECS container health checks by role (the file tests/infra/test_health_checks.py runs them from).
   health_checks = jsondecode(file("${path.module}/health_checks.json"))
@@ -49,21 +56,25 @@ locals {
     DAGOPS_ENV         = var.environment
     AWS_DEFAULT_REGION = local.region
   }
+  # Dagster's own role, never the master: an RDS IAM token per new connection, so the master password can
+  # rotate under running tasks (modules/database/README.md; `invoke deploy.db-setup` creates the role).
   postgres_env = {
     DAGSTER_PG_HOST     = module.database.address
     DAGSTER_PG_PORT     = tostring(module.database.port)
     DAGSTER_PG_DB       = module.database.database_name
-    DAGSTER_PG_USERNAME = module.database.username
+    DAGSTER_PG_USERNAME = var.db_app_username
+    DAGSTER_PG_AUTH     = "iam"
   }
-  postgres_secrets = [
-    { name = "DAGSTER_PG_PASSWORD", valueFrom = "${module.database.master_user_secret_arn}:password::" },
-  ]
+  postgres_secrets = []
+  db_user_arn      = "arn:${data.aws_partition.current.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${module.database.resource_id}/${var.db_app_username}"
   control_env = {
     DAGOPS_CODE_LOCATIONS      = join(",", [for loc in var.code_locations : "${loc}=${local.code_server[loc].host}:${local.code_server[loc].port}"])
     DAGOPS_RUN_TASK_DEFINITION = local.run_family
     DAGOPS_RUN_SUBNETS         = join(",", module.network.public_subnet_ids)
-    DAGOPS_RUN_SECURITY_GROUPS = module.network.tasks_security_group_id
+    DAGOPS_RUN_SECURITY_GROUPS = module.network.runs_security_group_id
     DAGOPS_LOG_GROUP_RUN       = local.log_group_names["run"]
+    # Runs take this strategy (the entrypoint puts it in run_task_kwargs), not the daemon's launch type.
+    DAGOPS_RUN_CAPACITY_PROVIDER = var.use_fargate_spot ? "FARGATE_SPOT" : "FARGATE"
   }
 
   containers = merge(
@@ -318,6 +329,7 @@ module "iam" {
   log_group_arns     = values(module.logs.arns)
   run_log_group_arn  = module.logs.arns["run"]
   db_secret_arn      = module.database.master_user_secret_arn
+  db_user_arn        = local.db_user_arn
   single_task        = var.single_task
   tags               = local.tags
 }
@@ -376,6 +388,7 @@ module "service" {
   security_group_ids    = [module.network.tasks_security_group_id]
   assign_public_ip      = true
   desired_count         = each.value.desired_count
+  running               = local.released
   use_fargate_spot      = var.use_fargate_spot
 
   deployment_minimum_healthy_percent = each.value.min_healthy
@@ -388,9 +401,11 @@ module "service" {
   tags           = local.tags
 }
 
-# The task definition EcsRunLauncher launches, one Fargate task per run (no service of its own).
+# The task definition EcsRunLauncher launches, one Fargate task per run (no service of its own); none
+# before the first release (no image to run).
 module "run_task" {
   source = "../ecs-service"
+  count  = local.released ? 1 : 0
 
   name                  = local.run_family
   family                = local.run_family
@@ -402,4 +417,23 @@ module "run_task" {
   execution_role_arn    = module.iam.execution_role_arn
   task_role_arn         = module.iam.run_role_arn
   tags                  = local.tags
+}
+
+moved {
+  from = module.run_task
+  to   = module.run_task[0]
+}
+
+# The released image tag: written by `invoke deploy` after the push (ignore_changes: tofu creates the
+# parameter and reads it back, the deploy owns its value); every task definition names this tag.
+resource "aws_ssm_parameter" "image_tag" {
+  name           = "/${var.project}/${var.environment}/image-tag"
+  description    = "Image tag the ${local.name} tasks run; set by invoke deploy after pushing it."
+  type           = "String"
+  insecure_value = local.unreleased
+  tags           = local.tags
+
+  lifecycle {
+    ignore_changes = [insecure_value]
+  }
 }

@@ -39,7 +39,7 @@ output "task_definition_families" {
   description = "Task definition families: the service keys plus run."
   value = merge(
     { for key, svc in module.service : key => svc.task_definition_family },
-    { run = module.run_task.task_definition_family },
+    { run = local.run_family },
   )
 }
 
@@ -89,11 +89,11 @@ output "code_servers" {
 
 output "run_task_definition_family" {
   description = "Task definition family EcsRunLauncher launches runs from."
-  value       = module.run_task.task_definition_family
+  value       = local.run_family
 }
 
 output "db_secret_arn" {
-  description = "RDS-managed secret holding the database password (key `password`)."
+  description = "RDS-managed secret holding the master password (key `password`); read only by the db-setup task."
   value       = module.database.master_user_secret_arn
 }
 
@@ -108,6 +108,31 @@ output "subnet_ids" {
 }
 
 output "tasks_security_group_id" {
-  description = "Security group of the tasks (and runs)."
+  description = "Security group of the service tasks."
   value       = module.network.tasks_security_group_id
+}
+
+output "runs_security_group_id" {
+  description = "Security group of the run tasks (egress to AWS APIs and the database only)."
+  value       = module.network.runs_security_group_id
+}
+
+output "db_app_username" {
+  description = "Dagster's own database role (RDS IAM authentication; never the master)."
+  value       = var.db_app_username
+}
+
+output "db_setup_role_arn" {
+  description = "Task role of the one-off database setup task (`invoke deploy.db-setup`)."
+  value       = module.iam.db_setup_role_arn
+}
+
+output "image_tag_parameter" {
+  description = "SSM parameter holding the released image tag (written by `invoke deploy`)."
+  value       = aws_ssm_parameter.image_tag.name
+}
+
+output "image_tag" {
+  description = "Image tag the task definitions name; null before the first release."
+  value       = local.released ? local.image_tag : null
 }

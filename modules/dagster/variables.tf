@@ -37,8 +37,13 @@ variable "code_locations" {
 
 variable "image_tag" {
   type        = string
-  description = "Image tag the task definitions start with; `invoke deploy` registers newer revisions (tofu ignores them)."
-  default     = "latest"
+  description = "Pin the image tag every task runs (it must be pushed); null runs the tag `invoke deploy` last recorded in the image-tag SSM parameter, and nothing runs before the first release."
+  default     = null
+
+  validation {
+    condition     = var.image_tag == null || can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", coalesce(var.image_tag, "x")))
+    error_message = "image_tag must be a Docker tag: letters, digits, '_', '.', '-', at most 128 characters."
+  }
 }
 
 variable "vpc_cidr" {
@@ -185,6 +190,17 @@ variable "sync_interval_seconds" {
   type        = number
   description = "Seconds between a sync agent's polls of its manifest (DAGOPS_SYNC_INTERVAL)."
   default     = 60
+}
+
+variable "db_app_username" {
+  type        = string
+  description = "Dagster's own database role (created by `invoke deploy.db-setup`; logs in with RDS IAM tokens). Never the master user."
+  default     = "dagster_app"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.db_app_username)) && var.db_app_username != "dagster"
+    error_message = "db_app_username must be 1-63 lowercase letters, digits or '_' (not starting with a digit), and not the master user 'dagster'."
+  }
 }
 
 variable "db_instance_class" {

@@ -27,3 +27,8 @@ output "master_user_secret_arn" {
   description = "ARN of the RDS-managed Secrets Manager secret holding the master password (key `password`)."
   value       = aws_db_instance.this.master_user_secret[0].secret_arn
 }
+
+output "resource_id" {
+  description = "DbiResourceId of the instance: part of the rds-db:connect ARN of IAM database authentication."
+  value       = aws_db_instance.this.resource_id
+}

@@ -10,7 +10,8 @@ resource "aws_ecs_cluster" "this" {
   tags = var.tags
 }
 
-# The default strategy also applies to runs that EcsRunLauncher starts without a strategy of their own.
+# The default strategy of tasks started without one. Not runs: dagster-aws would copy the daemon's launch
+# type, so the run launcher is given the environment's strategy (DAGOPS_RUN_CAPACITY_PROVIDER) instead.
 resource "aws_ecs_cluster_capacity_providers" "this" {
   cluster_name       = aws_ecs_cluster.this.name
   capacity_providers = ["FARGATE", "FARGATE_SPOT"]

@@ -52,9 +52,8 @@ resource "aws_service_discovery_service" "this" {
   }
 }
 
-# Two service resources, one per lifecycle: `invoke deploy` registers new task definition revisions
-# (tofu must not roll them back), and autoscaling owns desired_count where it is on. ignore_changes
-# cannot be conditional, hence the pair; exactly one of them exists.
+# Two service resources, one per lifecycle: autoscaling owns desired_count where it is on, and
+# ignore_changes cannot be conditional, hence the pair; exactly one of them exists.
 
 resource "aws_ecs_service" "fixed" {
   # checkov:skip=CKV_AWS_333: Tasks sit in public subnets without a NAT gateway (it would cost more than the stack); a public IP is how they reach ECR and S3. Security groups admit only the allow-list.
@@ -63,7 +62,7 @@ resource "aws_ecs_service" "fixed" {
   name                               = var.name
   cluster                            = var.cluster_name
   task_definition                    = aws_ecs_task_definition.this.arn
-  desired_count                      = var.desired_count
+  desired_count                      = var.running ? var.desired_count : 0
   deployment_minimum_healthy_percent = var.deployment_minimum_healthy_percent
   deployment_maximum_percent         = var.deployment_maximum_percent
   enable_ecs_managed_tags            = true
@@ -104,9 +103,8 @@ resource "aws_ecs_service" "fixed" {
 
   tags = var.tags
 
-  lifecycle {
-    ignore_changes = [task_definition]
-  }
+  # No ignore_changes on task_definition: tofu owns what runs (image included), so its changes reach the
+  # running service.
 }
 
 resource "aws_ecs_service" "autoscaled" {
@@ -116,7 +114,7 @@ resource "aws_ecs_service" "autoscaled" {
   name                               = var.name
   cluster                            = var.cluster_name
   task_definition                    = aws_ecs_task_definition.this.arn
-  desired_count                      = var.autoscaling.min_count
+  desired_count                      = var.running ? var.autoscaling.min_count : 0
   deployment_minimum_healthy_percent = var.deployment_minimum_healthy_percent
   deployment_maximum_percent         = var.deployment_maximum_percent
   enable_ecs_managed_tags            = true
@@ -157,8 +155,9 @@ resource "aws_ecs_service" "autoscaled" {
 
   tags = var.tags
 
+  # Autoscaling owns desired_count; tofu owns task_definition (image included).
   lifecycle {
-    ignore_changes = [task_definition, desired_count]
+    ignore_changes = [desired_count]
   }
 }
 
@@ -168,8 +167,8 @@ resource "aws_appautoscaling_target" "this" {
   service_namespace  = "ecs"
   scalable_dimension = "ecs:service:DesiredCount"
   resource_id        = "service/${var.cluster_name}/${aws_ecs_service.autoscaled[0].name}"
-  min_capacity       = var.autoscaling.min_count
-  max_capacity       = var.autoscaling.max_count
+  min_capacity       = var.running ? var.autoscaling.min_count : 0
+  max_capacity       = var.running ? var.autoscaling.max_count : 0
   tags               = var.tags
 }
 

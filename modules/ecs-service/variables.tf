@@ -109,6 +109,12 @@ variable "desired_count" {
   }
 }
 
+variable "running" {
+  type        = bool
+  description = "Run tasks at all: false keeps the service at zero tasks (no image released yet)."
+  default     = true
+}
+
 variable "use_fargate_spot" {
   type        = bool
   description = "Run on FARGATE_SPOT (about 70% cheaper, may be interrupted) instead of FARGATE."

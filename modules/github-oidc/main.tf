@@ -170,6 +170,13 @@ data "aws_iam_policy_document" "deploy" {
     ]
     resources = ["*"]
   }
+
+  # The released image tag of each environment (modules/dagster): tofu creates it, `invoke deploy` writes it.
+  statement {
+    sid       = "ImageTagParameters"
+    actions   = ["ssm:*"]
+    resources = ["arn:${local.partition}:ssm:*:${local.account}:parameter/${trimsuffix(var.resource_prefix, "-")}/*"]
+  }
 }
 
 resource "aws_iam_role_policy" "deploy" {

@@ -45,7 +45,8 @@ data "aws_iam_policy_document" "ecs_tasks_trust" {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Execution role: what ECS itself needs to start a container (pull the image, write logs, read the DB secret).
+# Execution role: what ECS itself needs to start a container (pull the image, write logs). No secret: no
+# container gets the database master password (Dagster logs in with IAM tokens, see modules/database).
 
 data "aws_iam_policy_document" "execution" {
   statement {
@@ -65,17 +66,11 @@ data "aws_iam_policy_document" "execution" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = [for arn in var.log_group_arns : "${arn}:*"]
   }
-
-  statement {
-    sid       = "DatabasePassword"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.db_secret_arn]
-  }
 }
 
 resource "aws_iam_role" "execution" {
   name               = "${var.name}-execution"
-  description        = "ECS task execution role: image pull, logs, database secret"
+  description        = "ECS task execution role: image pull, logs"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
   tags               = var.tags
 }
@@ -90,7 +85,19 @@ resource "aws_iam_role_policy" "execution" {
 # Control role: webserver and daemon. Compute logs in S3, and what EcsRunLauncher needs to start, watch
 # and stop one Fargate task per run.
 
+# Every task role whose processes use Dagster's storage (webserver, daemon, stack, runs) may log in to the
+# database as Dagster's own user, and as no other (an RDS IAM token per new connection).
+data "aws_iam_policy_document" "database_login" {
+  statement {
+    sid       = "DatabaseLogin"
+    actions   = ["rds-db:connect"]
+    resources = [var.db_user_arn]
+  }
+}
+
 data "aws_iam_policy_document" "control" {
+  source_policy_documents = [data.aws_iam_policy_document.database_login.json]
+
   statement {
     sid       = "ListComputeLogs"
     actions   = ["s3:ListBucket"]
@@ -190,6 +197,8 @@ resource "aws_iam_role_policy" "control" {
 # started without its location's role reaches no location's code or assets, only the compute logs.
 
 data "aws_iam_policy_document" "run" {
+  source_policy_documents = [data.aws_iam_policy_document.database_login.json]
+
   statement {
     sid       = "List"
     actions   = ["s3:ListBucket"]
@@ -230,13 +239,22 @@ resource "aws_iam_role" "location_run" {
   tags               = merge(var.tags, { CodeLocation = each.key })
 }
 
-# Same scope as the code location's own role: its code, its assets, the compute logs.
+# Same scope as the code location's own role (its code, its assets, the compute logs), plus the database.
+data "aws_iam_policy_document" "location_run" {
+  for_each = toset(var.code_locations)
+
+  source_policy_documents = [
+    data.aws_iam_policy_document.code_location[each.key].json,
+    data.aws_iam_policy_document.database_login.json,
+  ]
+}
+
 resource "aws_iam_role_policy" "location_run" {
   for_each = toset(var.code_locations)
 
   name   = "run"
   role   = aws_iam_role.location_run[each.key].id
-  policy = data.aws_iam_policy_document.code_location[each.key].json
+  policy = data.aws_iam_policy_document.location_run[each.key].json
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -346,4 +364,30 @@ resource "aws_iam_role_policy" "stack" {
   name   = "stack"
   role   = aws_iam_role.stack[0].id
   policy = data.aws_iam_policy_document.stack[0].json
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Database setup: a one-off task (`invoke deploy.db-setup`, the run task definition with this role and the
+# command `db-setup`) that reads the RDS-managed master secret at that moment and creates Dagster's own
+# database role. The only role that can read the master password; no service runs with it.
+
+data "aws_iam_policy_document" "db_setup" {
+  statement {
+    sid       = "DatabaseMasterSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.db_secret_arn]
+  }
+}
+
+resource "aws_iam_role" "db_setup" {
+  name               = "${var.name}-db-setup"
+  description        = "One-off database setup task: reads the master secret, creates Dagster's database role"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "db_setup" {
+  name   = "db-setup"
+  role   = aws_iam_role.db_setup.id
+  policy = data.aws_iam_policy_document.db_setup.json
 }

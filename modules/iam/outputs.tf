@@ -27,3 +27,8 @@ output "location_run_role_arns" {
   description = "Run task role ARN of each code location (map: location name => ARN), for its container context."
   value       = { for loc, role in aws_iam_role.location_run : loc => role.arn }
 }
+
+output "db_setup_role_arn" {
+  description = "ARN of the one-off database setup task's role (the only one that reads the master secret)."
+  value       = aws_iam_role.db_setup.arn
+}

@@ -50,7 +50,17 @@ variable "run_log_group_arn" {
 
 variable "db_secret_arn" {
   type        = string
-  description = "ARN of the RDS-managed secret holding the database password (injected into containers)."
+  description = "ARN of the RDS-managed master secret (read only by the database setup task's role)."
+}
+
+variable "db_user_arn" {
+  type        = string
+  description = "rds-db:connect ARN of Dagster's own database user (arn:<partition>:rds-db:<region>:<account>:dbuser:<resource id>/<user>)."
+
+  validation {
+    condition     = can(regex("^arn:[a-z-]+:rds-db:[a-z0-9-]+:[0-9]{12}:dbuser:[^/]+/[a-z_][a-z0-9_]*$", var.db_user_arn))
+    error_message = "db_user_arn must be arn:<partition>:rds-db:<region>:<account>:dbuser:<db resource id>/<user>."
+  }
 }
 
 variable "single_task" {

@@ -194,6 +194,45 @@ resource "aws_vpc_security_group_ingress_rule" "database_from_tasks" {
   to_port                      = 5432
 }
 
+# Runs execute user code: their own group, egress only, so a run reaches AWS APIs and the database but
+# neither the webserver's GraphQL nor any code server (whose ingress admits only the tasks group). DNS to
+# the VPC resolver needs no rule: security groups do not filter traffic to the Amazon-provided DNS server.
+resource "aws_security_group" "runs" {
+  # checkov:skip=CKV2_AWS_5: Attached by the run launcher (RunTask networkConfiguration), which a per-module scan cannot see.
+  name        = "${var.name}-runs"
+  description = "Dagster run tasks: egress to AWS APIs and the database only"
+  vpc_id      = aws_vpc.this.id
+  tags        = merge(var.tags, { Name = "${var.name}-runs" })
+}
+
+resource "aws_vpc_security_group_egress_rule" "runs_https" {
+  # checkov:skip=CKV_AWS_382: Without a NAT gateway or VPC endpoints, runs reach ECR, S3, Secrets Manager and CloudWatch over the internet (HTTPS only).
+  security_group_id = aws_security_group.runs.id
+  description       = "HTTPS to AWS APIs (ECR, S3, CloudWatch, RDS IAM) and package indexes"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_security_group_egress_rule" "runs_database" {
+  security_group_id            = aws_security_group.runs.id
+  description                  = "PostgreSQL"
+  referenced_security_group_id = aws_security_group.database.id
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+}
+
+resource "aws_vpc_security_group_ingress_rule" "database_from_runs" {
+  security_group_id            = aws_security_group.database.id
+  description                  = "PostgreSQL from the Dagster run tasks"
+  referenced_security_group_id = aws_security_group.runs.id
+  ip_protocol                  = "tcp"
+  from_port                    = 5432
+  to_port                      = 5432
+}
+
 resource "aws_security_group" "alb" {
   # checkov:skip=CKV2_AWS_5: Attached by the caller (ECS services and runs, RDS, the ALB) in other modules, which a per-module scan cannot see.
   count = var.enable_alb ? 1 : 0

@@ -18,6 +18,11 @@ output "tasks_security_group_id" {
   value       = aws_security_group.tasks.id
 }
 
+output "runs_security_group_id" {
+  description = "Security group of the run tasks (egress to AWS APIs and the database only)."
+  value       = aws_security_group.runs.id
+}
+
 output "database_security_group_id" {
   description = "Security group of the database."
   value       = aws_security_group.database.id

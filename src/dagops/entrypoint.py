@@ -5,6 +5,8 @@
 - ``webserver`` / ``daemon``: render workspace.yaml (from ``DAGOPS_CODE_LOCATIONS``) and the instance's
   dagster.yaml into ``DAGSTER_HOME``, then exec dagster-webserver / dagster-daemon.
 - ``code-location``: exec the sync agent (``python -m dagops.sync run``), which serves the location's code.
+- ``db-setup``: a one-off task (``invoke deploy.db-setup``): create or update Dagster's own database role
+  (``dagops.db_setup``) with the RDS master password read from Secrets Manager at that moment.
 - ``dagster ...``: a run task started by the EcsRunLauncher: sync the run's code location once into the
   same path the code server uses, then exec the given command inside that tree.
 
@@ -29,14 +31,20 @@ from dagops import workspace
 from dagops.errors import ConfigError, DagopsError
 from dagops.names import validate_location_name
 
-ROLES = ("webserver", "daemon", "code-location", "publish")
+ROLES = ("webserver", "daemon", "code-location", "publish", "db-setup")
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
+# How Dagster's processes log in to Postgres (DAGSTER_PG_AUTH): a password from DAGSTER_PG_PASSWORD, or
+# an RDS IAM token generated for each new connection (dagster-postgres' aws_wif auth provider), so the
+# password of the RDS master user can rotate under running processes (modules/database/README.md).
+PG_AUTH_MODES = ("password", "iam")
+STORAGE_KEYS = ("run_storage", "event_log_storage", "schedule_storage")
 DEFAULT_HOME = "/opt/dagster/home"
 DEFAULT_CODE_DIR = "/opt/dagster/code"
 WEBSERVER_PORT = "3000"
 # Run launcher classes that take run_task_kwargs (ours: dagops.ecs_run_launcher, a subclass).
 ECS_LAUNCHERS = ("EcsRunLauncher", "LocationRoleEcsRunLauncher")
-USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | publish | dagster <args...>"
+CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
+USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | publish | db-setup | dagster <args...>"
 
 
 @dataclass
@@ -62,6 +70,19 @@ def _require(env: Mapping[str, str], names: Sequence[str], role: str) -> None:
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
             f"(needed by the {role} role)."
         )
+
+
+def pg_auth(env: Mapping[str, str]) -> str:
+    """DAGSTER_PG_AUTH: ``password`` (the default) or ``iam``; raise ConfigError on anything else."""
+    mode = _get(env, "DAGSTER_PG_AUTH") or "password"
+    if mode not in PG_AUTH_MODES:
+        raise ConfigError(f"DAGSTER_PG_AUTH is {mode!r}: expected one of {', '.join(PG_AUTH_MODES)}.")
+    return mode
+
+
+def _pg_vars(env: Mapping[str, str]) -> list[str]:
+    """The database settings a Dagster process needs: no password when it logs in with IAM tokens."""
+    return [v for v in PG_VARS if not (v == "DAGSTER_PG_PASSWORD" and pg_auth(env) == "iam")]
 
 
 def parse_code_locations(value: str) -> list[tuple[str, str, int]]:
@@ -94,28 +115,54 @@ def parse_code_locations(value: str) -> list[tuple[str, str, int]]:
 
 
 def render_instance(template: str, env: Mapping[str, str]) -> str:
-    """The instance dagster.yaml: the template, plus the run tasks' network from ``DAGOPS_RUN_*``.
+    """The instance dagster.yaml: the template, plus the run tasks' network and capacity (``DAGOPS_RUN_*``).
 
     Dagster's config can read a string from an environment variable but cannot split one into a list,
     so the subnets and security groups of run tasks are filled in here when the template uses the
-    EcsRunLauncher and ``DAGOPS_RUN_SUBNETS`` is set (otherwise runs reuse the daemon task's network).
+    EcsRunLauncher and ``DAGOPS_RUN_SUBNETS`` is set (otherwise runs reuse the daemon task's network),
+    and ``DAGOPS_RUN_CAPACITY_PROVIDER`` (FARGATE or FARGATE_SPOT) becomes the runs' capacity-provider
+    strategy. With ``DAGSTER_PG_AUTH=iam`` the storages log in with an RDS IAM token per new connection
+    instead of the password.
     """
     try:
         config = yaml.safe_load(template) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"The instance config template is not valid YAML: {exc}.") from None
+    if pg_auth(env) == "iam":
+        for key in STORAGE_KEYS:
+            storage_config = (config.get(key) or {}).get("config") or {}
+            if isinstance(storage_config.get("postgres_db"), dict):
+                storage_config["postgres_db"] = {
+                    k: v for k, v in storage_config["postgres_db"].items() if k != "password"
+                }
+                # A token per new connection, from the task role's credentials (rds-db:connect).
+                storage_config["auth_provider"] = {"aws_wif": {"region": {"env": "AWS_DEFAULT_REGION"}}}
     launcher = config.get("run_launcher") or {}
+    if launcher.get("class") not in ECS_LAUNCHERS:
+        return yaml.safe_dump(config, sort_keys=False)
+    launcher_config = launcher.setdefault("config", {}) or {}
+    launcher["config"] = launcher_config
+    kwargs = launcher_config.setdefault("run_task_kwargs", {}) or {}
+    launcher_config["run_task_kwargs"] = kwargs
     subnets = [s.strip() for s in _get(env, "DAGOPS_RUN_SUBNETS").split(",") if s.strip()]
-    if launcher.get("class") in ECS_LAUNCHERS and subnets:
+    if subnets:
         groups = [s.strip() for s in _get(env, "DAGOPS_RUN_SECURITY_GROUPS").split(",") if s.strip()]
         vpc: dict[str, Any] = {"subnets": subnets, "assignPublicIp": "ENABLED"}
         if groups:
             vpc["securityGroups"] = groups
-        launcher_config = launcher.setdefault("config", {}) or {}
-        launcher["config"] = launcher_config
-        kwargs = launcher_config.setdefault("run_task_kwargs", {}) or {}
-        launcher_config["run_task_kwargs"] = kwargs
         kwargs["networkConfiguration"] = {"awsvpcConfiguration": vpc}
+    provider = _get(env, "DAGOPS_RUN_CAPACITY_PROVIDER")
+    if provider:
+        if provider not in CAPACITY_PROVIDERS:
+            raise ConfigError(
+                f"DAGOPS_RUN_CAPACITY_PROVIDER is {provider!r}: "
+                f"expected one of {', '.join(CAPACITY_PROVIDERS)}."
+            )
+        # dagster-aws copies the daemon task's launchType otherwise, which overrides the cluster's
+        # default strategy (runs would never use Spot); with a strategy set, it drops launchType.
+        kwargs["capacityProviderStrategy"] = [{"capacityProvider": provider, "weight": 1}]
+    if not kwargs:
+        del launcher_config["run_task_kwargs"]
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -183,7 +230,7 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
     out = _common_env(env)
 
     if role in ("webserver", "daemon"):
-        _require(env, [*PG_VARS, "DAGOPS_ENV"], role)
+        _require(env, [*_pg_vars(env), "DAGOPS_ENV"], role)
         home = Path(_get(env, "DAGSTER_HOME") or DEFAULT_HOME)
         out["DAGSTER_HOME"] = str(home)
         files: dict[str, str] = {}
@@ -229,8 +276,13 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
             raise ConfigError("DAGOPS_ROOT must name the checkout (with code_locations/) to publish from.")
         return Launch(argv=[], env=out, publish_root=root)
 
+    if role == "db-setup":
+        # One-off: create Dagster's database role from the master secret, read at this moment.
+        _require(env, [*PG_VARS[:3], "DAGOPS_DB_MASTER_SECRET_ARN"], role)
+        return Launch(argv=[sys.executable, "-m", "dagops.db_setup", *rest], env=out)
+
     # A run task: the EcsRunLauncher overrides the command with `dagster api execute_run <json>`.
-    _require(env, PG_VARS, "run")
+    _require(env, _pg_vars(env), "run")
     code_dir = Path(_get(env, "DAGOPS_CODE_DIR") or DEFAULT_CODE_DIR)
     location = _get(env, "DAGOPS_LOCATION") or _location_from_command(rest, code_dir)
     if not location:

@@ -33,6 +33,7 @@ from tfharness import MOTO_ACCOUNT, REGION, REPO, MotoServer, Tofu, copy_tree, s
 
 LOCATIONS = ["main", "sales_ops"]
 GITHUB_REPOSITORY = "acme/data-platform"
+RELEASED = "0123456789ab"
 NOT_EMULATED = ("aws_appautoscaling_target", "aws_appautoscaling_policy")
 CONTRACT_OUTPUTS = {
     "region",
@@ -159,7 +160,12 @@ def deployments(tofu: Tofu, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             root = tree / "live" / env
             # bootstrap's plan role attaches the AWS managed ReadOnlyAccess, which moto loads on request.
             moto = start_moto(managed_policies=env == "bootstrap")
-            extra = [f"-var=github_repository={GITHUB_REPOSITORY}"] if env == "bootstrap" else []
+            # An environment with a release (tests/infra/test_day_one.py walks the way to one): a pinned tag.
+            extra = (
+                [f"-var=github_repository={GITHUB_REPOSITORY}"]
+                if env == "bootstrap"
+                else [f"-var=image_tag={RELEASED}"]
+            )
             deps[env] = Deployment(env=env, root=root, moto=moto, tofu=tofu, extra_vars=extra)
             write_override(root, moto.endpoint, base / f"{env}.tfstate")
         with ThreadPoolExecutor(max_workers=3) as pool:
@@ -306,13 +312,16 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
         assert env["DAGOPS_CODE_LOCATIONS"] == expected_locations
         assert env["DAGOPS_RUN_TASK_DEFINITION"] == dep.outputs["task_definition_families"]["run"]
         assert env["DAGOPS_RUN_SUBNETS"] == ",".join(dep.outputs["subnet_ids"])
-        assert env["DAGOPS_RUN_SECURITY_GROUPS"] == dep.outputs["tasks_security_group_id"]
+        assert env["DAGOPS_RUN_SECURITY_GROUPS"] == dep.outputs["runs_security_group_id"]
+        assert env["DAGOPS_RUN_CAPACITY_PROVIDER"] == ("FARGATE_SPOT" if dep.env == "dev" else "FARGATE")
         assert env["DAGOPS_LOG_GROUP_RUN"] == dep.outputs["log_group_names"]["run"]
         assert env["DAGSTER_PG_HOST"] == rds["DBInstances"][0]["Endpoint"]["Address"]
         assert {k for k in env if k.startswith("DAGSTER_PG_")} == {
-            "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME",
+            "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_AUTH",
         }  # fmt: skip
-        assert c["secrets"] == [{"name": "DAGSTER_PG_PASSWORD", "valueFrom": f"{secret_arn}:password::"}]
+        # Dagster's own role with IAM tokens: no container gets the master password.
+        assert (env["DAGSTER_PG_USERNAME"], env["DAGSTER_PG_AUTH"]) == ("dagster_app", "iam")
+        assert not c.get("secrets") and secret_arn not in json.dumps(c)
         assert c["logConfiguration"]["options"]["awslogs-group"] == dep.outputs["log_group_names"][role]
     for port, location in enumerate(LOCATIONS):
         key = f"code-{location}"
@@ -330,8 +339,9 @@ def test_containers_follow_the_container_contract(dep: Deployment) -> None:
     run = dep.container("run", "run")
     images.add(run["image"])
     assert environment_of(run)["DAGSTER_S3_BUCKET"] == bucket
-    assert run["secrets"] == [{"name": "DAGSTER_PG_PASSWORD", "valueFrom": f"{secret_arn}:password::"}]
-    assert images == {f"{dep.outputs['ecr_repository_url']}:latest"}  # one image for everything
+    assert not run.get("secrets") and secret_arn not in json.dumps(run)
+    assert environment_of(run)["DAGSTER_PG_AUTH"] == "iam"
+    assert images == {f"{dep.outputs['ecr_repository_url']}:{RELEASED}"}  # one image for everything
 
 
 HEALTH_CHECKS = json.loads((REPO / "modules" / "dagster" / "health_checks.json").read_text())
@@ -419,8 +429,9 @@ def test_database_is_private_small_and_reachable_only_from_tasks(dep: Deployment
     ]
     ingress = [r for r in rules if not r["IsEgress"]]
     assert ingress, "the database must admit the tasks"
+    admitted = {dep.outputs["tasks_security_group_id"], dep.outputs["runs_security_group_id"]}
+    assert {rule["ReferencedGroupInfo"]["GroupId"] for rule in ingress} == admitted
     for rule in ingress:
-        assert rule["ReferencedGroupInfo"]["GroupId"] == dep.outputs["tasks_security_group_id"]
         assert (rule["FromPort"], rule["ToPort"]) == (5432, 5432)
     subnets = ec2.describe_subnets(SubnetIds=[s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]])
     assert not set(dep.outputs["subnet_ids"]) & {s["SubnetId"] for s in subnets["Subnets"]}  # private subnets

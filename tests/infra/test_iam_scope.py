@@ -29,6 +29,7 @@ from tfharness import MOTO_ACCOUNT, REGION, REPO, Tofu, copy_tree, start_moto, w
 
 LOCATIONS = ["main", "sales_ops"]
 DB_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{MOTO_ACCOUNT}:secret:rds-db-master-AbCdEf"
+DB_USER_ARN = f"arn:aws:rds-db:{REGION}:{MOTO_ACCOUNT}:dbuser:db-ABCDEFGHIJKL01234/dagster_app"
 
 # Actions that IAM supports only with Resource "*" (no resource-level permissions), and why they are used.
 STAR_ONLY = {
@@ -161,7 +162,7 @@ def rendered(
         root = tree / "live" / env
         write_override(root, moto.endpoint, tmp / "state.tfstate")
         (tree / "modules" / "dagster" / "iam_inputs_override.tf").write_text(
-            f'module "iam" {{\n  db_secret_arn = "{DB_SECRET_ARN}"\n}}\n'
+            f'module "iam" {{\n  db_secret_arn = "{DB_SECRET_ARN}"\n  db_user_arn   = "{DB_USER_ARN}"\n}}\n'
         )
         variables = [f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]']
         targets = ["-target=module.dagster.module.iam", "-target=module.dagster.module.secrets"]
@@ -383,21 +384,40 @@ def test_roles_reach_objects_only_under_the_layout_prefixes(rendered: Rendered) 
     assert bad == [], "\n".join(bad)
 
 
-def test_the_execution_role_reads_only_the_database_secret(rendered: Rendered) -> None:
-    execution = [p for p in {s.principal for s in rendered.statements} if p.endswith("-execution")]
-    assert len(execution) == 1
-    secrets = [r for s in rendered.of(execution[0]) if any(a.startswith("secretsmanager:") for a in s.actions)
-               for r in s.resources]  # fmt: skip
-    assert secrets == [DB_SECRET_ARN]
+def test_only_the_db_setup_role_reads_the_master_secret(rendered: Rendered) -> None:
+    readers = {
+        s.principal: list(s.resources)
+        for s in rendered.statements
+        if any(a.startswith("secretsmanager:Get") for a in s.actions) and DB_SECRET_ARN in s.resources
+    }
+    # No container gets the master password (no secret injection, no task role): only the one-off setup.
+    assert readers == {f"role/dagops-{rendered.env}-db-setup": [DB_SECRET_ARN]}
+
+
+def test_processes_that_use_dagsters_storage_log_in_as_its_own_user_only(rendered: Rendered) -> None:
+    logins: dict[str, set[str]] = {}
+    for s in rendered.statements:
+        if any(a in ("rds-db:connect", "rds-db:*", "*") for a in s.actions):
+            logins.setdefault(s.principal, set()).update(s.resources)
+    users = ["control", "run", *(f"run-{loc}" for loc in LOCATIONS)]
+    if rendered.env == "dev":
+        users.append("stack")
+    assert logins == {f"role/dagops-{rendered.env}-{u}": {DB_USER_ARN} for u in users}
 
 
 def test_the_real_wiring_passes_the_rds_managed_secret() -> None:
-    """What the override replaced above: the IAM module gets the RDS instance's managed secret."""
+    """What the override replaced above: the IAM module gets the RDS instance's managed secret and user."""
     main = (REPO / "modules" / "dagster" / "main.tf").read_text()
     block = re.search(r'(?s)module "iam" \{(.*?)\n\}', main)
     assert block is not None
     assert re.search(
         r"(?m)^\s*db_secret_arn\s*=\s*module\.database\.master_user_secret_arn\s*$", block.group(1)
+    )
+    assert re.search(r"(?m)^\s*db_user_arn\s*=\s*local\.db_user_arn\s*$", block.group(1))
+    assert re.search(
+        r'db_user_arn\s*=\s*"arn:\$\{[^}]+\}:rds-db:\$\{local\.region\}:\$\{local\.account_id\}:dbuser:'
+        r"\$\{module\.database\.resource_id\}/\$\{var\.db_app_username\}\"",
+        main,
     )
 
 

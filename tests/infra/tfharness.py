@@ -121,6 +121,7 @@ EMULATED_SERVICES = (
     "secretsmanager",
     "servicediscovery",
     "sqs",
+    "ssm",
     "sts",
 )
 

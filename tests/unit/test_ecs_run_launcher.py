@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import yaml
 from dagster._core.code_pointer import FileCodePointer
 from dagster._core.definitions.reconstruct import JobPythonOrigin, RepositoryPythonOrigin
 from dagster._core.instance import DagsterInstance
@@ -28,6 +32,7 @@ from moto import mock_aws
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 
 from dagops.ecs_run_launcher import LocationRoleEcsRunLauncher
+from dagops.entrypoint import render_instance
 
 REGION = "ap-southeast-2"
 MAIN_ROLE = "arn:aws:iam::123456789012:role/dagops-prod-run-main"
@@ -143,3 +148,119 @@ def test_a_jobs_tags_cannot_pick_another_role(
     with pytest.raises(ValueError, match=r"runs of a code location get|the run launcher sets those"):
         _launch(LocationRoleEcsRunLauncher, instance, aws, {"ecs": {"task_role_arn": MAIN_ROLE}}, tags)
     assert aws.list_tasks(cluster="dagops-prod")["taskArns"] == []
+
+
+# ---- runs take the environment's capacity-provider strategy, not the daemon's launch type ----
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "images" / "dagster.yaml"
+
+
+@pytest.fixture
+def daemon_task(aws: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A daemon task started by a service on Fargate (launchType FARGATE), and its metadata endpoint.
+
+    ECS answers ``$ECS_CONTAINER_METADATA_URI_V4/task`` inside a task; here a real HTTP server on
+    loopback answers it for the moto task, so dagster-aws's current-task path runs unchanged.
+    """
+    network = json.loads(os.environ["TEST_RUN_NETWORK"])
+    aws.register_task_definition(
+        family="dagops-prod-daemon",
+        requiresCompatibilities=["FARGATE"],
+        networkMode="awsvpc",
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {"name": "daemon", "image": "repo/dagops:abc1234", "essential": True, "memory": 512}
+        ],
+    )
+    task = aws.run_task(
+        cluster="dagops-prod",
+        taskDefinition="dagops-prod-daemon",
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {**network, "assignPublicIp": "ENABLED"}},
+    )["tasks"][0]
+    body = json.dumps({"Cluster": "dagops-prod", "TaskARN": task["taskArn"]}).encode()
+
+    class Metadata(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("ECS_CONTAINER_METADATA_URI_V4", f"http://127.0.0.1:{server.server_address[1]}/v4")
+    try:
+        yield task["taskArn"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _launcher_from_template(env: dict[str, str]) -> LocationRoleEcsRunLauncher:
+    """The run launcher as images/dagster.yaml, rendered by the entrypoint under ``env``, builds it."""
+    config = yaml.safe_load(render_instance(TEMPLATE.read_text(), env))["run_launcher"]["config"]
+    config["task_definition"] = "dagops-prod-run"
+    return LocationRoleEcsRunLauncher(**config)
+
+
+def _run_task_requests(
+    launcher: LocationRoleEcsRunLauncher, instance: DagsterInstance
+) -> list[dict[str, Any]]:
+    requests: list[dict[str, Any]] = []
+    launcher.ecs.meta.events.register(
+        "provide-client-params.ecs.RunTask", lambda params, **_: requests.append(dict(params))
+    )
+    launcher.register_instance(instance)
+    origin = JobPythonOrigin(
+        "numbers_job",
+        RepositoryPythonOrigin(
+            executable_path="/usr/bin/python",
+            code_pointer=FileCodePointer("definitions.py", "defs", "/opt/dagster/code/main/current"),
+            container_image="repo/dagops:abc1234",
+            container_context={"ecs": {"task_role_arn": MAIN_ROLE}},
+        ),
+    )
+    run = instance.add_run(DagsterRun(job_name="numbers_job", job_code_origin=origin))
+    launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+    return requests
+
+
+@pytest.mark.parametrize("provider", ["FARGATE_SPOT", "FARGATE"])
+def test_runs_use_the_environments_capacity_provider_not_the_daemons_launch_type(
+    daemon_task: str, instance: DagsterInstance, provider: str
+) -> None:
+    network = json.loads(os.environ["TEST_RUN_NETWORK"])
+    env = {
+        "DAGOPS_RUN_SUBNETS": ",".join(network["subnets"]),
+        "DAGOPS_RUN_SECURITY_GROUPS": ",".join(network["securityGroups"]),
+        "DAGOPS_RUN_CAPACITY_PROVIDER": provider,
+    }
+    requests = _run_task_requests(_launcher_from_template(env), instance)
+    assert len(requests) == 1
+    request = requests[0]
+    assert request["cluster"] == "dagops-prod"  # from the daemon's own task
+    # A launchType beside a strategy is refused by ECS, and alone it overrides the cluster's default.
+    assert "launchType" not in request
+    assert request["capacityProviderStrategy"] == [{"capacityProvider": provider, "weight": 1}]
+    vpc = request["networkConfiguration"]["awsvpcConfiguration"]
+    assert vpc["securityGroups"] == network["securityGroups"]
+
+
+def test_without_a_strategy_dagster_aws_copies_the_daemons_launch_type(
+    daemon_task: str, instance: DagsterInstance
+) -> None:
+    # Why the strategy is set: left alone, runs inherit FARGATE from the daemon, whatever the cluster says.
+    network = json.loads(os.environ["TEST_RUN_NETWORK"])
+    env = {
+        "DAGOPS_RUN_SUBNETS": ",".join(network["subnets"]),
+        "DAGOPS_RUN_SECURITY_GROUPS": ",".join(network["securityGroups"]),
+    }
+    request = _run_task_requests(_launcher_from_template(env), instance)[0]
+    assert request["launchType"] == "FARGATE"
+    assert "capacityProviderStrategy" not in request

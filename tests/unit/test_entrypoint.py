@@ -275,3 +275,32 @@ def test_publish_role_publishes_every_registered_location(
     assert {"dags/main/definitions.py", "dags/main/_manifest.json"} <= keys
     monkeypatch.delenv("DAGOPS_ROOT")
     assert main(["publish"]) == 1
+
+
+IAM_PG = {**{k: v for k, v in PG.items() if k != "DAGSTER_PG_PASSWORD"}, "DAGSTER_PG_AUTH": "iam"}
+
+
+def test_with_iam_auth_no_process_needs_a_password(tmp_path: Path) -> None:
+    env = {**BASE, **IAM_PG, "DAGOPS_CODE_LOCATIONS": "main=code:4000", "DAGSTER_HOME": str(tmp_path)}
+    env["DAGOPS_INSTANCE_TEMPLATE"] = str(REPO / "images" / "dagster.yaml")
+    launch = plan(["daemon"], env)
+    config = yaml.safe_load(launch.files[str(tmp_path / "dagster.yaml")])
+    for key in ("run_storage", "event_log_storage", "schedule_storage"):
+        storage = config[key]["config"]
+        assert "password" not in storage["postgres_db"]
+        assert storage["auth_provider"] == {"aws_wif": {"region": {"env": "AWS_DEFAULT_REGION"}}}
+    run = plan(["dagster", "api", "execute_run", "{}"], {**BASE, **IAM_PG, "DAGOPS_LOCATION": "main"})
+    assert run.sync_first == "main"
+
+
+def test_an_unknown_database_auth_mode_is_one_line() -> None:
+    env = {**BASE, **PG, "DAGSTER_PG_AUTH": "kerberos", "DAGOPS_CODE_LOCATIONS": "main=code:4000"}
+    _one_line_error(_run(["webserver"], env), "DAGSTER_PG_AUTH is 'kerberos': expected one of password, iam")
+
+
+def test_db_setup_runs_the_role_setup_with_the_master_secret_named() -> None:
+    env = {**BASE, **IAM_PG, "DAGOPS_DB_MASTER_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:rds!db"}
+    launch = plan(["db-setup"], env)
+    assert launch.argv == [sys.executable, "-m", "dagops.db_setup"]
+    with pytest.raises(ConfigError, match="DAGOPS_DB_MASTER_SECRET_ARN"):
+        plan(["db-setup"], {**BASE, **IAM_PG})

@@ -155,3 +155,10 @@ def test_a_missing_bucket_makes_the_config_invalid(
     ref = InstanceRef.from_dir(str(_home(tmp_path, ENV)))
     with pytest.raises(DagsterInvalidConfigError, match="DAGSTER_S3_BUCKET"):
         ref.compute_logs_data.rehydrate(S3ComputeLogManager)
+
+
+def test_a_capacity_provider_that_ecs_does_not_know_is_one_clear_error(aws_env: None) -> None:
+    from dagops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="DAGOPS_RUN_CAPACITY_PROVIDER is 'SPOT': expected one of"):
+        render_instance(TEMPLATE.read_text(), {**ENV, "DAGOPS_RUN_CAPACITY_PROVIDER": "SPOT"})

@@ -1,10 +1,10 @@
-"""ECS releases: new task definition revisions with a new image, service updates, and waiting for them."""
+"""ECS releases: record a pushed image as the environment's release, let tofu roll it out, wait for it."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,26 +13,6 @@ from dagops.errors import DagopsError
 
 # docker's tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
 IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-
-# The fields of DescribeTaskDefinition that RegisterTaskDefinition accepts back.
-_REGISTER_FIELDS = (
-    "family",
-    "taskRoleArn",
-    "executionRoleArn",
-    "networkMode",
-    "containerDefinitions",
-    "volumes",
-    "placementConstraints",
-    "requiresCompatibilities",
-    "cpu",
-    "memory",
-    "pidMode",
-    "ipcMode",
-    "proxyConfiguration",
-    "inferenceAccelerators",
-    "ephemeralStorage",
-    "runtimePlatform",
-)
 
 
 def validate_image_tag(tag: str) -> str:
@@ -47,26 +27,6 @@ def validate_image_tag(tag: str) -> str:
 
 def image_ref(dep: Deployment, tag: str) -> str:
     return f"{dep.require('ecr_repository_url')}:{validate_image_tag(tag)}"
-
-
-@aws_boundary
-def register_revision(dep: Deployment, task_definition: str, image: str) -> str:
-    """Register a new revision of ``task_definition`` (family or ARN) with every image set to ``image``."""
-    ecs = dep.client("ecs")
-    try:
-        described = ecs.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
-    except ecs.exceptions.ClientException as exc:
-        raise DagopsError(
-            f"Task definition {task_definition!r} of environment {dep.env!r} not found: {exc}."
-        ) from None
-    current = described["taskDefinition"]
-    request: dict[str, Any] = {
-        k: current[k] for k in _REGISTER_FIELDS if current.get(k) not in (None, [], {})
-    }
-    request["containerDefinitions"] = [{**c, "image": image} for c in current["containerDefinitions"]]
-    if described.get("tags"):
-        request["tags"] = described["tags"]
-    return str(ecs.register_task_definition(**request)["taskDefinition"]["taskDefinitionArn"])
 
 
 def _describe(dep: Deployment, services: list[str]) -> list[dict[str, Any]]:
@@ -156,40 +116,77 @@ def wait_stable(
 
 
 @aws_boundary
+def require_pushed(dep: Deployment, tag: str) -> None:
+    """Raise unless image ``tag`` is in the environment's ECR repository (no task may name a missing one)."""
+    repository = str(dep.require("ecr_repository_url")).split("/", 1)[-1]
+    ecr = dep.client("ecr")
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": validate_image_tag(tag)}])
+    except ecr.exceptions.ImageNotFoundException:
+        raise DagopsError(
+            f"Image tag {tag!r} is not in the ECR repository {repository!r} of environment {dep.env!r}; "
+            f"push it first (`invoke image.push --env {dep.env}`)."
+        ) from None
+
+
+@aws_boundary
+def record_release(dep: Deployment, tag: str) -> None:
+    """Write ``tag`` to the environment's image-tag parameter, which every tofu task definition names."""
+    dep.client("ssm").put_parameter(
+        Name=str(dep.require("image_tag_parameter")),
+        Value=validate_image_tag(tag),
+        Type="String",
+        Overwrite=True,
+    )
+
+
+def _images(ecs: Any, task_definition: str) -> set[str]:
+    described = ecs.describe_task_definition(taskDefinition=task_definition)["taskDefinition"]
+    return {c["image"] for c in described["containerDefinitions"]}
+
+
+@aws_boundary
 def deploy_image(
     dep: Deployment,
     tag: str,
+    apply: Callable[[], None],
     echo: Echo = print,
     wait: bool = True,
     timeout: float = 1800.0,
     poll: float = 15.0,
 ) -> dict[str, str]:
-    """Release image ``tag`` to every service and the run task family; return service -> new revision ARN."""
+    """Release pushed image ``tag``: record it, let tofu roll it out (``apply``), wait until stable.
+
+    Tofu owns what every task runs: its task definitions name the tag in the image-tag parameter and its
+    services follow them, so a release is "record the tag, apply", and a later `tofu apply` (a new code
+    location, a cpu change) keeps the image and carries the change. Returns service -> task definition.
+    """
     image = image_ref(dep, tag)
-    names = services(dep)
-    families = dep.mapping("task_definition_families")
-    if "run" not in families:
+    if "run" not in dep.mapping("task_definition_families"):
         raise DagopsError(
             f"Output 'task_definition_families' of environment {dep.env!r} has no 'run' family."
         )
+    _describe(dep, list(services(dep).values()))  # every service exists before anything changes
+    require_pushed(dep, tag)
+    record_release(dep, tag)
+    echo(f"Recorded {image} as the release of environment {dep.env!r}; applying its tofu root:")
+    apply()
+
+    dep = Deployment.load(dep.env)  # the apply may have added services (a new code location)
     ecs = dep.client("ecs")
-    described = {s["serviceName"]: s for s in _describe(dep, list(names.values()))}
-
-    # Register every revision before touching a service: a bad definition stops the release before it starts.
-    echo(f"Registering task definitions with {image}:")
-    new: dict[str, str] = {}
-    for service in names.values():
-        new[service] = register_revision(dep, described[service]["taskDefinition"], image)
-        echo(f"  {service}: {new[service].rsplit('/', 1)[-1]}")
-    run_arn = register_revision(dep, families["run"], image)
-    echo(f"  run tasks: {run_arn.rsplit('/', 1)[-1]}")
-
-    for service, arn in new.items():
-        ecs.update_service(cluster=dep.cluster, service=service, taskDefinition=arn)
-        echo(f"Updated service {service}.")
+    current = {s["serviceName"]: s["taskDefinition"] for s in _describe(dep, list(services(dep).values()))}
+    families = dep.mapping("task_definition_families")
+    stale = [name for name, td in current.items() if _images(ecs, td) != {image}]
+    if _images(ecs, families["run"]) != {image}:
+        stale.append(f"the run family {families['run']}")
+    if stale:
+        raise DagopsError(
+            f"After the apply, {', '.join(stale)} still run another image than {image}; "
+            "is image_tag pinned in the environment's terraform.tfvars?"
+        )
     if wait:
-        wait_stable(dep, new, echo=echo, timeout=timeout, poll=poll)
-    return new
+        wait_stable(dep, current, echo=echo, timeout=timeout, poll=poll)
+    return current
 
 
 @aws_boundary

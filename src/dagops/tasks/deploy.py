@@ -11,8 +11,8 @@ import re
 
 from invoke import Collection, Context, task
 
-from dagops import registry
-from dagops.aws import Deployment, aws_errors, ecs, pause, url
+from dagops import infra, registry
+from dagops.aws import Deployment, aws_errors, db, ecs, pause, url
 from dagops.aws import image as images
 from dagops.aws import logs as cloudwatch
 from dagops.aws.credentials import aws_credentials
@@ -54,12 +54,20 @@ ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
 )
 @user_errors
 def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800") -> None:
-    """Build and push the image (or take --image-tag), roll it out to every service, wait until stable."""
+    """Build and push the image (or take --image-tag), record it as the release, apply, wait until stable."""
     wait = _seconds(timeout)
     dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
-    ecs.deploy_image(dep, tag, echo=_say, timeout=wait)
+    ecs.deploy_image(dep, tag, apply=lambda: infra.execute("apply", [env], yes=True), echo=_say, timeout=wait)
     _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
+
+
+@task(help={"env": ENV_HELP, "timeout": "seconds to wait for the setup task to finish (default 900)"})
+@user_errors
+def db_setup(c: Context, env: str = "", timeout: str = "900") -> None:
+    """Create or update Dagster's own database role (run once after the first apply; safe to repeat)."""
+    wait = _seconds(timeout)
+    db.setup_role(_deployment(env), echo=_say, timeout=wait)
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for the services to be stable (default 1800)"})
@@ -131,6 +139,7 @@ def resume_env(c: Context, env: str = "", timeout: str = "1800") -> None:
 ns = Collection("deploy")
 ns.add_task(release, default=True)
 ns.add_task(everything, name="all")
+ns.add_task(db_setup, name="db-setup")
 ns.add_task(logs)
 ns.add_task(show_url, name="url")
 ns.add_task(credentials, name="aws-credentials")

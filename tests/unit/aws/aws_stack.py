@@ -159,6 +159,9 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             MasterUsername="dagster",
             MasterUserPassword="not-used-by-tests",
         )
+        # The released image tag, as modules/dagster creates it (no release yet: "-").
+        parameter = f"/dagops/{ENV}/image-tag"
+        boto3.client("ssm", region_name=REGION).put_parameter(Name=parameter, Value="-", Type="String")
         bucket = f"{PREFIX}-bucket"
         boto3.client("s3", region_name=REGION).create_bucket(
             Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
@@ -177,6 +180,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
             "db_instance_identifier": PREFIX,
             "webserver_url": None,
             "aws_credentials_secret_arn": secret_arn,
+            "image_tag_parameter": parameter,
         }
         outputs_file = tmp_path / "outputs.json"
         monkeypatch.setenv("DAGOPS_TF_OUTPUTS_FILE", str(outputs_file))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -31,11 +32,56 @@ def _images(task_definition: str) -> list[str]:
     return [c["image"] for c in td["containerDefinitions"]]
 
 
-def test_deploy_registers_new_revisions_and_updates_every_service(
-    stack: Stack, capsys: pytest.CaptureFixture[str]
+def _push(stack: Stack, *tags: str) -> None:
+    """What `invoke image.push` leaves in ECR: a manifest under each tag."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    for tag in tags:
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": f"sha256:{tag.encode().hex():0<64}"[:71]},
+            "layers": [],
+        }
+        ecr.put_image(repositoryName="dagops-prod", imageManifest=json.dumps(manifest), imageTag=tag)
+
+
+@pytest.fixture
+def applies(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """`tofu apply` as the deploy runs it, played by what the dagster module does against AWS.
+
+    It reads the released tag from the image-tag parameter, registers each family's next revision with
+    that image and points the services at it (tests/infra/test_day_one.py runs the real tofu).
+    """
+    calls: list[list[str]] = []
+
+    def apply(action: str, envs: list[str], **kwargs: Any) -> None:
+        calls.append([action, *envs, *(k for k, v in kwargs.items() if v)])
+        ecs = _ecs()
+        tag = boto3.client("ssm", region_name=REGION).get_parameter(Name="/dagops/prod/image-tag")
+        image = f"{stack.outputs['ecr_repository_url']}:{tag['Parameter']['Value']}"
+        for key, family in stack.outputs["task_definition_families"].items():
+            head = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+            fields = ("family", "networkMode", "requiresCompatibilities", "cpu", "memory", "runtimePlatform")
+            arn = ecs.register_task_definition(
+                **{f: head[f] for f in fields},
+                containerDefinitions=[{**c, "image": image} for c in head["containerDefinitions"]],
+            )["taskDefinition"]["taskDefinitionArn"]
+            if key in stack.services:
+                ecs.update_service(cluster="dagops-prod", service=stack.services[key], taskDefinition=arn)
+
+    monkeypatch.setattr(deploy_tasks.infra, "execute", apply)
+    return calls
+
+
+def test_deploy_records_the_pushed_tag_applies_and_waits(
+    stack: Stack, applies: list[list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _push(stack, "abc1234def56")
     deploy_tasks.release(Context(), env="prod", image_tag="abc1234def56")
 
+    assert applies == [["apply", "prod", "yes"]]
+    parameter = boto3.client("ssm", region_name=REGION).get_parameter(Name="/dagops/prod/image-tag")
+    assert parameter["Parameter"]["Value"] == "abc1234def56"
     image = f"{stack.outputs['ecr_repository_url']}:abc1234def56"
     for key in stack.services:
         service = _service(stack, key)
@@ -43,27 +89,45 @@ def test_deploy_registers_new_revisions_and_updates_every_service(
             f":task-definition/{stack.outputs['task_definition_families'][key]}:2"
         )
         assert _images(service["taskDefinition"]) == [image]
-        new = _ecs().describe_task_definition(taskDefinition=service["taskDefinition"], include=["TAGS"])
-        # Everything but the image is carried over from the previous revision.
-        assert new["taskDefinition"]["runtimePlatform"]["cpuArchitecture"] == "ARM64"
-        assert new["taskDefinition"]["executionRoleArn"].endswith("role/dagops-prod-execution")
-        assert new["taskDefinition"]["containerDefinitions"][0]["logConfiguration"]["logDriver"] == "awslogs"
-        assert new["tags"] == [{"key": "Project", "value": "dagops"}]
     assert _images(stack.outputs["task_definition_families"]["run"]) == [image]
     out = capsys.readouterr().out
     assert "All 3 service(s) are stable." in out
     assert "dagops-prod-webserver: COMPLETED, 1/1 running" in out
 
 
-def test_a_second_deploy_moves_every_service_again(stack: Stack) -> None:
+def test_a_second_deploy_moves_every_service_again(stack: Stack, applies: list[list[str]]) -> None:
+    _push(stack, "v1", "v2")
     dep = Deployment.load("prod")
-    first = deploy_image(dep, "v1", echo=lambda _: None, poll=0)
-    second = deploy_image(dep, "v2", echo=lambda _: None, poll=0)
+    apply = lambda: deploy_tasks.infra.execute("apply", ["prod"], yes=True)  # noqa: E731
+    first = deploy_image(dep, "v1", apply=apply, echo=lambda _: None, poll=0)
+    second = deploy_image(dep, "v2", apply=apply, echo=lambda _: None, poll=0)
     assert set(first) == set(second) == set(stack.services.values())
     for service, arn in second.items():
         assert arn.endswith(":3")
         assert _images(arn) == [f"{stack.outputs['ecr_repository_url']}:v2"]
         assert first[service] != arn
+
+
+def test_a_tag_nobody_pushed_is_refused_before_anything_changes(
+    stack: Stack, applies: list[list[str]]
+) -> None:
+    with pytest.raises(
+        Exit, match=r"Image tag 'v9' is not in the ECR repository 'dagops-prod' .*image\.push"
+    ):
+        deploy_tasks.release(Context(), env="prod", image_tag="v9")
+    assert applies == []
+    parameter = boto3.client("ssm", region_name=REGION).get_parameter(Name="/dagops/prod/image-tag")
+    assert parameter["Parameter"]["Value"] == "-"
+
+
+def test_an_apply_that_does_not_roll_the_image_fails_the_deploy(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # E.g. image_tag pinned in terraform.tfvars: tofu keeps the pin, the release would not happen.
+    _push(stack, "v1")
+    monkeypatch.setattr(deploy_tasks.infra, "execute", lambda *_a, **_k: None)
+    with pytest.raises(Exit, match=r"still run another image than .*:v1; is image_tag pinned"):
+        deploy_tasks.release(Context(), env="prod", image_tag="v1")
 
 
 BAD_TAGS = ["", "-rc1", ".x", "has space", "a" * 129, "semi;colon", "v1:latest"]
@@ -142,9 +206,12 @@ def test_rollout_assessment_reads_ecs_deployments() -> None:
     assert "not the new revision" in (assess(settled, new).failed or "")
 
 
-def test_a_rollback_fails_the_deploy(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rollback_fails_the_deploy(
+    stack: Stack, applies: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import dagops.aws.ecs as ecs_module
 
+    _push(stack, "v1")
     real_describe = ecs_module._describe
 
     def rolled_back(dep: Deployment, names: list[str]) -> list[dict[str, Any]]:
