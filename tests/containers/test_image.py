@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,12 @@ def test_webserver_answers_server_info_and_loads_main(engine: Engine, webserver:
 
 
 def test_run_worker_executes_a_run_to_success(
-    engine: Engine, webserver: str, postgres: int, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    engine: Engine,
+    webserver: str,
+    postgres: int,
+    s3_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     from dagster import DagsterInstance
     from dagster._core.events import DagsterEvent, DagsterEventType
@@ -129,7 +133,8 @@ def test_run_worker_executes_a_run_to_success(
 
     # Do what the daemon and the EcsRunLauncher do: mark the run STARTING, then start a run task with
     # `dagster api execute_run <ExecuteRunArgs>`, the instance reference naming the container's paths.
-    config_dir = Path(tempfile.mkdtemp(prefix="containers-instance-"))
+    config_dir = tmp_path / "instance"
+    config_dir.mkdir()
     (config_dir / "dagster.yaml").write_text((REPO / "compose" / "dagster.yaml").read_text())
     host_view = {
         "DAGSTER_PG_HOST": "127.0.0.1",
