@@ -10,6 +10,7 @@ from typing import Any
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
+from dagops.errors import DagopsError
 from dagops.localstack import compose, logs, scaffold, stack
 from dagops.localstack.config import DevConfig
 from dagops.tasks import user_errors
@@ -32,9 +33,12 @@ def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Start the local Dagster stack (Postgres, S3, sync agents, code servers, webserver, daemon)."""
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode) == "compose":
-        code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root)
+        env = compose.stack_env(config)
+        code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root, env=env)
         if code:
             raise Exit(f"error: docker compose up failed (exit code {code}).", code=code)
+        if detach:
+            print(f"the compose stack runs: {config.ui_url} (`invoke stop` stops it)")
         return
     if detach:
         stack.start_detached(config)
@@ -48,7 +52,7 @@ def stop(c: Context) -> None:
     """Stop the local stack started by `invoke dev` (from any terminal)."""
     config = _config(c)
     if stack.running_pid(config) is None and config.mode != "embedded" and compose.docker_available():
-        compose.run("down", root=config.root)
+        compose.run("down", root=config.root, env=compose.stack_env(config))
         return
     if not stack.stop(config):
         print("the local stack is not running")
@@ -67,6 +71,9 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
     count = logs.parse_lines(lines)
     config = _config(c)
     if stack.running_pid(config) is None and compose.resolve_mode(config.mode) == "compose":
+        env = compose.stack_env(config)
+        if component and component not in (known := compose.services(config.root, env)):
+            raise DagopsError(f"No service {component!r} in the compose stack; one of: {', '.join(known)}.")
         compose.run(
             "logs",
             "--tail",
@@ -74,6 +81,7 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
             *(["--follow"] if follow else []),
             *([component] if component else []),
             root=config.root,
+            env=env,
         )
         return
     logs.show(config.logs_dir, component=component, lines=count, follow=follow)
@@ -85,7 +93,7 @@ def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Stop the stack, wipe its database, synced code and DAGSTER_HOME, and start it again."""
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode) == "compose":
-        compose.run("down", "--volumes", root=config.root)
+        compose.run("down", "--volumes", root=config.root, env=compose.stack_env(config))
     else:
         for path in stack.reset(config):
             print(f"removed {path}")
