@@ -24,11 +24,11 @@ from typing import Any
 
 import boto3
 import pytest
-from harness import (
+from stacks import (
+    MOTO_IMAGE,
     POSTGRES_IMAGE,
-    PROJECT_IMAGE,
-    S3_IMAGE,
     docker,
+    project_image,
     published_port,
     require_engine,
     unique,
@@ -64,7 +64,7 @@ class MotoContainer:
     def start(self) -> None:
         docker(
             "run", "--detach", "--name", self.name, "--network", self.network, "--network-alias", "moto",
-            "--publish", "127.0.0.1::5000", "--env", "MOTO_IAM_LOAD_MANAGED_POLICIES=false", S3_IMAGE,
+            "--publish", "127.0.0.1::5000", "--env", "MOTO_IAM_LOAD_MANAGED_POLICIES=false", MOTO_IMAGE,
         )  # fmt: skip
         self.port = published_port(self.name, 5000)
 
@@ -89,6 +89,7 @@ def _keys() -> dict[str, str]:
 class Shape:
     env: str
     network: str
+    image: str
     deployment: Deployment
     tasks: list[ecs_local.LocalTask] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
@@ -98,8 +99,12 @@ class Shape:
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Shape]]:
-    require_engine(PROJECT_IMAGE, POSTGRES_IMAGE, S3_IMAGE)
+def shapes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Shape]]:
+    require_engine(POSTGRES_IMAGE, MOTO_IMAGE)
+    image = project_image(request)
+    require_engine(image)
     binary = find_binary()
     if binary is None:
         pytest.fail("neither tofu nor terraform is on PATH: the cloud shape needs an apply")
@@ -111,7 +116,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Shape
             network = unique(f"cloud-{env}")
             docker("network", "create", network)
             moto = MotoContainer(name=f"{network}-moto", network=network)
-            made[env] = Shape(env=env, network=network, deployment=None)  # type: ignore[arg-type]
+            made[env] = Shape(env=env, network=network, image=image, deployment=None)  # type: ignore[arg-type]
             made[env].containers.append(moto.name)
             moto.start()
             root = copy_tree(base / env, locations=LOCATIONS) / "live" / env
@@ -192,7 +197,7 @@ def start_shape(shape: Shape) -> tuple[ecs_local.LocalTask, float]:
     start_database(shape, services)
     publish_code(shape)
     # The one rewrite: the emulated ECR image cannot be pulled; the locally built project image stands in.
-    image_override = {f"{out['ecr_repository_url']}:latest": PROJECT_IMAGE}
+    image_override = {f"{out['ecr_repository_url']}:latest": shape.image}
     # The task role's credentials and the endpoint: the emulator (ECS would serve role credentials).
     aws_env = {**FAKE_KEYS, "AWS_ENDPOINT_URL": "http://moto:5000"}
     started = time.monotonic()

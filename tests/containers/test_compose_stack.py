@@ -4,7 +4,7 @@ code-location container, webserver and daemon from the project image; then `invo
 change visible, a job run reaches SUCCESS and is in Postgres, and `dev-logs`, `stop` and `dev-reset` work.
 
 Ports are free ones (DAGOPS_DEV_UI_PORT / DAGOPS_DEV_S3_PORT), the compose project name is unique
-(COMPOSE_PROJECT_NAME) and the images come from DAGOPS_IMAGE / DAGOPS_POSTGRES_IMAGE / DAGOPS_S3_IMAGE.
+(COMPOSE_PROJECT_NAME) and the images come from DAGOPS_IMAGE / DAGOPS_POSTGRES_IMAGE / DAGOPS_MOTO_IMAGE.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import POSTGRES_IMAGE, PROJECT_IMAGE, S3_IMAGE, require_engine, unique, wait_for
+from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
 
 from dagops.localstack import graphql
 from dagops.localstack.config import free_port
@@ -101,8 +101,10 @@ class ComposeStack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
-    require_engine(PROJECT_IMAGE, POSTGRES_IMAGE, S3_IMAGE, compose=True)
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    require_engine(POSTGRES_IMAGE, MOTO_IMAGE, compose=True)
+    image = project_image(request)
+    require_engine(image)
     root = tmp_path_factory.mktemp("compose-repo")
     shutil.copytree(REPO / "compose", root / "compose")
     (root / "code_locations").mkdir()
@@ -123,9 +125,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
         "DAGOPS_DEV_UI_PORT": str(ui_port),
         "DAGOPS_DEV_S3_PORT": str(s3_port),
         "COMPOSE_PROJECT_NAME": unique("compose"),
-        "DAGOPS_IMAGE": PROJECT_IMAGE,
+        "DAGOPS_IMAGE": image,
         "DAGOPS_POSTGRES_IMAGE": POSTGRES_IMAGE,
-        "DAGOPS_S3_IMAGE": S3_IMAGE,
+        "DAGOPS_MOTO_IMAGE": MOTO_IMAGE,
     }
     for name in ("AWS_ENDPOINT_URL", "DAGSTER_S3_BUCKET"):  # dags.deploy must find the stack's own
         env.pop(name, None)
@@ -190,7 +192,7 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     assert "code-location-main" in logs.stdout and "main" in logs.stdout
     bad = stack.invoke("dev-logs", "--component", "../etc", check=False)
     assert bad.returncode != 0
-    assert "No service '../etc' in the compose stack" in bad.stderr and "Traceback" not in bad.stderr
+    assert "No log for component '../etc'" in bad.stderr and "Traceback" not in bad.stderr
 
     # stop: every container goes, the database volume stays.
     stack.invoke("stop")

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose"
 STATEFUL = ("postgres",)
 # Services on third-party images, each named by a variable whose default is the public image.
-IMAGE_VARS = {"postgres": "DAGOPS_POSTGRES_IMAGE", "s3": "DAGOPS_S3_IMAGE"}
+IMAGE_VARS = {"postgres": "DAGOPS_POSTGRES_IMAGE", "s3": "DAGOPS_MOTO_IMAGE"}
 DEFAULTED = re.compile(r"^\$\{(\w+):-([^}]+)\}$")
 ONE_SHOTS = ("create-bucket", "publisher")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY", re.IGNORECASE)

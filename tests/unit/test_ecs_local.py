@@ -129,3 +129,34 @@ def test_secrets_resolve_as_the_ecs_agent_resolves_them() -> None:
         ecs_local.resolve_secret(f"{arn}:pass::", client)
     with pytest.raises(DagopsError, match="not JSON"):
         ecs_local.resolve_secret(f"{plain}:password::", client)
+
+
+@mock_aws
+def test_services_are_read_back_with_their_cloud_map_names() -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    sd = boto3.client("servicediscovery", region_name=REGION)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    sd.create_private_dns_namespace(Name="prod.dagops.internal", Vpc=vpc)
+    namespace = sd.list_namespaces()["Namespaces"][0]["Id"]
+    registry = sd.create_service(
+        Name="sales-ops",
+        DnsConfig={"NamespaceId": namespace, "DnsRecords": [{"Type": "A", "TTL": 10}]},
+    )["Service"]["Arn"]
+    ecs.create_cluster(clusterName="c")
+    family = ecs.register_task_definition(
+        family="code", containerDefinitions=[_c("code-sales_ops", memory=512)], networkMode="awsvpc"
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="c", serviceName="code", taskDefinition=family, serviceRegistries=[
+        {"registryArn": registry}])  # fmt: skip
+    ecs.create_service(cluster="c", serviceName="plain", taskDefinition=family)
+
+    def client(service: str) -> Any:
+        return {"ecs": ecs, "servicediscovery": sd}[service]
+
+    found = {t.service: t for t in ecs_local.service_tasks(client, "c", ["code", "plain"])}
+    assert found["code"].aliases == ["sales-ops.prod.dagops.internal"]
+    assert found["plain"].aliases == []
+    assert found["code"].task_definition["containerDefinitions"][0]["name"] == "code-sales_ops"
+    with pytest.raises(DagopsError, match="does not know"):
+        ecs_local.service_tasks(client, "c", ["missing"])

@@ -73,7 +73,9 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
     if stack.running_pid(config) is None and compose.resolve_mode(config.mode) == "compose":
         env = compose.stack_env(config)
         if component and component not in (known := compose.services(config.root, env)):
-            raise DagopsError(f"No service {component!r} in the compose stack; one of: {', '.join(known)}.")
+            raise DagopsError(
+                f"No log for component {component!r}: the compose stack's services are {', '.join(known)}."
+            )
         compose.run(
             "logs",
             "--tail",
