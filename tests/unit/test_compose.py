@@ -20,7 +20,10 @@ from docker_engine import REQUIRE_DOCKER, docker_required
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "compose"
-STATEFUL = ("postgres", "minio")
+STATEFUL = ("postgres",)
+# Services on third-party images, each named by a variable whose default is the public image.
+IMAGE_VARS = {"postgres": "DAGOPS_POSTGRES_IMAGE", "s3": "DAGOPS_MOTO_IMAGE"}
+DEFAULTED = re.compile(r"^\$\{(\w+):-([^}]+)\}$")
 ONE_SHOTS = ("create-bucket", "publisher")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY", re.IGNORECASE)
 
@@ -80,13 +83,17 @@ def test_docker_compose_config_accepts_it() -> None:
 def test_house_rules(compose: dict[str, Any]) -> None:
     assert "version" not in compose
     services = compose["services"]
-    assert set(services) >= {*STATEFUL, *ONE_SHOTS, "code-location-main", "webserver", "daemon"}
+    assert set(services) >= {*STATEFUL, *ONE_SHOTS, "s3", "code-location-main", "webserver", "daemon"}
     for name, service in services.items():
         assert "container_name" not in service, name
-        image = service["image"]
+        match = DEFAULTED.match(service["image"])
+        assert match, f"{name}: the image is not a ${{VARIABLE:-default}}: {service['image']}"
+        variable, image = match.groups()
         if "build" in service:
             assert service["build"]["dockerfile"] == "images/Dockerfile", name
-        else:  # third-party images: pinned to a release, never latest
+            assert variable == "DAGOPS_IMAGE", name
+        else:  # third-party images: a variable whose default is pinned to a release, never latest
+            assert variable == IMAGE_VARS[name], name
             tag = image.rsplit(":", 1)[-1] if ":" in image else ""
             assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: unpinned image {image}"
     for name in STATEFUL:
@@ -104,7 +111,7 @@ def test_dependents_wait_for_health_or_completion(compose: dict[str, Any]) -> No
             assert isinstance(spec, dict), f"{name}: depends_on {dependency} has no condition"
             expected = "service_completed_successfully" if dependency in ONE_SHOTS else "service_healthy"
             assert spec["condition"] == expected, f"{name} -> {dependency}"
-            assert dependency == "minio" or dependency in ONE_SHOTS or "healthcheck" in services[dependency]
+            assert dependency in ONE_SHOTS or "healthcheck" in services[dependency]
             waits += 1
     assert waits >= 6
     assert services["webserver"]["depends_on"].keys() >= {"postgres", "code-location-main"}
@@ -119,7 +126,7 @@ def test_no_secret_is_written_inline(compose: dict[str, Any]) -> None:
             if SECRET_NAME.search(key):
                 assert value is None or str(value).startswith("${"), f"{name}: {key} set inline"
     text = (COMPOSE / "docker-compose.yml").read_text()
-    for secret in ("local-only-dagster", "local-only-minio-secret"):
+    for secret in ("local-only-dagster", "local-only-s3-secret"):
         assert secret not in text
 
 
@@ -127,7 +134,9 @@ def test_published_ports_stay_on_loopback(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from the network"
-    assert "127.0.0.1:3000:3000" in compose["services"]["webserver"]["ports"]
+    # Ports follow `invoke dev`'s dev.ui_port / dev.s3_port (dagops.localstack.compose.stack_env).
+    assert "127.0.0.1:${DAGOPS_UI_PORT:-3000}:3000" in compose["services"]["webserver"]["ports"]
+    assert "127.0.0.1:${DAGOPS_S3_PORT:-9000}:5000" in compose["services"]["s3"]["ports"]
 
 
 def test_roles_mounts_and_workspace_agree(compose: dict[str, Any]) -> None:
@@ -150,7 +159,7 @@ def test_roles_mounts_and_workspace_agree(compose: dict[str, Any]) -> None:
         assert service["command"] == ["code-location"]
         assert service["environment"]["DAGOPS_LOCATION"] == server["location_name"]
         assert server["port"] == 4000
-        assert "grpc-health-check" in service["healthcheck"]["test"]
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "dagops.sync", "status"]
     registered = {
         loc["name"]
         for loc in yaml.safe_load((REPO / "code_locations" / "locations.yaml").read_text())["locations"]
@@ -163,9 +172,7 @@ def test_local_settings_are_consistent() -> None:
     assert env["DAGSTER_PG_PASSWORD"] == env["POSTGRES_PASSWORD"]
     assert env["DAGSTER_PG_USERNAME"] == env["POSTGRES_USER"]
     assert env["DAGSTER_PG_DB"] == env["POSTGRES_DB"]
-    assert env["AWS_ACCESS_KEY_ID"] == env["MINIO_ROOT_USER"]
-    assert env["AWS_SECRET_ACCESS_KEY"] == env["MINIO_ROOT_PASSWORD"]
-    assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    assert env["AWS_ENDPOINT_URL"] == "http://s3:5000"  # moto's server, service s3
     assert env["DAGOPS_ENV"] == "local"
     # Every variable the instance config reads is provided (the entrypoint adds the log prefix).
     wanted = set(re.findall(r"\{env: (\w+)\}", (COMPOSE / "dagster.yaml").read_text()))

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagops.errors import DagopsError
 from dagops.paths import repo_root
+
+if TYPE_CHECKING:
+    from dagops.localstack.config import DevConfig
 
 COMPOSE_FILE = Path("compose") / "docker-compose.yml"
 
@@ -69,9 +74,30 @@ def compose_argv(*args: str, root: Path | None = None) -> list[str]:
     return ["docker", "compose", "-f", str(path), *args]
 
 
-def run(*args: str, root: Path | None = None) -> int:
+def stack_env(config: DevConfig) -> dict[str, str]:
+    """The compose file's variables that follow `invoke dev`'s settings (its loopback ports)."""
+    return {"DAGOPS_UI_PORT": str(config.ui_port), "DAGOPS_S3_PORT": str(config.s3_port)}
+
+
+def run(*args: str, root: Path | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run ``docker compose -f compose/docker-compose.yml ARGS`` in the foreground; its exit code."""
     try:
-        return subprocess.run(compose_argv(*args, root=root), check=False).returncode
+        return subprocess.run(
+            compose_argv(*args, root=root), env={**os.environ, **(env or {})}, check=False
+        ).returncode
     except KeyboardInterrupt:
         return 130
+
+
+def services(root: Path | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The services the compose file defines (``docker compose config --services``)."""
+    proc = subprocess.run(
+        compose_argv("config", "--services", root=root),
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise DagopsError(f"docker compose cannot read {COMPOSE_FILE}: {proc.stderr.strip()}")
+    return proc.stdout.split()

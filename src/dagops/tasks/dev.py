@@ -10,6 +10,7 @@ from typing import Any
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
+from dagops.errors import DagopsError
 from dagops.localstack import compose, logs, scaffold, stack
 from dagops.localstack.config import DevConfig
 from dagops.tasks import user_errors
@@ -36,9 +37,12 @@ def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Start the local Dagster stack (Postgres, S3, sync agents, code servers, webserver, daemon)."""
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode, config.root, say=_say) == "compose":
-        code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root)
+        env = compose.stack_env(config)
+        code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root, env=env)
         if code:
             raise Exit(f"error: docker compose up failed (exit code {code}).", code=code)
+        if detach:
+            print(f"the compose stack runs: {config.ui_url} (`invoke stop` stops it)")
         return
     if detach:
         stack.start_detached(config)
@@ -53,7 +57,7 @@ def stop(c: Context) -> None:
     config = _config(c)
     running = stack.running_pid(config) is not None
     if not running and config.mode != "embedded" and compose.compose_unavailable(config.root) is None:
-        compose.run("down", root=config.root)
+        compose.run("down", root=config.root, env=compose.stack_env(config))
         return
     if not stack.stop(config):
         print("the local stack is not running")
@@ -72,6 +76,11 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
     count = logs.parse_lines(lines)
     config = _config(c)
     if stack.running_pid(config) is None and compose.resolve_mode(config.mode, config.root) == "compose":
+        env = compose.stack_env(config)
+        if component and component not in (known := compose.services(config.root, env)):
+            raise DagopsError(
+                f"No log for component {component!r}: the compose stack's services are {', '.join(known)}."
+            )
         compose.run(
             "logs",
             "--tail",
@@ -79,6 +88,7 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
             *(["--follow"] if follow else []),
             *([component] if component else []),
             root=config.root,
+            env=env,
         )
         return
     logs.show(config.logs_dir, component=component, lines=count, follow=follow)
@@ -90,7 +100,7 @@ def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Stop the stack, wipe its database, synced code and DAGSTER_HOME, and start it again."""
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode, config.root) == "compose":
-        compose.run("down", "--volumes", root=config.root)
+        compose.run("down", "--volumes", root=config.root, env=compose.stack_env(config))
     else:
         for path in stack.reset(config):
             print(f"removed {path}")

@@ -1,0 +1,283 @@
+"""The cloud's own task definitions, run locally: apply live/dev and live/prod to moto, read every ECS
+service back and start its task's containers as ECS would (dagops.ecs_local), then check that the
+webserver lists every code location LOADED through the Cloud Map names and that the daemon is healthy.
+
+The moto server runs as a container on the shapes' Docker network (alias ``moto``): tofu reaches it on a
+published loopback port, the containers by name. The database is a real Postgres container reachable as
+the RDS endpoint address the task definitions name, with the password of the emulated RDS secret and TLS
+on (the instance config asks for ``sslmode=require``, as RDS allows). The code of each location is
+published to the emulated bucket first, as `invoke deploy` does. Only the image is replaced: the task
+definitions name the emulated ECR repository, which cannot be pulled; the project image built here
+stands in (one override, visible in ``start_shape``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from stacks import (
+    MOTO_IMAGE,
+    POSTGRES_IMAGE,
+    docker,
+    project_image,
+    published_port,
+    require_engine,
+    unique,
+    wait_for,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "infra"))
+from test_emulated_apply import LOCATIONS, Deployment  # noqa: E402
+from tfharness import REGION, copy_tree, find_binary, make_tofu, write_override  # noqa: E402
+
+from dagops import ecs_local  # noqa: E402
+from dagops.localstack import graphql  # noqa: E402
+from dagops.publish import publish_location  # noqa: E402
+
+FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+DAEMON_QUERY = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
+LOADED_TIMEOUT = 420.0
+
+
+@dataclass
+class MotoContainer:
+    """A moto server container on ``network`` (alias ``moto``), published on a loopback port for tofu."""
+
+    name: str
+    network: str
+    port: int = 0
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        docker(
+            "run", "--detach", "--name", self.name, "--network", self.network, "--network-alias", "moto",
+            "--publish", "127.0.0.1::5000", "--env", "MOTO_IAM_LOAD_MANAGED_POLICIES=false", MOTO_IMAGE,
+        )  # fmt: skip
+        self.port = published_port(self.name, 5000)
+
+        def answers() -> bool:
+            try:
+                boto3.client("s3", endpoint_url=self.endpoint, region_name=REGION, **_keys()).list_buckets()
+            except Exception:
+                return False
+            return True
+
+        wait_for("the moto container", answers, timeout=60, every=0.5)
+
+    def stop(self) -> None:
+        docker("rm", "--force", self.name, check=False)
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass
+class Shape:
+    env: str
+    network: str
+    image: str
+    deployment: Deployment
+    tasks: list[ecs_local.LocalTask] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
+
+    def client(self, service: str) -> Any:
+        return self.deployment.client(service)
+
+
+@pytest.fixture(scope="module")
+def shapes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Shape]]:
+    require_engine(POSTGRES_IMAGE, MOTO_IMAGE)
+    image = project_image(request)
+    require_engine(image)
+    binary = find_binary()
+    if binary is None:
+        pytest.fail("neither tofu nor terraform is on PATH: the cloud shape needs an apply")
+    tofu = make_tofu(binary, tmp_path_factory.mktemp("tfhome"))
+    base = tmp_path_factory.mktemp("cloudshape")
+    made: dict[str, Shape] = {}
+    try:
+        for env in ("dev", "prod"):
+            network = unique(f"cloud-{env}")
+            docker("network", "create", network)
+            moto = MotoContainer(name=f"{network}-moto", network=network)
+            made[env] = Shape(env=env, network=network, image=image, deployment=None)  # type: ignore[arg-type]
+            made[env].containers.append(moto.name)
+            moto.start()
+            root = copy_tree(base / env, locations=LOCATIONS) / "live" / env
+            write_override(root, moto.endpoint, base / f"{env}.tfstate")
+            made[env].deployment = Deployment(env=env, root=root, moto=moto, tofu=tofu)  # type: ignore[arg-type]
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(s.deployment.apply) for s in made.values()]
+        for shape, future in zip(made.values(), futures, strict=True):
+            if future.exception():
+                tail = docker("logs", "--tail", "80", shape.containers[0], check=False)
+                print(f"--- moto ({shape.env})\n{tail}")
+                raise future.exception()  # type: ignore[misc]
+        print(f"\n[cloud shape] dev and prod applied to moto in {time.monotonic() - started:.0f} s")
+        yield made
+    finally:
+        for shape in made.values():
+            for task in shape.tasks:
+                task.stop()
+            docker("rm", "--force", "--volumes", *shape.containers, check=False)
+            docker("network", "rm", shape.network, check=False)
+
+
+def start_database(shape: Shape, services: list[ecs_local.ServiceTask]) -> None:
+    """A Postgres container answering as the RDS endpoint the task definitions name, with its secret."""
+    env = {}
+    secret = ""
+    for svc in services:
+        for c in svc.task_definition["containerDefinitions"]:
+            names = {e["name"]: e["value"] for e in c.get("environment", [])}
+            if "DAGSTER_PG_HOST" in names:
+                env = names
+                secret = next(s["valueFrom"] for s in c["secrets"] if s["name"] == "DAGSTER_PG_PASSWORD")
+    assert env, "no container of the task definitions names a database"
+    password = ecs_local.resolve_secret(secret, shape.client)
+    name = f"{shape.network}-postgres"
+    shape.containers.append(name)
+    # The official image's contract (POSTGRES_*), with TLS on like RDS: Debian's server carries the
+    # snakeoil certificate its ssl-cert package makes.
+    docker(
+        "run", "--detach", "--name", name, "--network", shape.network,
+        "--network-alias", env["DAGSTER_PG_HOST"],
+        "--env", f"POSTGRES_USER={env['DAGSTER_PG_USERNAME']}",
+        "--env", f"POSTGRES_DB={env['DAGSTER_PG_DB']}",
+        "--env", f"POSTGRES_PASSWORD={password}",
+        POSTGRES_IMAGE, "postgres", "-c", f"port={env['DAGSTER_PG_PORT']}", "-c", "ssl=on",
+        "-c", "ssl_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem",
+        "-c", "ssl_key_file=/etc/ssl/private/ssl-cert-snakeoil.key",
+    )  # fmt: skip
+
+    def ready() -> bool:
+        probe = ["exec", name, "pg_isready", "-h", "127.0.0.1", "-p", env["DAGSTER_PG_PORT"]]
+        return bool(docker(*probe, check=False).endswith("accepting connections"))
+
+    wait_for("Postgres", ready, timeout=90)
+
+
+def publish_code(shape: Shape) -> None:
+    """Every location's code in the emulated bucket, as `invoke deploy` publishes it."""
+    s3 = shape.client("s3")
+    bucket = shape.deployment.outputs["bucket_name"]
+    # moto evaluates the bucket policy's TLS-only Deny without knowing the request's transport, so it
+    # denies every object request; AWS applies it to plain-HTTP requests only, and every client here
+    # would use HTTPS there. The emulator's copy of the policy goes; what it says is tested in tests/infra.
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert [s["Condition"] for s in policy["Statement"] if s["Effect"] == "Deny"] == [
+        {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    s3.delete_bucket_policy(Bucket=bucket)
+    for location in LOCATIONS:
+        publish_location(s3, bucket, location, REPO / "code_locations" / "main", "definitions.py")
+
+
+def start_shape(shape: Shape) -> tuple[ecs_local.LocalTask, float]:
+    """Start every service's task; the task holding the webserver and the start time."""
+    out = shape.deployment.outputs
+    services = ecs_local.service_tasks(shape.client, out["cluster_name"], list(out["service_names"].values()))
+    start_database(shape, services)
+    publish_code(shape)
+    # The one rewrite: the emulated ECR image cannot be pulled; the locally built project image stands in.
+    image_override = {f"{out['ecr_repository_url']}:latest": shape.image}
+    # The task role's credentials and the endpoint: the emulator (ECS would serve role credentials).
+    aws_env = {**FAKE_KEYS, "AWS_ENDPOINT_URL": "http://moto:5000"}
+    started = time.monotonic()
+    webserver = None
+    for svc in services:
+        task = ecs_local.start_task(
+            f"{shape.network}-{svc.service}",
+            svc.task_definition,
+            network=shape.network,
+            image_override=image_override,
+            aws_env=aws_env,
+            aliases=svc.aliases,
+            aws_client=shape.client,
+        )
+        shape.tasks.append(task)
+        if any(s.name == "webserver" for s in task.specs):
+            webserver = task
+    assert webserver is not None, "no service runs the webserver"
+    return webserver, started
+
+
+def _all_loaded(shape: Shape, url: str) -> dict[str, Any] | None:
+    for task in shape.tasks:
+        task.check()  # an essential container that exits fails the test at once, with its log
+    if graphql.server_info(url) is None:
+        return None
+    found = graphql.locations(url)
+    if set(found) == set(LOCATIONS) and all(
+        v["loadStatus"] == "LOADED" and not v["error"] for v in found.values()
+    ):
+        return found
+    return None
+
+
+def _daemon_healthy(shape: Shape, url: str) -> list[dict[str, Any]] | None:
+    for task in shape.tasks:
+        task.check()
+    statuses = graphql.query(url, DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+    required = [s for s in statuses if s["required"]]
+    return required if required and all(s["healthy"] for s in required) else None
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_task_definitions_run_as_ecs_would(shapes: dict[str, Shape], env: str) -> None:
+    shape = shapes[env]
+    webserver, started = start_shape(shape)
+    expected_tasks = 1 if env == "dev" else 2 + len(LOCATIONS)
+    assert len(shape.tasks) == expected_tasks
+    url = f"http://127.0.0.1:{webserver.published[3000]}"
+    try:
+        locations = wait_for(
+            f"every code location LOADED ({env})", lambda: _all_loaded(shape, url), LOADED_TIMEOUT
+        )
+        loaded = time.monotonic() - started
+        daemons = wait_for(f"a healthy daemon ({env})", lambda: _daemon_healthy(shape, url), 180)
+    except AssertionError:
+        for task in shape.tasks:
+            for spec in task.specs:
+                print(f"--- {task.name} / {spec.name}\n{task.logs(spec.name, tail=60)}")
+        raise
+    healthy = time.monotonic() - started
+    print(f"\n[cloud shape] {env}: every location LOADED {loaded:.0f} s after the containers started; "
+          f"daemon healthy at {healthy:.0f} s")  # fmt: skip
+    assert sorted(locations) == sorted(LOCATIONS)
+    assert {d["daemonType"] for d in daemons} >= {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"}
+    if env == "prod":
+        # Through Cloud Map names: the webserver's workspace points at <location>.<namespace>.
+        ns = f"{env}.dagops.internal"
+        assert sorted(a for t in shape.tasks for a in ecs_local_aliases(t, shape)) == sorted(
+            [f"webserver.{ns}", f"main.{ns}", f"sales-ops.{ns}"]
+        )
+    for task in shape.tasks:
+        task.stop()
+    shape.tasks.clear()
+
+
+def ecs_local_aliases(task: ecs_local.LocalTask, shape: Shape) -> list[str]:
+    """The network aliases the task's pause container answers to on the shape's network."""
+    raw = docker(
+        "inspect", "--format", f"{{{{json (index .NetworkSettings.Networks \"{shape.network}\").Aliases}}}}",
+        task.pause,
+    )  # fmt: skip
+    return [a for a in json.loads(raw) or [] if "." in a]

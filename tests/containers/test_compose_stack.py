@@ -1,0 +1,207 @@
+"""`invoke dev --mode compose` end to end, as a user drives it, on a copy of the repository's compose
+stack and code locations (DAGOPS_ROOT): Postgres, the S3 endpoint, the publisher, the sync agent in the
+code-location container, webserver and daemon from the project image; then `invoke dags.deploy` makes a
+change visible, a job run reaches SUCCESS and is in Postgres, and `dev-logs`, `stop` and `dev-reset` work.
+
+Ports are free ones (DAGOPS_DEV_UI_PORT / DAGOPS_DEV_S3_PORT), the compose project name is unique
+(COMPOSE_PROJECT_NAME) and the images come from DAGOPS_IMAGE / DAGOPS_POSTGRES_IMAGE / DAGOPS_MOTO_IMAGE.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
+
+from dagops.localstack import graphql
+from dagops.localstack.config import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+FRESH_MODULE = """
+import dagster as dg
+
+
+@dg.asset(group_name="fresh")
+def fresh_asset() -> int:
+    return 1
+
+
+defs = dg.Definitions(assets=[fresh_asset])
+"""
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}
+"""
+RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
+ASSETS = "{ assetNodes { assetKey { path } } }"
+
+
+@dataclass
+class ComposeStack:
+    root: Path
+    env: dict[str, str]
+    url: str
+
+    def invoke(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"invoke {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def compose(self, *args: str) -> str:
+        argv = ["docker", "compose", "-f", str(self.root / "compose" / "docker-compose.yml"), *args]
+        proc = subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    def sql(self, query: str) -> str:
+        return self.compose("exec", "-T", "postgres", "psql", "-U", "dagster", "-d", "dagster", "-tAc", query)
+
+    def volumes(self) -> set[str]:
+        """The compose project's volumes, by their name in the compose file."""
+        project = self.env["COMPOSE_PROJECT_NAME"]
+        label = f"label=com.docker.compose.project={project}"
+        name = '{{.Label "com.docker.compose.volume"}}'
+        argv = ["docker", "volume", "ls", "--filter", label, "--format", name]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        return set(proc.stdout.split())
+
+    def main_loaded(self) -> bool:
+        if graphql.server_info(self.url) is None:
+            return False
+        found = graphql.locations(self.url)
+        return found.get("main", {}).get("loadStatus") == "LOADED" and not found["main"]["error"]
+
+    def assets(self) -> set[str]:
+        return {"/".join(n["assetKey"]["path"]) for n in graphql.query(self.url, ASSETS)["assetNodes"]}
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
+    require_engine(POSTGRES_IMAGE, MOTO_IMAGE, compose=True)
+    image = project_image(request)
+    require_engine(image)
+    root = tmp_path_factory.mktemp("compose-repo")
+    shutil.copytree(REPO / "compose", root / "compose")
+    (root / "code_locations").mkdir()
+    shutil.copy2(REPO / "code_locations" / "locations.yaml", root / "code_locations" / "locations.yaml")
+    shutil.copytree(
+        REPO / "code_locations" / "main", root / "code_locations" / "main",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )  # fmt: skip
+    # The image's user (uid 10001) reads the checkout through the publisher's bind mount, as it reads a
+    # user's clone (pytest makes its temporary folders private to their owner).
+    for folder in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        folder.chmod(0o755)
+    ui_port, s3_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DAGOPS_ROOT": str(root),
+        "DAGOPS_STATE_DIR": str(root / ".dagops"),
+        "DAGOPS_DEV_UI_PORT": str(ui_port),
+        "DAGOPS_DEV_S3_PORT": str(s3_port),
+        "COMPOSE_PROJECT_NAME": unique("compose"),
+        "DAGOPS_IMAGE": image,
+        "DAGOPS_POSTGRES_IMAGE": POSTGRES_IMAGE,
+        "DAGOPS_MOTO_IMAGE": MOTO_IMAGE,
+    }
+    for name in ("AWS_ENDPOINT_URL", "DAGSTER_S3_BUCKET"):  # dags.deploy must find the stack's own
+        env.pop(name, None)
+    s = ComposeStack(root=root, env=env, url=f"http://127.0.0.1:{ui_port}")
+    try:
+        yield s
+    finally:
+        subprocess.run(
+            ["docker", "compose", "-f", str(root / "compose" / "docker-compose.yml"), "down", "--volumes"],
+            env=env, capture_output=True, timeout=180, check=False,
+        )  # fmt: skip
+
+
+def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
+    started = time.monotonic()
+    up = stack.invoke("dev", "--mode", "compose", "--detach")
+    assert stack.url in up.stdout
+    wait_for("main LOADED in the compose stack", stack.main_loaded, timeout=240)
+    ready = time.monotonic() - started
+    print(f"\n[compose] `invoke dev --mode compose` to a UI with main loaded: {ready:.0f} s")
+    assert {"raw_numbers", "number_summary"} <= stack.assets()
+    # Every long-running service is healthy or running; the one-shot ones finished with 0.
+    states = stack.compose("ps", "--all", "--format", "{{.Service}} {{.State}} {{.Health}} {{.ExitCode}}")
+    rows = {line.split()[0]: line.split()[1:] for line in states.splitlines()}
+    for service in ("postgres", "s3", "code-location-main", "webserver"):
+        assert rows[service][:2] == ["running", "healthy"], (service, rows[service])
+    assert rows["daemon"][0] == "running"
+    for service in ("create-bucket", "publisher"):
+        assert rows[service][0] == "exited" and rows[service][-1] == "0", (service, rows[service])
+
+    # A change published from the host reaches the code server through S3 and the sync agent.
+    (stack.root / "code_locations" / "main" / "pipelines" / "fresh.py").write_text(FRESH_MODULE)
+    deployed = stack.invoke("dags.deploy")
+    assert "main" in deployed.stdout
+    wait_for("fresh_asset in the UI", lambda: "fresh_asset" in stack.assets(), timeout=120)
+
+    # A job run, launched through the UI's API, succeeds and is stored in Postgres.
+    params = {
+        "selector": {
+            "repositoryLocationName": "main",
+            "repositoryName": "__repository__",
+            "jobName": "numbers_job",
+        },
+        "runConfigData": {},
+    }
+    launched = graphql.query(stack.url, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def finished() -> str | None:
+        status = graphql.query(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    assert wait_for(f"run {run_id}", finished, timeout=180) == "SUCCESS"
+    assert (
+        stack.sql(f"SELECT status, pipeline_name FROM runs WHERE run_id = '{run_id}'")
+        == "SUCCESS|numbers_job"
+    )
+
+    # dev-logs: one service's log, and one clear sentence for a service that does not exist.
+    logs = stack.invoke("dev-logs", "--component", "code-location-main", "--lines", "200")
+    assert "code-location-main" in logs.stdout and "main" in logs.stdout
+    bad = stack.invoke("dev-logs", "--component", "../etc", check=False)
+    assert bad.returncode != 0
+    assert "No log for component '../etc'" in bad.stderr and "Traceback" not in bad.stderr
+
+    # stop: every container goes, the database volume stays.
+    stack.invoke("stop")
+    assert stack.compose("ps", "--all", "--quiet") == ""
+    assert stack.volumes() == {"postgres-data", "code-main"}
+    # dev-reset: the volumes go (the run with them) and the stack comes back with main loaded.
+    stack.invoke("dev-reset", "--mode", "compose", "--detach")
+    wait_for("main LOADED after dev-reset", stack.main_loaded, timeout=240)
+    assert stack.sql("SELECT count(*) FROM runs") == "0"
+    assert "fresh_asset" in stack.assets()  # the stack republished the working tree, fresh.py included
+    stack.invoke("stop")
+    assert stack.compose("ps", "--all", "--quiet") == ""
