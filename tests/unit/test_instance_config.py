@@ -137,7 +137,10 @@ def test_run_launcher_and_compute_logs_build_from_the_config(aws_env: None, tmp_
 
         assert ref.run_coordinator_data is not None
         coordinator = ref.run_coordinator_data.rehydrate(QueuedRunCoordinator)
-        assert coordinator.get_run_queue_config().max_concurrent_runs == 4
+        queue = coordinator.get_run_queue_config()
+        assert queue.max_concurrent_runs == 4
+        # A code server restarting under a sync or a deploy must not fail the runs dequeued meanwhile.
+        assert queue.max_user_code_failure_retries > 0
 
 
 def test_without_run_subnets_the_daemons_network_is_reused(aws_env: None) -> None:

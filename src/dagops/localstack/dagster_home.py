@@ -49,7 +49,13 @@ def instance_config(
                 "module": "dagster.core.run_coordinator",
                 "class": "QueuedRunCoordinator",
                 # Dequeue every second (default 5 s): a run launched in the UI starts without a pause.
-                "config": {"max_concurrent_runs": int(max_concurrent_runs), "dequeue_interval_seconds": 1},
+                # A run dequeued while its code server restarts (a sync swap) is retried, not failed.
+                "config": {
+                    "max_concurrent_runs": int(max_concurrent_runs),
+                    "dequeue_interval_seconds": 1,
+                    "max_user_code_failure_retries": 5,
+                    "user_code_failure_retry_delay": 2,
+                },
             },
             "run_launcher": {"module": "dagster.core.launcher", "class": "DefaultRunLauncher"},
             "compute_logs": {
