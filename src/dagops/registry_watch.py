@@ -147,7 +147,7 @@ class RegistryWatcher:
             if self.ready(self.host, self.ports[name]) or now >= deadline:
                 del self.pending[name]
         names = [name for name in self.wanted if name in self.ports and name not in self.pending]
-        if names == self.names:
+        if set(names) == set(self.names):
             return False
         self.names = names
         write_workspace(self.workspace_yaml, self.servers())

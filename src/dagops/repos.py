@@ -258,7 +258,8 @@ PROJECT_SEARCH_DEPTH = 4
 
 
 def _rel(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/") not in ("", "."))
+    """Join relative POSIX paths, dropping empty and '.' components."""
+    return "/".join(c for p in parts for c in p.split("/") if c not in ("", "."))
 
 
 def _module_file(tree: Path, module: str, folder: str = "") -> str | None:

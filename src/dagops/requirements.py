@@ -194,10 +194,15 @@ def _installer(target: Path, sources: list[Path], constraints: Path) -> list[str
     import importlib.util
 
     names = ", ".join(source.name for source in sources)
-    if importlib.util.find_spec("pip") is None or any(s.name != REQUIREMENTS_TXT for s in sources):
+    if importlib.util.find_spec("pip") is None:
+        raise DagopsError(
+            f"Cannot install the requirements in {names}: neither uv nor pip is available "
+            "to this Python (the runtime image needs uv on PATH)."
+        )
+    if any(source.name != REQUIREMENTS_TXT for source in sources):
         raise DagopsError(
             f"Cannot install the requirements in {names}: uv is not on PATH "
-            "(the runtime image has it; pip can read only requirements.txt)."
+            "(pip reads only requirements.txt; the runtime image has uv)."
         )
     return [
         sys.executable,

@@ -31,7 +31,22 @@ def _where(exc: BaseException, tree: Path) -> str:
     return found
 
 
+def _user_error(exc: BaseException) -> BaseException:
+    """The user's own exception under Dagster's wrappers (DagsterUserCodeLoadError, DagsterImportError),
+    which raise it ``from`` the original: the deepest cause."""
+    seen = {id(exc)}
+    while (
+        exc.__cause__ is not None
+        and id(exc.__cause__) not in seen
+        and type(exc).__module__.startswith("dagster")
+    ):
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
 def _one_line(exc: BaseException, tree: Path) -> str:
+    exc = _user_error(exc)
     if isinstance(exc, SyntaxError):
         where = ""
         if exc.filename:
