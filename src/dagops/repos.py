@@ -298,9 +298,10 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _declared_targets(tree: Path, folder: str) -> list[tuple[str, str, str]]:
-    """(kind, name, working folder) of what ``folder``'s own files tell Dagster to load, in Dagster's
-    order: pyproject ``[tool.dagster]`` (module_name or modules), ``[tool.dg.project]`` (or dg.toml),
-    then dagster_cloud.yaml and workspace.yaml entries. ``kind`` is "module" or "file"."""
+    """(kind, name, working folder) of what ``folder``'s own files tell Dagster to load, the first that
+    names anything, in ``dagster dev``'s order: pyproject ``[tool.dagster]`` (module_name or modules),
+    ``[tool.dg.project]`` (or dg.toml), then workspace.yaml entries, then dagster_cloud.yaml locations.
+    ``kind`` is "module" or "file"."""
     here = tree / folder if folder else tree
     found: list[tuple[str, str, str]] = []
     pyproject = here / "pyproject.toml"
@@ -330,9 +331,10 @@ def _declared_targets(tree: Path, folder: str) -> list[tuple[str, str, str]]:
             )
         target = dg.get("code_location_target_module") or f"{dg['root_module']}.definitions"
         found.append(("module", str(target), folder))
-    for config, key in (("dagster_cloud.yaml", "locations"), ("workspace.yaml", "load_from")):
+    # Then, as `dagster dev` does without pyproject settings, workspace.yaml; then dagster_cloud.yaml.
+    for config, key in (("workspace.yaml", "load_from"), ("dagster_cloud.yaml", "locations")):
         path = here / config
-        items = _read_yaml(path, tree).get(key) if path.is_file() else None
+        items = _read_yaml(path, tree).get(key) if path.is_file() and not found else None
         for item in items if isinstance(items, list) else []:
             found += _yaml_target(item, folder)
     return found
