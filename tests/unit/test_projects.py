@@ -102,7 +102,8 @@ FIND: list[tuple[str, dict[str, str], str | None, str | None, str]] = [
         "pyproject-wins-over-dagster-cloud-yaml",
         {
             "pyproject.toml": DG_PYPROJECT,
-            "dagster_cloud.yaml": "locations:\n  - location_name: proj\n    code_source:\n      package_name: proj\n",
+            "dagster_cloud.yaml": "locations:\n  - location_name: proj\n"
+            "    code_source:\n      package_name: proj\n",
             "src/proj/__init__.py": "",
             "src/proj/definitions.py": "",
         },
