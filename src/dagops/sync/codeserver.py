@@ -133,15 +133,19 @@ class CodeServer:
         self.started_at = 0.0
         self._reapers: list[threading.Thread] = []
 
-    def command(self, entry: str) -> list[str]:
-        """``python -m dagster api grpc ...``; the warm path runs the same arguments in-process."""
+    def command(self, entry: str, target: load_target.LoadTarget | None = None) -> list[str]:
+        """``python -m dagster api grpc ...``; the warm path runs the same arguments in-process.
+
+        ``target``: the entry's load target in ``current`` (default: resolved there; a warm check
+        resolves it in its build tree, as ``current`` may not exist yet).
+        """
         command = [
             self.python,
             "-m",
             "dagster",
             "api",
             "grpc",
-            *load_target.resolve(self.current, entry).dagster_args(),
+            *(target or load_target.resolve(self.current, entry)).dagster_args(),
             "--host",
             self.host,
             "--port",
@@ -201,7 +205,8 @@ class CodeServer:
             "--location",
             self.location,
             "--",
-            *self.command(entry)[3:],  # the arguments of `python -m dagster`
+            # The arguments of `python -m dagster`, for the tree once it is `current`.
+            *self.command(entry, load_target.resolve(tree, entry).retarget(self.current))[3:],
         ]
         try:
             proc = subprocess.Popen(
