@@ -190,7 +190,9 @@ def _installer(target: Path, sources: list[Path], constraints: Path) -> list[str
     common += ["--constraint", str(constraints)]
     uv = shutil.which("uv")
     if uv:
-        return [uv, "pip", "install", "--python", sys.executable, "--quiet", *common]
+        # --no-config: settings come from no pyproject.toml/uv.toml around the checkout (the project
+        # that holds repos/ has its own, and a repository's [tool.uv] must not redirect the install).
+        return [uv, "pip", "install", "--no-config", "--python", sys.executable, "--quiet", *common]
     import importlib.util
 
     names = ", ".join(source.name for source in sources)
