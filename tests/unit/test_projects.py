@@ -357,3 +357,34 @@ def test_remote_commit_reads_branches_and_annotated_tags(tmp_path: Path) -> None
     assert repos.remote_commit(url, "v1") == head  # the commit, not the tag object
     assert repos.remote_commit(url, None) == head
     assert repos.remote_commit(url, "nope") is None
+
+
+# --------------------------------------------------------------------------- the local stack's workspace
+
+
+def test_a_location_whose_server_never_answers_still_shows_after_the_timeout(tmp_path: Path) -> None:
+    import yaml
+
+    from dagops import registry, registry_watch
+
+    (tmp_path / "code_locations").mkdir()
+    registry.save([registry.Location("main", "code_locations/main")], tmp_path)
+    watcher = registry_watch.RegistryWatcher(
+        root=tmp_path,
+        host="127.0.0.1",
+        servers=[("main", "127.0.0.1", 4000)],
+        workspace_yaml=tmp_path / "workspace.yaml",
+        ui_url="http://127.0.0.1:9",  # nothing listens: the reload fails, the workspace is still written
+        start_agent=lambda name, host, port: None,
+        stop_agent=lambda name: None,
+        publish=lambda loc: None,
+        say=lambda line: None,
+        ready=lambda host, port: False,
+        pending_timeout=0.0,
+    )
+    registry.save(
+        [*registry.load(tmp_path), registry.Location("etl", "repos/etl", url="file:///x")], tmp_path
+    )
+    assert watcher.poll() is True  # shown (with its error) rather than hidden for ever
+    served = yaml.safe_load((tmp_path / "workspace.yaml").read_text())["load_from"]
+    assert [s["grpc_server"]["location_name"] for s in served] == ["main", "etl"]
