@@ -87,7 +87,8 @@ def project() -> Iterator[Path]:
     root = base / "project"
     (root / "code_locations" / "main").mkdir(parents=True)
     (root / "tasks.py").write_text("")
-    (root / "pyproject.toml").write_text("[project]\nname = 'stub'\n")
+    # A valid one: uv reads the pyproject.toml files above a checkout (workspace discovery).
+    (root / "pyproject.toml").write_text("[project]\nname = 'stub'\nversion = '0'\n")
     (root / "code_locations" / "main" / "definitions.py").write_text(MAIN_DEFS)
     registry.save([registry.Location(name="main", source="code_locations/main")], root)
     yield root

@@ -109,7 +109,8 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "code_locations" / "main").mkdir(parents=True)
     (project / "code_locations" / "shared").mkdir()  # an own folder that is not (yet) registered
     (project / "tasks.py").write_text("")
-    (project / "pyproject.toml").write_text("[project]\nname = 'stub'\n")
+    # A valid one: uv reads the pyproject.toml files above a checkout (workspace discovery).
+    (project / "pyproject.toml").write_text("[project]\nname = 'stub'\nversion = '0'\n")
     (project / "code_locations" / "main" / "definitions.py").write_text("")
     registry.save([registry.Location(name="main", source="code_locations/main")], project)
     monkeypatch.setenv("DAGOPS_ROOT", str(project))
