@@ -341,9 +341,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if launch.cwd:
                 # The location's own requirements (installed by `once`, so a cache hit) go on PYTHONPATH.
                 from dagops.requirements import location_env
+                from dagops.sync.layout import LocationDir
+                from dagops.sync.target import resolve
 
                 current = Path(launch.cwd)
-                launch.env = location_env(current, current.parent.parent, launch.env)
+                served = LocationDir(current.parent.parent, current.parent.name).current_manifest()
+                entry = served.entry if served else None
+                launch.env = location_env(current, current.parent.parent, launch.env, entry=entry)
+                if entry:  # runs start in the project's folder, as the code server does
+                    launch.cwd = str(resolve(current, entry).project_dir)
         if launch.cwd:
             if not Path(launch.cwd).is_dir():
                 raise ConfigError(f"The working directory {launch.cwd} does not exist.")

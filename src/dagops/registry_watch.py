@@ -9,9 +9,11 @@ watcher diffs the registered names against the ones served and, for each differe
 - removed: stop its sync agent (and with it the code server);
 
 then rewrites workspace.yaml (atomically) and asks the webserver to ``reloadWorkspace``. A new
-location's own agent asks for ``reloadRepositoryLocation`` once its code server serves, which is when
-it turns from "unavailable" to loaded. The stack wires it with :func:`for_stack` or with its own
-callbacks.
+location enters workspace.yaml only once its code server answers (or after ``PENDING_TIMEOUT``, so a
+location that never starts shows its error): the webserver never shows a just-added location as
+unreachable while its server starts. A removed location's synced copy (``<code-dir>/<name>``) is
+deleted after its agent stops, and any leftover copy before a new agent starts, so a name added again
+never serves old code. The stack wires it with :func:`for_stack` or with its own callbacks.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,8 +35,10 @@ from typing import Any
 
 from dagops import registry, workspace
 from dagops.errors import DagopsError
+from dagops.names import validate_location_name
 
 RELOAD_WORKSPACE = "mutation { reloadWorkspace { __typename } }"
+PENDING_TIMEOUT = 300.0
 Say = Callable[[str], None]
 
 
@@ -97,6 +102,8 @@ class RegistryWatcher:
         publish: Callable[[registry.Location], None],
         say: Say,
         on_change: Callable[[list[registry.Location], list[tuple[str, str, int]]], None] | None = None,
+        ready: Callable[[str, int], bool] | None = None,
+        pending_timeout: float = PENDING_TIMEOUT,
     ) -> None:
         self.root = root
         self.host = host
@@ -109,8 +116,17 @@ class RegistryWatcher:
         self.say = say
         self.on_change = on_change
         self.path = registry.registry_path(root)
+        self.locations: list[registry.Location] = []
         self.stamp = self._stamp()
         self.names = list(self.ports)
+        self.wanted = list(self.ports)
+        self.pending: dict[str, float] = {}  # added, waiting for its code server: name -> deadline
+        self.pending_timeout = pending_timeout
+        if ready is None:
+            from dagops.sync.codeserver import port_open
+
+            ready = port_open
+        self.ready = ready
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -123,21 +139,42 @@ class RegistryWatcher:
         return [(name, self.host, self.ports[name]) for name in self.names]
 
     def poll(self) -> bool:
-        """Apply a registry change, if there was one since the last call; True when something changed."""
+        """Apply a registry change, and admit added locations whose code server answers; True when the
+        workspace changed."""
+        self._apply_registry()
+        now = time.monotonic()
+        for name, deadline in list(self.pending.items()):
+            if self.ready(self.host, self.ports[name]) or now >= deadline:
+                del self.pending[name]
+        names = [name for name in self.wanted if name in self.ports and name not in self.pending]
+        if set(names) == set(self.names):
+            return False
+        self.names = names
+        write_workspace(self.workspace_yaml, self.servers())
+        if self.on_change:
+            self.on_change(self.locations, self.servers())
+        try:
+            reload_workspace(self.ui_url)
+            self.say(f"registry: workspace reloaded ({', '.join(self.names)})")
+        except (OSError, ValueError) as exc:
+            self.say(f"registry: the webserver did not reload the workspace: {exc}")
+        return True
+
+    def _apply_registry(self) -> None:
+        """Start the agents of added locations (pending) and stop those of removed ones."""
         stamp = self._stamp()
         if stamp == self.stamp:
-            return False
+            return
         self.stamp = stamp
         try:
             locations = registry.load(self.root)
         except DagopsError as exc:
             self.say(f"registry: not applied ({exc})")
-            return False
-        wanted = [loc.name for loc in locations]
+            return
+        self.locations = locations
+        self.wanted = [loc.name for loc in locations]
         added = [loc for loc in locations if loc.name not in self.ports]
-        removed = [name for name in self.names if name not in wanted]
-        if not added and not removed:
-            return False
+        removed = [name for name in self.ports if name not in self.wanted]
         for name in removed:
             self.say(f"registry: {name} was removed; stopping its sync agent")
             try:
@@ -145,6 +182,7 @@ class RegistryWatcher:
             except Exception as exc:  # keep going: the workspace must still lose the location
                 self.say(f"registry: could not stop the agent of {name}: {exc}")
             del self.ports[name]
+            self.pending.pop(name, None)
         for loc in added:
             port = _free_port(self.host, set(self.ports.values()), max(self.ports.values(), default=4000) + 1)
             self.say(f"registry: {loc.name} was added; starting its sync agent (gRPC port {port})")
@@ -155,16 +193,7 @@ class RegistryWatcher:
                 self.say(f"registry: could not start {loc.name}: {exc}")
                 continue
             self.ports[loc.name] = port
-        self.names = [name for name in wanted if name in self.ports]
-        write_workspace(self.workspace_yaml, self.servers())
-        if self.on_change:
-            self.on_change(locations, self.servers())
-        try:
-            reload_workspace(self.ui_url)
-            self.say(f"registry: workspace reloaded ({', '.join(self.names)})")
-        except (OSError, ValueError) as exc:
-            self.say(f"registry: the webserver did not reload the workspace: {exc}")
-        return True
+            self.pending[loc.name] = time.monotonic() + self.pending_timeout
 
 
 # ------------------------------------------------------------------------- the embedded stack
@@ -207,7 +236,17 @@ def for_stack(stack: Any) -> RegistryWatcher:
         )
         stack.sup.say(f"published {result.summary()}")
 
+    def forget_copy(name: str) -> None:
+        """Delete the location's synced releases (never served again under this name)."""
+        validate_location_name(name)
+        shutil.rmtree(cfg.code_dir / name, ignore_errors=True)
+
+    def stop_agent(name: str) -> None:
+        _stop_child(stack, f"sync-{name}", cfg.stop_timeout)
+        forget_copy(name)
+
     def start_agent(name: str, host: str, port: int) -> None:
+        forget_copy(name)  # a copy left from an earlier location of that name
         starter = getattr(stack, "start_sync_agent", None)
         if starter is not None:
             starter(name, host, port)
@@ -239,7 +278,7 @@ def for_stack(stack: Any) -> RegistryWatcher:
         workspace_yaml=cfg.dagster_home / "workspace.yaml",
         ui_url=cfg.ui_url,
         start_agent=start_agent,
-        stop_agent=lambda name: _stop_child(stack, f"sync-{name}", cfg.stop_timeout),
+        stop_agent=stop_agent,
         publish=publish,
         say=stack.sup.say,
         on_change=on_change,

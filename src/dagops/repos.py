@@ -33,7 +33,8 @@ from dagops import registry
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.paths import repo_root, state_dir
-from dagops.requirements import cache_dir, ensure_requirements, pythonpath
+from dagops.requirements import cache_dir, location_env
+from dagops.sync.target import resolve as resolve_target
 
 REPOS_DIR = "repos"
 OWN_LOCATIONS_DIR = "code_locations"
@@ -59,33 +60,6 @@ _URL_FORMS = (
 )
 _REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]{0,199}")
 _ENTRY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}\.py")
-
-# A loader that does what the code server does with a python file: import it with its folder on
-# sys.path and find the Definitions at module level. Used when the sync agent's loadcheck is absent.
-_LOADCHECK = r"""
-import importlib.util, pathlib, sys
-tree, entry = pathlib.Path(sys.argv[1]), sys.argv[2]
-sys.path.insert(0, str(tree))
-try:
-    import dagster as dg
-    path = tree / entry
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    found = [v for v in vars(module).values() if isinstance(v, (dg.Definitions, dg.RepositoryDefinition))]
-    found += [v for v in vars(module).values() if type(v).__name__ == "LazyDefinitions"]
-    if not found:
-        sys.exit(f"{entry} defines no dagster Definitions at module level")
-    for defs in found:
-        if isinstance(defs, dg.Definitions):
-            dg.Definitions.validate_loadable(defs)
-except SystemExit:
-    raise
-except BaseException as exc:
-    first = (str(exc).strip().splitlines() or [""])[0]
-    sys.exit(f"{entry} fails to import: {type(exc).__name__}: {first}".rstrip(": "))
-"""
 
 
 @dataclass(frozen=True)
@@ -155,6 +129,22 @@ def validate_entry(entry: str) -> str:
             "relative to its root (no '..', no leading '/')."
         )
     return entry
+
+
+def validate_path(path: str) -> str:
+    """Return ``path`` if it is a relative folder inside the repository, else raise."""
+    parts = path.strip("/").split("/") if isinstance(path, str) else []
+    if (
+        not isinstance(path, str)
+        or path.startswith("/")
+        or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}", path)
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise DagopsError(
+            f"Invalid --path {path!r}: give a folder inside the repository, relative to its root "
+            "(no '..', no leading '/')."
+        )
+    return path.strip("/")
 
 
 def _check_name_free(name: str, root: Path, locations: list[registry.Location]) -> None:
@@ -231,6 +221,23 @@ def clone(url: str, ref: str | None, dest: Path) -> tuple[str, str]:
     return ref, commit
 
 
+def remote_commit(url: str, ref: str | None) -> str | None:
+    """The commit ``ref`` (default branch when None) points at in ``url``, from ``git ls-remote`` (no
+    clone); None when the remote does not list it."""
+    wanted = [f"refs/tags/{ref}^{{}}", f"refs/heads/{ref}", f"refs/tags/{ref}"] if ref else ["HEAD"]
+    # An annotated tag is listed twice: the tag object, then (pattern "<tag>^{}") its commit.
+    patterns = [ref, f"{ref}^{{}}"] if ref else ["HEAD"]
+    out = git(["ls-remote", "--", url, *patterns], what=f"git ls-remote of {url}")
+    found = {}
+    for line in out.splitlines():
+        commit, _, name = line.partition("\t")
+        found[name.strip()] = commit.strip()
+    for name in wanted:
+        if re.fullmatch(r"[0-9a-f]{40}", found.get(name, "")):
+            return found[name]
+    return None
+
+
 def clone_commit(url: str, commit: str, dest: Path) -> None:
     """Check out exactly ``commit`` of ``url`` into ``dest`` (one shallow fetch by commit id)."""
     if not re.fullmatch(r"[0-9a-f]{40}", commit or ""):
@@ -244,83 +251,229 @@ def clone_commit(url: str, commit: str, dest: Path) -> None:
 # --------------------------------------------------------------------------- definitions
 
 
-def _module_file(tree: Path, module: str) -> str | None:
-    """The file of a dotted module name in ``tree`` or ``tree/src`` (relative path), if it exists."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module):
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# Folders never searched for projects: VCS, environments, caches, tests, docs, front-end packages.
+_SKIP_DIRS = frozenset({"node_modules", "site-packages", "tests", "test", "docs", "build", "dist"})
+PROJECT_SEARCH_DEPTH = 4
+
+
+def _rel(*parts: str) -> str:
+    """Join relative POSIX paths, dropping empty and '.' components."""
+    return "/".join(c for p in parts for c in p.split("/") if c not in ("", "."))
+
+
+def _module_file(tree: Path, module: str, folder: str = "") -> str | None:
+    """The file of a dotted module name under ``folder`` or ``folder/src`` (relative to ``tree``)."""
+    if not isinstance(module, str) or not _MODULE.fullmatch(module):
         return None
     rel = module.replace(".", "/")
-    for base in ("", "src/"):
-        for candidate in (f"{base}{rel}.py", f"{base}{rel}/__init__.py"):
+    for base in (folder, _rel(folder, "src")):
+        for candidate in (_rel(base, f"{rel}.py"), _rel(base, rel, "__init__.py")):
             if (tree / candidate).is_file():
                 return candidate
     return None
 
 
-def _pyproject_modules(tree: Path) -> list[str]:
-    """Modules named by dagster's pyproject settings: [tool.dagster] module_name, [tool.dg.project]."""
-    path = tree / "pyproject.toml"
-    if not path.is_file():
-        return []
+def _read_toml(path: Path, tree: Path) -> dict[str, Any]:
     try:
-        tool = tomllib.loads(path.read_text()).get("tool") or {}
+        data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise DagopsError(f"The repository's pyproject.toml is not valid TOML: {exc}.") from None
-    modules: list[str] = []
-    dagster = tool.get("dagster") or {}
-    name = dagster.get("module_name")
-    if isinstance(name, str):
-        modules.append(name)
-    elif isinstance(name, list):
-        modules += [m for m in name if isinstance(m, str)]
-    project = (tool.get("dg") or {}).get("project") or {}
-    if isinstance(project.get("code_location_target_module"), str):
-        modules.append(project["code_location_target_module"])
-    elif isinstance(project.get("root_module"), str):
-        modules.append(f"{project['root_module']}.definitions")
-    return modules
+        raise DagopsError(f"The repository's {path.relative_to(tree)} is not valid TOML: {exc}.") from None
+    return data if isinstance(data, dict) else {}
 
 
-def find_entry(tree: Path, entry: str | None = None) -> str:
+def _read_yaml(path: Path, tree: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DagopsError(f"The repository's {path.relative_to(tree)} is not valid YAML: {exc}.") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _declared_targets(tree: Path, folder: str) -> list[tuple[str, str, str]]:
+    """(kind, name, working folder) of what ``folder``'s own files tell Dagster to load, the first that
+    names anything, in ``dagster dev``'s order: pyproject ``[tool.dagster]`` (module_name or modules),
+    ``[tool.dg.project]`` (or dg.toml), then workspace.yaml entries, then dagster_cloud.yaml locations.
+    ``kind`` is "module" or "file"."""
+    here = tree / folder if folder else tree
+    found: list[tuple[str, str, str]] = []
+    pyproject = here / "pyproject.toml"
+    data = _read_toml(pyproject, tree) if pyproject.is_file() else {}
+    tool = _table(data, "tool")
+    dagster = _table(tool, "dagster")
+    dg_file = here / "dg.toml"
+    dg = (
+        _table(_read_toml(dg_file, tree), "project")
+        if dg_file.is_file()
+        else _table(_table(tool, "dg"), "project")
+    )
+    if isinstance(dagster.get("module_name"), str):
+        found.append(("module", dagster["module_name"], folder))
+    elif isinstance(dagster.get("modules"), list):
+        found += [
+            ("module", m["name"], folder)
+            for m in dagster["modules"]
+            if isinstance(m, dict) and m.get("type") == "module" and isinstance(m.get("name"), str)
+        ]
+    elif isinstance(dg.get("root_module"), str):
+        if dg.get("autoload_defs"):
+            raise DagopsError(
+                f"The dg project in {folder or 'the repository root'} uses autoload_defs, which this stack "
+                "does not load: add a definitions.py with a @dg.definitions function returning "
+                "dg.load_from_defs_folder(...) and set code_location_target_module (or remove autoload_defs)."
+            )
+        target = dg.get("code_location_target_module") or f"{dg['root_module']}.definitions"
+        found.append(("module", str(target), folder))
+    # Then, as `dagster dev` does without pyproject settings, workspace.yaml; then dagster_cloud.yaml.
+    for config, key in (("workspace.yaml", "load_from"), ("dagster_cloud.yaml", "locations")):
+        path = here / config
+        items = _read_yaml(path, tree).get(key) if path.is_file() and not found else None
+        for item in items if isinstance(items, list) else []:
+            found += _yaml_target(item, folder)
+    return found
+
+
+def _yaml_target(item: Any, folder: str) -> list[tuple[str, str, str]]:
+    """One dagster_cloud.yaml location or workspace.yaml load_from entry, as (kind, name, folder)."""
+    if not isinstance(item, dict):
+        return []
+    if isinstance(item.get("code_source"), dict):  # dagster_cloud.yaml
+        source = item["code_source"]
+        build = _table(item, "build")
+        where = item.get("working_directory") or build.get("directory") or "."
+    else:  # workspace.yaml: python_module / python_package / python_file, a string or a mapping
+        key = next((k for k in ("python_module", "python_package", "python_file") if k in item), None)
+        if key is None:
+            return []
+        value = item[key]
+        field = {"python_module": "module_name", "python_package": "package_name"}.get(key, "python_file")
+        source = {field: value} if isinstance(value, str) else dict(value or {})
+        if key == "python_file" and "relative_path" in source:
+            source["python_file"] = source["relative_path"]
+        where = source.get("working_directory") or "."
+    if not isinstance(where, str) or where.startswith("/") or ".." in where.split("/"):
+        return []
+    base = _rel(folder, where)
+    for kind, field in (("module", "module_name"), ("module", "package_name"), ("file", "python_file")):
+        if isinstance(source.get(field), str):
+            return [(kind, source[field], base)]
+    return []
+
+
+def _entries_in(tree: Path, folder: str) -> list[str]:
+    """The Definitions files of the project in ``folder`` (relative to ``tree``), first rule that finds any:
+    what its own files declare (:func:`_declared_targets`), else ``definitions.py`` in the folder, else
+    every ``<package>/definitions.py`` or ``src/<package>/definitions.py`` in it (tests excluded)."""
+    declared = _declared_targets(tree, folder)
+    entries: list[str] = []
+    for kind, name, where in declared:
+        if kind == "file":
+            rel = _rel(where, name)
+            found = rel if _ENTRY.fullmatch(rel) and (tree / rel).is_file() else None
+        else:
+            found = _module_file(tree, name, where)
+        if found is None:
+            raise DagopsError(
+                f"The project in {folder or 'the repository root'} names {name!r} for Dagster, but the "
+                f"repository has no such {'file' if kind == 'file' else 'module'} there"
+                f"{'' if kind == 'file' else ' (looked in the folder and its src/)'}."
+            )
+        entries.append(found)
+    if entries:
+        return list(dict.fromkeys(entries))
+    here = tree / folder if folder else tree
+    if (here / DEFAULT_ENTRY).is_file():
+        return [_rel(folder, DEFAULT_ENTRY)]
+    return sorted(
+        _rel(folder, str(p.relative_to(here)))
+        for pattern in (f"*/{DEFAULT_ENTRY}", f"src/*/{DEFAULT_ENTRY}")
+        for p in here.glob(pattern)
+        if p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(here).parts)
+        and p.parent.name not in _SKIP_DIRS
+    )
+
+
+def find_projects(tree: Path) -> dict[str, list[str]]:
+    """Folders below the root (depth <= PROJECT_SEARCH_DEPTH) that are Dagster projects: folder ->
+    its Definitions files. A project is a folder with pyproject.toml, setup.py, setup.cfg, dg.toml,
+    dagster_cloud.yaml or workspace.yaml whose rule (:func:`_entries_in`) finds a file."""
+    markers = ("pyproject.toml", "setup.py", "setup.cfg", "dg.toml", "dagster_cloud.yaml", "workspace.yaml")
+    found: dict[str, list[str]] = {}
+    for dirpath, dirnames, filenames in os.walk(tree):
+        here = Path(dirpath)
+        depth = len(here.relative_to(tree).parts)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if depth < PROJECT_SEARCH_DEPTH
+            and not d.startswith((".", "_"))
+            and d not in _SKIP_DIRS
+            and d not in ("venv", "env")
+        )
+        if depth == 0 or not any(m in filenames for m in markers):
+            continue
+        folder = here.relative_to(tree).as_posix()
+        try:
+            entries = _entries_in(tree, folder)
+        except DagopsError:
+            continue  # reported when the folder is picked with --path
+        if entries:
+            found[folder] = entries
+    return found
+
+
+def find_entry(tree: Path, entry: str | None = None, path: str | None = None) -> str:
     """The file defining the repository's Definitions, relative to ``tree``.
 
     Rule, first match wins:
-      1. ``entry`` when given (must exist);
-      2. the module named in pyproject.toml: ``[tool.dagster] module_name``, or
-         ``[tool.dg.project] code_location_target_module`` / ``root_module`` + ``.definitions``
-         (looked up as ``a/b.py`` or ``a/b/__init__.py``, at the root or under ``src/``);
-      3. ``definitions.py`` at the root;
-      4. the only ``<package>/definitions.py`` or ``src/<package>/definitions.py``.
+      1. ``entry`` when given (must exist; relative to the repository root);
+      2. the project in ``path`` when given, else at the root (:func:`_entries_in`: what pyproject's
+         ``[tool.dagster]`` / ``[tool.dg.project]``, dg.toml, dagster_cloud.yaml or workspace.yaml name,
+         else ``definitions.py``, else the only ``<package>/definitions.py`` or ``src/<package>/...``);
+      3. without ``path`` and nothing at the root: the only project in a subfolder (:func:`find_projects`).
+    Several candidates are an error that lists them and says how to pick one.
     """
     if entry is not None:
         validate_entry(entry)
-        path = tree / entry
-        if not path.is_file():
+        if not (tree / entry).is_file():
             raise DagopsError(f"The repository has no file {entry!r} (given with --entry).")
         return entry
-    for module in _pyproject_modules(tree):
-        found = _module_file(tree, module)
-        if found:
-            return found
-    if (tree / DEFAULT_ENTRY).is_file():
-        return DEFAULT_ENTRY
-    candidates = sorted(
-        str(p.relative_to(tree))
-        for pattern in (f"*/{DEFAULT_ENTRY}", f"src/*/{DEFAULT_ENTRY}")
-        for p in tree.glob(pattern)
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(tree).parts)
-        and p.parent.name not in {"tests", "test"}
-    )
-    if len(candidates) == 1:
-        return candidates[0]
-    if candidates:
+    if path is not None:
+        validate_path(path)
+        if not (tree / path).is_dir():
+            raise DagopsError(f"The repository has no folder {path!r} (given with --path).")
+    folder = path or ""
+    entries = _entries_in(tree, folder)
+    where = f"{folder}/" if folder else "the repository root"
+    if len(entries) == 1:
+        return entries[0]
+    if entries:
         raise DagopsError(
-            f"The repository has several Definitions files ({', '.join(candidates)}); "
-            "choose one with --entry."
+            f"{where} has several Definitions files ({', '.join(entries)}); choose one with --entry FILE."
         )
+    if path is None:
+        projects = find_projects(tree)
+        every = [e for found in projects.values() for e in found]
+        if len(every) == 1:
+            return every[0]
+        if projects:
+            listed = ", ".join(f"{folder}/ ({', '.join(found)})" for folder, found in projects.items())
+            raise DagopsError(
+                f"The repository holds several Dagster projects: {listed}; choose one with --path FOLDER "
+                "(add the repository once per project, each under its own --name)."
+            )
     raise DagopsError(
-        "No Dagster Definitions found in the repository: expected definitions.py, <package>/definitions.py "
-        "or a [tool.dagster] module_name in pyproject.toml (or name the file with --entry)."
+        f"No Dagster Definitions found in {where}: expected definitions.py, <package>/definitions.py, "
+        "a [tool.dagster] module_name or [tool.dg.project] in pyproject.toml, or a dagster_cloud.yaml "
+        "(name the project's folder with --path, or the file with --entry)."
     )
 
 
@@ -339,16 +492,11 @@ def check_tree(tree: Path) -> None:
                 )
 
 
-def check_loads(tree: Path, entry: str, extra_path: Path | None = None) -> None:
-    """Import ``entry`` in a separate Python process (the sync agent's loadcheck when present)."""
-    import importlib.util
-
-    if importlib.util.find_spec("dagops.sync.loadcheck") is not None:
-        cmd = [sys.executable, "-m", "dagops.sync.loadcheck", str(tree), entry]
-    else:
-        cmd = [sys.executable, "-c", _LOADCHECK, str(tree), entry]
-    env = pythonpath(extra_path)
-    env.setdefault("DAGSTER_HOME", str(tree))
+def check_loads(tree: Path, entry: str, env: dict[str, str] | None = None, name: str | None = None) -> None:
+    """Load ``entry`` in a separate Python process exactly as the code server will
+    (``python -m dagops.sync.loadcheck``); ``env``: the location's environment (``location_env``)."""
+    cmd = [sys.executable, "-m", "dagops.sync.loadcheck", str(tree), entry, *([name] if name else [])]
+    env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="dagops-loadcheck-") as home:
         env["DAGSTER_HOME"] = home
         try:
@@ -397,16 +545,24 @@ def _unpublish(s3: Any, bucket: str | None, name: str, log: Log) -> None:
 
 
 def _prepare(
-    url: str, ref: str | None, entry: str | None, work: Path, root: Path, log: Log
+    url: str,
+    ref: str | None,
+    entry: str | None,
+    work: Path,
+    root: Path,
+    log: Log,
+    path: str | None = None,
+    name: str | None = None,
 ) -> tuple[str, str, str]:
-    """Clone into ``work``, find and import-check the Definitions; return (ref, commit, entry)."""
+    """Clone into ``work``, find and load-check the Definitions; return (ref, commit, entry)."""
     ref, commit = clone(url, ref, work)
     log(f"cloned {ref} at {commit[:12]}")
     check_tree(work)
-    entry = find_entry(work, entry)
-    extra = ensure_requirements(work, requirements_cache(root), log=log)
-    log(f"checking that {entry} loads (commit {commit[:12]})")
-    check_loads(work, entry, extra)
+    entry = find_entry(work, entry, path)
+    target = resolve_target(work, entry)
+    env = location_env(work, state_dir(root) / "code", log=log, entry=entry)
+    log(f"checking that {target.describe()} loads (commit {commit[:12]})")
+    check_loads(work, entry, env, name)
     return ref, commit, entry
 
 
@@ -440,10 +596,12 @@ def add(
     bucket: str | None,
     ref: str | None = None,
     entry: str | None = None,
+    path: str | None = None,
     root: Path | None = None,
     log: Log = print,
 ) -> registry.Location:
-    """Clone, check, upload and register an external repository as code location ``name``."""
+    """Clone, check, upload and register an external repository (or its project in folder ``path``)
+    as code location ``name``."""
     root = root or repo_root()
     _check_name_free(name, root, registry.load(root))
     validate_url(url)
@@ -451,6 +609,8 @@ def add(
         validate_ref(ref)
     if entry is not None:
         validate_entry(entry)
+    if path is not None:
+        path = validate_path(path)
     _check_prefix_free(s3, bucket, name)
     log(f"adding {name}: {url}" + (f" at {ref}" if ref else ""))
     work = _work_dir(root, name)
@@ -458,7 +618,7 @@ def add(
     dest = repos_dir(root) / name
     made_repos_dir = uploaded = moved = False
     try:
-        ref, commit, entry = _prepare(url, ref, entry, tree, root, log)
+        ref, commit, entry = _prepare(url, ref, entry, tree, root, log, path, name)
         uploaded = True
         _publish(s3, bucket, name, tree, entry, log)
         locations = registry.load(root)
@@ -512,12 +672,15 @@ def update(
     root = root or repo_root()
     current = external(name, root)
     dest = current.path(root)
+    tracked = current.ref if current.ref and current.ref != "HEAD" else None
+    if dest.is_dir() and current.commit and remote_commit(current.url or "", tracked) == current.commit:
+        log(f"{name} is up to date at {current.commit[:12]} ({current.ref or 'HEAD'})")
+        return current
     work = _work_dir(root, name)
     tree, old = work / "tree", work / "old"
     published = swapped = False
     try:
-        tracked = current.ref if current.ref and current.ref != "HEAD" else None
-        ref, commit, entry = _prepare(current.url or "", tracked, current.entry, tree, root, log)
+        ref, commit, entry = _prepare(current.url or "", tracked, current.entry, tree, root, log, name=name)
         if commit == current.commit and dest.is_dir():
             log(f"{name} is up to date at {commit[:12]} ({ref})")
             return current
@@ -575,8 +738,17 @@ def _restore_upload(
         )
 
 
-def remove(name: str, *, s3: Any, bucket: str | None, root: Path | None = None, log: Log = print) -> None:
-    """Remove the upload (manifest first), then the registration, then the clone.
+def remove(
+    name: str,
+    *,
+    s3: Any,
+    bucket: str | None,
+    root: Path | None = None,
+    log: Log = print,
+    local_copy: Path | None = None,
+) -> None:
+    """Remove the upload (manifest first), then the registration, then the clone, then ``local_copy``
+    (a stopped local stack's synced releases of the location; a running stack deletes its own).
 
     In this order an interrupted removal can always be finished by running it again: the location
     stays registered until its upload is gone, and the clone goes last.
@@ -590,6 +762,8 @@ def remove(name: str, *, s3: Any, bucket: str | None, root: Path | None = None, 
         aside = Path(tempfile.mkdtemp(dir=root, prefix=f".repo-{name}-")) / "old"
         os.rename(clone_dir, aside)
         shutil.rmtree(aside.parent, ignore_errors=True)
+    if local_copy is not None and local_copy.name == name:
+        shutil.rmtree(local_copy, ignore_errors=True)
     log(f"removed {name}")
 
 

@@ -1,19 +1,30 @@
 """Per-location Python requirements: installed once per requirements hash, then put on PYTHONPATH.
 
-A code location whose tree holds ``requirements.txt`` (or, without one, a ``pyproject.toml`` with
-``[project] dependencies``) gets those packages in a directory of its own, outside the image:
+A code location's project folder (``dagops.sync.target``: the folder of its pyproject.toml, setup.py
+or setup.cfg, else the tree) declares its dependencies in any of the places Python projects do, and
+all of them are installed, in a directory of its own outside the image:
+
+- ``pyproject.toml`` ``[project] dependencies`` (or dynamic ones), ``setup.py`` and ``setup.cfg``:
+  read by uv, which builds the project's metadata (PEP 517) when they are not static;
+- ``requirements.txt``, when it parses: an unreadable one (UTF-16 from a Windows shell, conda syntax)
+  is skipped with a warning when the project declares its dependencies elsewhere, else refused.
 
     <cache>/<key>/site/      the packages (``pip install --target`` layout), on the code server's PYTHONPATH
+    <cache>/<key>/site/bin/  their console scripts (``dbt`` ...), on the code server's PATH
     <cache>/<key>/.complete  written last: a directory without it is never used
 
-``key`` is the sha256 of the requirements file, the interpreter version and every package already
+``key`` is the sha256 of the declaring files, the interpreter version and every package already
 installed in the running environment, so a new image (new dagster) or a changed file installs afresh,
-and an unchanged one costs one ``stat``. The install is resolved against the running environment:
-every package the image already has is pinned to the image's version (``--constraint``), so a
-repository that lists ``dagster`` cannot replace the webserver's version, and a conflict fails the
-install with the resolver's message instead of breaking the code server at import time. Copies of
-packages the image already has (same version) are removed from the target afterwards, so the
-directory holds only what the location adds.
+and an unchanged one costs one ``stat``. The packages shared with Dagster's own processes are pinned
+to the image's versions (``--constraint``): ``dagster``, ``dagster-pipes``, ``dagster-postgres``,
+``dagster-aws`` and everything they require (grpcio, protobuf, sqlalchemy, boto3 ...), because the code
+server and the run workers import them together with the location's code, and the webserver and
+daemon speak dagster's gRPC contract with them. Any other package of the image (dev tools, the
+webserver's own) is the location's business: a repository pinning another ``pathspec`` gets its own.
+A repository that pins another dagster is refused with uv's explanation of the conflict: every code
+server here runs the image's dagster (one environment per location on its own dagster is not offered).
+Copies of packages the image already has (same version) are removed from the target afterwards, so
+the directory holds only what the location adds.
 
 The trade-off against a per-location image: no registry, no image build and no redeploy of the
 service when a repository changes its requirements, and identical requirements share one directory;
@@ -44,26 +55,80 @@ SITE = "site"
 COMPLETE = ".complete"
 INSTALL_TIMEOUT_VAR = "DAGOPS_REQUIREMENTS_TIMEOUT"
 DEFAULT_INSTALL_TIMEOUT = 900
+# The distributions imported by the code server and the run workers together with the location's code.
+SHARED_ROOTS = ("dagster", "dagster-pipes", "dagster-postgres", "dagster-aws")
 
 
 def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def requirements_file(tree: Path) -> Path | None:
-    """The tree's requirements file: requirements.txt, else a pyproject.toml with dependencies."""
-    txt = tree / REQUIREMENTS_TXT
-    if txt.is_file():
-        return txt
-    pyproject = tree / PYPROJECT
-    if pyproject.is_file():
+def requirements_txt_problem(path: Path) -> str | None:
+    """Why ``path`` is not a requirements file pip/uv can read (one phrase), or None when it parses."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return "it is not UTF-8 text"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+        if not line or line.startswith("-"):
+            continue
+        line = re.split(r"\s--hash[= ]", line)[0].strip()
+        if re.match(r"(\.{0,2}/|[a-z][a-z0-9+.-]*://|git\+)", line):
+            continue  # a path or URL
         try:
-            data = tomllib.loads(pyproject.read_text())
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise DagopsError(f"{pyproject} is not valid TOML: {exc}.") from None
-        if (data.get("project") or {}).get("dependencies"):
-            return pyproject
+            Requirement(line)
+        except InvalidRequirement:
+            return f"line {number} ({raw.strip()[:60]!r}) is not a requirement"
     return None
+
+
+def _declares_dependencies(pyproject: Path) -> bool:
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DagopsError(f"{pyproject} is not valid TOML: {exc}.") from None
+    project = data.get("project") or {}
+    if not isinstance(project, dict):
+        return False
+    dynamic = project.get("dynamic") or []
+    return bool(project.get("dependencies")) or (isinstance(dynamic, list) and "dependencies" in dynamic)
+
+
+def requirement_sources(project: Path, log: Callable[[str], None] | None = None) -> list[Path]:
+    """Every file of ``project`` that declares dependencies (rule in the module docstring)."""
+    sources: list[Path] = []
+    pyproject = project / PYPROJECT
+    if pyproject.is_file() and _declares_dependencies(pyproject):
+        sources.append(pyproject)
+    elif (project / "setup.py").is_file():
+        sources.append(project / "setup.py")
+    elif (project / "setup.cfg").is_file():
+        sources.append(project / "setup.cfg")
+    txt = project / REQUIREMENTS_TXT
+    if txt.is_file():
+        problem = requirements_txt_problem(txt)
+        if problem is None:
+            sources.append(txt)
+        elif sources:
+            if log:
+                log(f"warning: {REQUIREMENTS_TXT} ignored ({problem}); using {sources[0].name}")
+        else:
+            raise DagopsError(
+                f"Cannot read the project's {REQUIREMENTS_TXT}: {problem}; fix it "
+                "(UTF-8, one requirement per line) or declare the dependencies in pyproject.toml."
+            )
+    return sources
+
+
+def requirements_file(tree: Path) -> Path | None:
+    """The first file of ``tree`` that declares dependencies (see :func:`requirement_sources`)."""
+    sources = requirement_sources(tree)
+    return sources[0] if sources else None
 
 
 def base_packages() -> dict[str, str]:
@@ -76,29 +141,70 @@ def base_packages() -> dict[str, str]:
     return found
 
 
-def requirements_key(req_file: Path, base: dict[str, str] | None = None) -> str:
-    """Cache key: the requirements file, the interpreter and the packages the environment already has."""
+def shared_packages(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The packages a location must share with Dagster's processes: SHARED_ROOTS and all they require
+    (markers evaluated for this interpreter), at the versions installed here."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     base = base_packages() if base is None else base
+    found: dict[str, str] = {}
+    todo = [name for name in SHARED_ROOTS if name in base]
+    while todo:
+        name = todo.pop()
+        if name in found or name not in base:
+            continue
+        found[name] = base[name]
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        for line in requires:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(_normalize(req.name))
+    return found
+
+
+def requirements_key(req_file: Path | list[Path], base: dict[str, str] | None = None) -> str:
+    """Cache key: the declaring files, the interpreter and the packages the environment already has."""
+    base = base_packages() if base is None else base
+    files = [req_file] if isinstance(req_file, Path) else req_file
     digest = hashlib.sha256()
-    digest.update(req_file.name.encode() + b"\0" + req_file.read_bytes() + b"\0")
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(f"{sys.implementation.name}-{sys.version_info[:3]}-{sys.platform}\0".encode())
     for name in sorted(base):
         digest.update(f"{name}=={base[name]}\n".encode())
     return digest.hexdigest()[:32]
 
 
-def _installer(target: Path, req_file: Path, constraints: Path) -> list[str]:
-    """uv when it is on PATH (fast, cached), else pip of the running interpreter."""
-    common = ["--target", str(target), "-r", str(req_file), "--constraint", str(constraints)]
+def _installer(target: Path, sources: list[Path], constraints: Path) -> list[str]:
+    """uv when it is on PATH (fast, cached; reads pyproject.toml, setup.py and setup.cfg), else pip of
+    the running interpreter (requirements.txt only)."""
+    common = ["--target", str(target)]
+    for source in sources:
+        common += ["-r", str(source)]
+    common += ["--constraint", str(constraints)]
     uv = shutil.which("uv")
     if uv:
-        return [uv, "pip", "install", "--python", sys.executable, "--quiet", *common]
+        # --no-config: settings come from no pyproject.toml/uv.toml around the checkout (the project
+        # that holds repos/ has its own, and a repository's [tool.uv] must not redirect the install).
+        return [uv, "pip", "install", "--no-config", "--python", sys.executable, "--quiet", *common]
     import importlib.util
 
+    names = ", ".join(source.name for source in sources)
     if importlib.util.find_spec("pip") is None:
         raise DagopsError(
-            f"Cannot install the requirements in {req_file.name}: neither uv nor pip is available "
+            f"Cannot install the requirements in {names}: neither uv nor pip is available "
             "to this Python (the runtime image needs uv on PATH)."
+        )
+    if any(source.name != REQUIREMENTS_TXT for source in sources):
+        raise DagopsError(
+            f"Cannot install the requirements in {names}: uv is not on PATH "
+            "(pip reads only requirements.txt; the runtime image has uv)."
         )
     return [
         sys.executable,
@@ -141,9 +247,14 @@ def prune_base_duplicates(site: Path, base: dict[str, str]) -> list[str]:
 
 
 def _last_line(text: str) -> str:
+    """The installer's error as one line: the error and uv's explanation after it ("cause: ...")."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for index, line in enumerate(lines):
+        if line.lower().startswith(("error", "\u00d7", "fatal")):
+            explanation = [ln.lstrip("\u2570\u2500\u25b6 ").strip() for ln in lines[index + 1 :]]
+            return " ".join([line.rstrip(":"), *[ln for ln in explanation if ln]])
     for line in reversed(lines):
-        if line.lower().startswith(("error", "\u00d7", "fatal", "because")):
+        if line.lower().startswith("because"):
             return line
     return lines[-1] if lines else "no output"
 
@@ -154,18 +265,24 @@ def ensure_requirements(
     *,
     log: Callable[[str], None] | None = None,
     timeout: float | None = None,
+    entry: str | None = None,
 ) -> Path | None:
-    """Install the tree's requirements (once per key) and return the directory to put on PYTHONPATH.
+    """Install the project's requirements (once per key) and return the directory to put on PYTHONPATH.
 
-    Returns None when the tree lists no requirements. Raises DagopsError when the install fails;
+    The project is the folder of ``entry`` (``dagops.sync.target``), the tree itself without one.
+    Returns None when the project declares no requirements. Raises DagopsError when the install fails;
     nothing is left in ``cache_dir`` then. Safe to call from several processes at once: each
     installs into a private directory and the first to finish renames it into place.
     """
-    req_file = requirements_file(tree)
-    if req_file is None:
+    from dagops.sync.target import resolve
+
+    project = resolve(tree, entry).project_dir if entry else tree
+    sources = requirement_sources(project, log)
+    if not sources:
         return None
+    names = ", ".join(str(source.relative_to(tree)) for source in sources)
     base = base_packages()
-    key = requirements_key(req_file, base)
+    key = requirements_key(sources, base)
     final = cache_dir / key
     if (final / COMPLETE).is_file():
         return final / SITE
@@ -175,14 +292,15 @@ def ensure_requirements(
     work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
     try:
         constraints = work / "constraints.txt"
-        constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(base.items())))
+        shared = shared_packages(base)
+        constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(shared.items())))
         site = work / SITE
         if log:
-            log(f"installing the requirements of {req_file.name} (key {key[:12]})")
+            log(f"installing the requirements of {names} (key {key[:12]})")
         try:
             proc = subprocess.run(
-                _installer(site, req_file, constraints),
-                cwd=tree,
+                _installer(site, sources, constraints),
+                cwd=project,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -190,17 +308,22 @@ def ensure_requirements(
             )
         except subprocess.TimeoutExpired:
             raise DagopsError(
-                f"Installing the requirements of {req_file.name} took longer than {timeout:.0f} s "
+                f"Installing the requirements of {names} took longer than {timeout:.0f} s "
                 f"(set {INSTALL_TIMEOUT_VAR} to allow more)."
             ) from None
         if proc.returncode != 0:
-            raise DagopsError(
-                f"Cannot install the requirements in {req_file.name}: {_last_line(proc.stderr + proc.stdout)}"
-            )
+            detail = _last_line(proc.stderr + proc.stdout).rstrip(".")
+            hint = ""
+            if "dagster" in detail.lower() and "dagster" in shared:
+                hint = (
+                    f"; the code servers here run dagster {shared['dagster']}, so the project must allow "
+                    f"that version (and its dagster-* libraries the matching ones)"
+                )
+            raise DagopsError(f"Cannot install the requirements in {names}: {detail}{hint}.")
         site.mkdir(exist_ok=True)
         prune_base_duplicates(site, base)
         constraints.unlink()
-        (work / COMPLETE).write_text(req_file.name + "\n")
+        (work / COMPLETE).write_text(names + "\n")
         try:
             os.rename(work, final)
         except OSError:
@@ -214,11 +337,15 @@ def ensure_requirements(
 
 
 def pythonpath(extra: Path | None, env: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``env`` (default: os.environ) with ``extra`` first on PYTHONPATH."""
+    """A copy of ``env`` (default: os.environ) with ``extra`` first on PYTHONPATH and its console
+    scripts (``extra/bin``) first on PATH."""
     result = dict(os.environ if env is None else env)
     if extra is not None:
         current = result.get("PYTHONPATH")
         result["PYTHONPATH"] = os.pathsep.join([str(extra), *([current] if current else [])])
+        if (extra / "bin").is_dir():
+            path = result.get("PATH")
+            result["PATH"] = os.pathsep.join([str(extra / "bin"), *([path] if path else [])])
     return result
 
 
@@ -236,11 +363,18 @@ def location_env(
     env: dict[str, str] | None = None,
     *,
     log: Callable[[str], None] | None = None,
+    entry: str | None = None,
 ) -> dict[str, str]:
-    """The environment to import-check and serve ``tree`` with: its requirements first on PYTHONPATH.
+    """The environment to import-check and serve ``tree`` with: its requirements first on PYTHONPATH
+    (their scripts on PATH) and, given the ``entry``, the project's import root and folder before them.
 
     The sync agent's hook: call it for a new build before the import check (a DagopsError rejects the
     revision like an import error), and for ``current`` before starting the code server (a cache hit,
-    no install). Returns a copy of ``env`` (default os.environ), unchanged when there are no requirements.
+    no install). Returns a copy of ``env`` (default os.environ), unchanged when there is nothing to add.
     """
-    return pythonpath(ensure_requirements(tree, cache_dir(code_dir), log=log), env)
+    result = pythonpath(ensure_requirements(tree, cache_dir(code_dir), log=log, entry=entry), env)
+    if entry:
+        from dagops.sync.target import resolve, with_paths
+
+        result = with_paths(resolve(tree, entry), result)
+    return result

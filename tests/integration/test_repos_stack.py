@@ -87,7 +87,8 @@ def project() -> Iterator[Path]:
     root = base / "project"
     (root / "code_locations" / "main").mkdir(parents=True)
     (root / "tasks.py").write_text("")
-    (root / "pyproject.toml").write_text("[project]\nname = 'stub'\n")
+    # A valid one: uv reads the pyproject.toml files above a checkout (workspace discovery).
+    (root / "pyproject.toml").write_text("[project]\nname = 'stub'\nversion = '0'\n")
     (root / "code_locations" / "main" / "definitions.py").write_text(MAIN_DEFS)
     registry.save([registry.Location(name="main", source="code_locations/main")], root)
     yield root
@@ -174,3 +175,310 @@ def test_repo_add_and_remove_show_in_the_running_stack(
 def _asset_keys(url: str) -> list[list[str]]:
     data: dict[str, Any] = graphql.query(url, "{ assetNodes { assetKey { path } } }")
     return [node["assetKey"]["path"] for node in data["assetNodes"]]
+
+
+# --------------------------------------------------------------------------- real project layouts
+#
+# Each layout is a git repository built here (file:// URL) and added with `invoke repo.add` to the
+# running stack; it must reach LOADED with its assets, and never show as failed on the way (the
+# workspace gets a location only once its code server answers). Local packages are wheels built in
+# memory (no index needed for them).
+
+
+def _wheel(name: str, version: str, module_source: str, scripts: dict[str, str] | None = None) -> bytes:
+    import io
+    import zipfile
+
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": module_source,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    if scripts:
+        files[f"{info}/entry_points.txt"] = "[console_scripts]\n" + "".join(
+            f"{script} = {target}\n" for script, target in scripts.items()
+        )
+    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for rel, text in files.items():
+            zf.writestr(rel, text)
+    return buf.getvalue()
+
+
+def _upstream(base: Path, files: dict[str, str]) -> str:
+    base.mkdir(parents=True)
+    _git(base, "init", "--quiet", "--initial-branch", "main")
+    for rel, text in files.items():
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_text(text)
+    _git(base, "add", "-A")
+    _git(base, "commit", "--quiet", "-m", "first")
+    return base.as_uri()
+
+
+def _add_until_loaded(
+    config: DevConfig, env: dict[str, str], project: Path, name: str, url: str, *extra: str
+) -> tuple[float, float]:
+    """`invoke repo.add`, then wait for LOADED, watching that the location never shows an error on the
+    way; (seconds of the command, seconds from its end to LOADED)."""
+    started = time.monotonic()
+    added = _invoke(["repo.add", "--url", url, "--name", name, *extra], env, project)
+    command = time.monotonic() - started
+    assert added.returncode == 0, added.stdout + added.stderr
+    seen: list[Any] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        state = graphql.locations(config.ui_url).get(name)
+        if state is not None:
+            seen.append(state)
+            if state["loadStatus"] == "LOADED" and not state["error"]:
+                break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"{name} did not load in 180 s: {seen[-1:]}")
+    failed = [s for s in seen if s["error"]]
+    assert failed == [], f"{name} showed as failed while its code server started: {failed[0]}"
+    return command, time.monotonic() - started - command
+
+
+def _figure(figures: dict[str, str], layout: str, times: tuple[float, float]) -> None:
+    command, loaded = times
+    figures[f"repo.add to LOADED, {layout}"] = (
+        f"{command + loaded:.1f} s (command {command:.1f} s, then {loaded:.1f} s)"
+    )
+
+
+PKG_PYPROJECT = """\
+[project]
+name = "pkgrel"
+version = "0.1.0"
+
+[tool.dagster]
+module_name = "pkgrel.definitions"
+code_location_name = "pkgrel"
+"""
+
+DG_PYPROJECT = """\
+[project]
+name = "dgproj"
+version = "0.1.0"
+requires-python = ">=3.10"
+dependencies = ["dagster"]
+
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[tool.dg]
+directory_type = "project"
+
+[tool.dg.project]
+root_module = "dgproj"
+registry_modules = ["dgproj.components.*"]
+"""
+
+ASSET = """\
+import dagster as dg
+
+
+@dg.asset
+def {name}() -> int:
+    return 1
+"""
+
+ALPHA_DEFS = """\
+import dagster as dg
+from minidep import VALUE
+
+
+@dg.asset
+def alpha_asset() -> int:
+    return VALUE
+
+
+defs = dg.Definitions(assets=[alpha_asset])
+"""
+
+BETA_PYPROJECT = """\
+[project]
+name = "beta"
+version = "0.1"
+dependencies = ["minitool @ {minitool}"]
+
+[tool.dagster]
+module_name = "beta.definitions"
+"""
+
+# Fails to load unless the console script its dependency installs is on PATH (and works).
+BETA_DEFS = """\
+import shutil
+import subprocess
+
+import dagster as dg
+
+tool = shutil.which("minitool")
+if tool is None:
+    raise RuntimeError("minitool is not on PATH")
+said = subprocess.run([tool], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@dg.asset(name=f"tool_says_{said}")
+def tool_asset() -> None:
+    pass
+
+
+defs = dg.Definitions(assets=[tool_asset])
+"""
+
+DG_DEFINITIONS = """\
+from pathlib import Path
+
+from dagster import definitions, load_from_defs_folder
+
+
+@definitions
+def defs():
+    return load_from_defs_folder(path_within_project=Path(__file__).parent)
+"""
+
+
+def test_package_with_relative_imports_and_a_dg_src_project(
+    repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path, figures: dict[str, str]
+) -> None:
+    config, env = repo_stack
+    package = _upstream(
+        tmp_path / "pkgrel",
+        {
+            "pyproject.toml": PKG_PYPROJECT,
+            "pkgrel/__init__.py": "",
+            "pkgrel/assets.py": ASSET.format(name="rel_asset"),
+            "pkgrel/definitions.py": "import dagster as dg\n\nfrom . import assets\n\n"
+            "defs = dg.Definitions(assets=dg.load_assets_from_modules([assets]))\n",
+            "pkgrel_tests/test_assets.py": "",
+        },
+    )
+    _figure(figures, "package + relative imports", _add_until_loaded(config, env, project, "pkgrel", package))
+    assert ["rel_asset"] in _asset_keys(config.ui_url)
+    assert registry.get("pkgrel", project).entry == "pkgrel/definitions.py"
+
+    dg_project = _upstream(
+        tmp_path / "dgproj",
+        {
+            "pyproject.toml": DG_PYPROJECT,
+            "src/dgproj/__init__.py": "",
+            "src/dgproj/definitions.py": DG_DEFINITIONS,
+            "src/dgproj/defs/__init__.py": "",
+            "src/dgproj/defs/ingest.py": ASSET.format(name="from_defs_folder"),
+            "tests/__init__.py": "",
+        },
+    )
+    _figure(
+        figures,
+        "src/ + dg + lazy @definitions",
+        _add_until_loaded(config, env, project, "dgproj", dg_project),
+    )
+    assert ["from_defs_folder"] in _asset_keys(config.ui_url)
+
+
+def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
+    repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path, figures: dict[str, str]
+) -> None:
+    config, env = repo_stack
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    minidep = wheels / "minidep-1.0-py3-none-any.whl"
+    minidep.write_bytes(_wheel("minidep", "1.0", "VALUE = 41\n"))
+    minitool = wheels / "minitool-1.0-py3-none-any.whl"
+    minitool.write_bytes(
+        _wheel("minitool", "1.0", "def main():\n    print(42)\n", {"minitool": "minitool:main"})
+    )
+    url = _upstream(
+        tmp_path / "mono",
+        {
+            "README.md": "# several projects\n",
+            "pyproject.toml": "[tool.ruff]\nline-length = 100\n",  # the monorepo's own tooling only
+            # A setup.py project whose install_requires names a local package.
+            "projects/alpha/setup.py": "from setuptools import find_packages, setup\n\n"
+            f"setup(name='alpha', version='0.1', packages=find_packages(), "
+            f"install_requires=['minidep @ {minidep.as_uri()}'])\n",
+            "projects/alpha/alpha/__init__.py": "",
+            "projects/alpha/alpha/definitions.py": ALPHA_DEFS,
+            # A project with its own pyproject whose dependency installs a console script.
+            "projects/beta/pyproject.toml": BETA_PYPROJECT.format(minitool=minitool.as_uri()),
+            "projects/beta/beta/__init__.py": "",
+            "projects/beta/beta/definitions.py": BETA_DEFS,
+        },
+    )
+
+    refused = _invoke(["repo.add", "--url", url, "--name", "mono"], env, project)
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "several Dagster projects: projects/alpha/" in lines[0]
+    assert "projects/beta/ (projects/beta/beta/definitions.py); choose one with --path FOLDER" in lines[0]
+
+    times = _add_until_loaded(config, env, project, "alpha", url, "--path", "projects/alpha")
+    _figure(figures, "monorepo subfolder, setup.py dependencies", times)
+    times = _add_until_loaded(config, env, project, "beta", url, "--path", "projects/beta")
+    _figure(figures, "monorepo subfolder, console script", times)
+    keys = _asset_keys(config.ui_url)
+    assert ["alpha_asset"] in keys and ["tool_says_42"] in keys
+    assert registry.get("beta", project).url == registry.get("alpha", project).url == url
+
+
+def test_another_dagster_version_is_refused_in_one_sentence(
+    repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path
+) -> None:
+    _config, env = repo_stack
+    before = registry.registry_path(project).read_bytes()
+    url = _upstream(
+        tmp_path / "olddagster",
+        {
+            "pyproject.toml": "[project]\nname = 'old'\nversion = '0.1'\ndependencies = ['dagster==1.9.0']\n",
+            "old/__init__.py": "",
+            "old/definitions.py": "import dagster as dg\n\ndefs = dg.Definitions()\n",
+        },
+    )
+    refused = _invoke(["repo.add", "--url", url, "--name", "olddagster"], env, project)
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert "Cannot install the requirements in pyproject.toml" in lines[0]
+    assert "dagster==1.9.0" in lines[0] and "so the project must allow that version" in lines[0]
+    assert registry.registry_path(project).read_bytes() == before
+
+
+def test_a_name_added_again_never_serves_the_removed_code(
+    repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path
+) -> None:
+    config, env = repo_stack
+    first = _upstream(tmp_path / "first", {"definitions.py": REPO_DEFS.replace("from_upstream", "old_code")})
+    _add_until_loaded(config, env, project, "again", first)
+    removed = _invoke(["repo.remove", "--name", "again"], env, project)
+    assert removed.returncode == 0, removed.stderr
+    wait_for_location(config.ui_url, "again", present=False, timeout=60)
+    copy = config.code_dir / "again"
+    deadline = time.monotonic() + 30
+    while copy.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not copy.exists(), "the stack kept the removed location's synced copy"
+
+    second = _upstream(
+        tmp_path / "second", {"definitions.py": REPO_DEFS.replace("from_upstream", "new_code")}
+    )
+    started = _invoke(["repo.add", "--url", second, "--name", "again"], env, project)
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        keys = _asset_keys(config.ui_url)
+        assert ["old_code"] not in keys, "the removed repository's code was served again"
+        state = graphql.locations(config.ui_url).get("again")
+        if state and state["loadStatus"] == "LOADED" and not state["error"]:
+            break
+        time.sleep(0.1)
+    assert ["new_code"] in _asset_keys(config.ui_url)
+
+    unchanged = _invoke(["repo.update", "--name", "again"], env, project)
+    assert unchanged.returncode == 0 and "is up to date" in unchanged.stdout
+    assert "cloned" not in unchanged.stdout  # answered from git ls-remote

@@ -109,7 +109,8 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (project / "code_locations" / "main").mkdir(parents=True)
     (project / "code_locations" / "shared").mkdir()  # an own folder that is not (yet) registered
     (project / "tasks.py").write_text("")
-    (project / "pyproject.toml").write_text("[project]\nname = 'stub'\n")
+    # A valid one: uv reads the pyproject.toml files above a checkout (workspace discovery).
+    (project / "pyproject.toml").write_text("[project]\nname = 'stub'\nversion = '0'\n")
     (project / "code_locations" / "main" / "definitions.py").write_text("")
     registry.save([registry.Location(name="main", source="code_locations/main")], project)
     monkeypatch.setenv("DAGOPS_ROOT", str(project))
@@ -891,6 +892,7 @@ def test_registry_watcher_follows_the_registry(root: Path, tmp_path: Path) -> No
     server = http.server.HTTPServer(("127.0.0.1", 0), GraphQL)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     events: list[str] = []
+    answering: set[int] = {4000}  # ports whose code server answers
     workspace_yaml = tmp_path / "workspace.yaml"
     try:
         watcher = registry_watch.RegistryWatcher(
@@ -903,13 +905,18 @@ def test_registry_watcher_follows_the_registry(root: Path, tmp_path: Path) -> No
             stop_agent=lambda name: events.append(f"stop {name}"),
             publish=lambda loc: events.append(f"publish {loc.name}"),
             say=quiet,
+            ready=lambda host, port: port in answering,
         )
         assert watcher.poll() is False  # nothing changed yet
 
         extra = registry.Location("etl", "repos/etl", url="file:///x", ref="main", commit="a" * 40)
         registry.save([*registry.load(root), extra], root)
+        # Its agent starts at once, but the workspace gets it only once its code server answers:
+        # the webserver never shows a just-added location as unreachable.
+        assert watcher.poll() is False
+        assert events == ["publish etl", "start etl"] and not workspace_yaml.exists() and reloads == []
+        answering.add(watcher.ports["etl"])
         assert watcher.poll() is True
-        assert events == ["publish etl", "start etl"]
         served = yaml.safe_load(workspace_yaml.read_text())["load_from"]
         assert [s["grpc_server"]["location_name"] for s in served] == ["main", "etl"]
         port = served[1]["grpc_server"]["port"]

@@ -94,8 +94,8 @@ def probe(tree: Path, entry: str, hours: ActiveHours) -> list[dict[str, Any]]:
     from dagops.sync.loadcheck import load_definitions
 
     found: list[dict[str, Any]] = []
-    for _, defs in load_definitions(tree, entry):
-        for schedule in defs.get_repository_def().schedule_defs:
+    for repository in load_definitions(tree, entry).values():
+        for schedule in repository.schedule_defs:
             crons = schedule.cron_schedule
             timezone = schedule.execution_timezone or "UTC"
             for cron in [crons] if isinstance(crons, str) else list(crons):

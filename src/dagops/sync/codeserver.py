@@ -1,8 +1,9 @@
 """The location's gRPC code server, run and supervised by the sync agent, and the webserver reload.
 
-The child is ``python -m dagster api grpc --python-file <loc>/current/<entry> --working-directory
-<loc>/current ...``: paths go through the ``current`` symlink, so a restart after a swap loads the new
-release. Readiness is the port accepting connections: ``dagster api grpc`` loads the code first and
+The child is ``python -m dagster api grpc --module-name M --working-directory <loc>/current/<project>
+...`` (or ``--python-file``; the rule is ``dagops.sync.target``): paths go through the ``current``
+symlink, so a restart after a swap loads the new release.
+Readiness is the port accepting connections: ``dagster api grpc`` loads the code first and
 binds its port after, and the previous server has closed its listener by then (it is told to stop
 and the new one to start only once its port refuses connections), so a connection can only reach
 the new one. The old process finishes its shutdown (about 1.5 s more) in the background.
@@ -29,6 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dagops.errors import DagopsError
+from dagops.sync import target as load_target
 
 RUN_TASK_ROLE_ENV = "DAGOPS_RUN_TASK_ROLE_ARN"
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
@@ -131,18 +133,19 @@ class CodeServer:
         self.started_at = 0.0
         self._reapers: list[threading.Thread] = []
 
-    def command(self, entry: str) -> list[str]:
-        """``python -m dagster api grpc ...``; the warm path runs the same arguments in-process."""
+    def command(self, entry: str, target: load_target.LoadTarget | None = None) -> list[str]:
+        """``python -m dagster api grpc ...``; the warm path runs the same arguments in-process.
+
+        ``target``: the entry's load target in ``current`` (default: resolved there; a warm check
+        resolves it in its build tree, as ``current`` may not exist yet).
+        """
         command = [
             self.python,
             "-m",
             "dagster",
             "api",
             "grpc",
-            "--python-file",
-            str(self.current / entry),
-            "--working-directory",
-            str(self.current),
+            *(target or load_target.resolve(self.current, entry)).dagster_args(),
             "--host",
             self.host,
             "--port",
@@ -167,10 +170,11 @@ class CodeServer:
     def start(self, entry: str, env: dict[str, str] | None = None) -> None:
         """Stop the running server and start one on ``current``; ``env``: its requirements' environment."""
         self._retire()
+        target = load_target.resolve(self.current, entry)
         self.proc = subprocess.Popen(
             self.command(entry),
-            cwd=str(self.current),
-            env=env,
+            cwd=str(target.project_dir),
+            env=load_target.with_paths(target, os.environ if env is None else env),
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
         self.started_at = time.monotonic()
@@ -198,8 +202,11 @@ class CodeServer:
             entry,
             "--chdir",
             str(self.current),
+            "--location",
+            self.location,
             "--",
-            *self.command(entry)[3:],  # the arguments of `python -m dagster`
+            # The arguments of `python -m dagster`, for the tree once it is `current`.
+            *self.command(entry, load_target.resolve(tree, entry).retarget(self.current))[3:],
         ]
         try:
             proc = subprocess.Popen(
@@ -207,7 +214,9 @@ class CodeServer:
                 stdin=subprocess.PIPE,
                 pass_fds=(write_end,),
                 cwd=str(tree),
-                env=env,
+                env=load_target.with_paths(
+                    load_target.resolve(tree, entry), os.environ if env is None else env
+                ),
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         finally:

@@ -1,16 +1,16 @@
 """Import check of a code-location tree, run by the sync agent as a subprocess before a swap:
 
-    python -m dagops.sync.loadcheck <tree> <entry>
+    python -m dagops.sync.loadcheck <tree> <entry> [<location>]
 
-Imports ``<tree>/<entry>`` the way ``dagster api grpc --python-file ... --working-directory <tree>`` does
-(the tree first on sys.path, the file's stem as module name), requires at least one ``dagster.Definitions``
-at module level, and validates each with ``Definitions.validate_loadable`` (resources, key clashes, jobs).
+Loads ``<tree>/<entry>`` the way the code server will (``dagops.sync.target``: by module name from the
+project's working directory, or by path; Dagster's own loader, lazy ``@dg.definitions`` included, every
+definition resolved). The caller puts the project's paths and requirements on PYTHONPATH
+(``dagops.requirements.location_env``).
 Exit 0 and one summary line on stdout when it loads; exit 1 and one error line on stderr when not.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import traceback
@@ -32,7 +32,22 @@ def _where(exc: BaseException, tree: Path) -> str:
     return found
 
 
+def _user_error(exc: BaseException) -> BaseException:
+    """The user's own exception under Dagster's wrappers (DagsterUserCodeLoadError, DagsterImportError),
+    which raise it ``from`` the original: the deepest cause."""
+    seen = {id(exc)}
+    while (
+        exc.__cause__ is not None
+        and id(exc.__cause__) not in seen
+        and type(exc).__module__.startswith("dagster")
+    ):
+        exc = exc.__cause__
+        seen.add(id(exc))
+    return exc
+
+
 def _one_line(exc: BaseException, tree: Path) -> str:
+    exc = _user_error(exc)
     if isinstance(exc, SyntaxError):
         where = ""
         if exc.filename:
@@ -48,47 +63,41 @@ def _one_line(exc: BaseException, tree: Path) -> str:
     return f"{type(exc).__name__}: {message}{_where(exc, tree)}"
 
 
-def load_definitions(tree: Path, entry: str) -> list[tuple[str, Any]]:
-    """Import ``entry`` from ``tree`` as the code server does; its module-level ``dagster.Definitions``."""
-    import dagster as dg
+def _target(tree: Path, entry: str) -> Any:
+    """The load target of ``entry`` in ``tree``, with the working directory set to its project."""
+    from dagops.sync import target as load_target
 
-    path = tree / entry
-    if not path.is_file():
+    if not (tree / entry).is_file():
         raise FileNotFoundError(f"entry file {entry} is not in the tree")
-    sys.path.insert(0, str(tree))
-    os.chdir(tree)
-    module_name = Path(entry).stem
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {entry} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    found = [(name, value) for name, value in vars(module).items() if isinstance(value, dg.Definitions)]
-    if not found:
-        raise LookupError(f"{entry} defines no dagster.Definitions object at module level")
+    found = load_target.resolve(tree, entry)
+    os.chdir(found.project_dir)
     return found
 
 
-def check(tree: Path, entry: str) -> str:
-    """Load ``entry`` from ``tree``; return a summary, raise on any failure."""
-    import dagster as dg
+def load_definitions(tree: Path, entry: str, location: str | None = None) -> dict[str, Any]:
+    """Load ``entry`` from ``tree`` as the code server does; its RepositoryDefinitions by name."""
+    from dagops.sync import target as load_target
 
-    found = load_definitions(tree, entry)
-    for _, defs in found:
-        dg.Definitions.validate_loadable(defs)
-    names = ", ".join(name for name, _ in found)
-    return f"ok: {entry} defines {names}"
+    return load_target.load_repositories(_target(tree, entry), location)
+
+
+def check(tree: Path, entry: str, location: str | None = None) -> str:
+    """Load ``entry`` from ``tree`` as the code server will (``dagops.sync.target``); a summary, or raise."""
+    from dagops.sync import target as load_target
+
+    found = _target(tree, entry)
+    names = load_target.load(found, location)
+    return f"ok: {found.describe()} defines {', '.join(names)}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m dagops.sync.loadcheck TREE ENTRY", file=sys.stderr)
+    if len(args) not in (2, 3):
+        print("usage: python -m dagops.sync.loadcheck TREE ENTRY [LOCATION]", file=sys.stderr)
         return 2
     tree = Path(args[0]).absolute()
     try:
-        summary = check(tree, args[1])
+        summary = check(tree, args[1], args[2] if len(args) == 3 else None)
     except BaseException as exc:  # anything the user's code raises, SystemExit included
         print(_one_line(exc, tree), file=sys.stderr, flush=True)
         return 1

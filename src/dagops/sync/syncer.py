@@ -8,7 +8,7 @@
   from the serving release, changed ones downloaded and checked against the manifest's sha256 (a
   mismatch means a publish is under way or the object is corrupt: nothing is swapped, the next poll
   retries); files not in the manifest are simply not there;
-- the tree's Python requirements (``requirements.txt``, or ``pyproject.toml`` dependencies) are
+- the project's Python requirements (pyproject.toml, setup.py/setup.cfg, requirements.txt) are
   installed into ``<code-dir>/.requirements`` (``dagops.requirements.location_env``; a cache hit when
   unchanged), then the tree is import-checked in a subprocess (``python -m dagops.sync.loadcheck``)
   with them on PYTHONPATH; a tree whose requirements do not install or that fails to load is
@@ -128,7 +128,9 @@ class Syncer:
 
     def serving_env(self) -> dict[str, str]:
         """The environment of a process importing ``current`` (its requirements: a cache hit)."""
-        return location_env(self.layout.current, self.code_dir, log=self.log)
+        manifest = self.layout.current_manifest()
+        entry = manifest.entry if manifest else None
+        return location_env(self.layout.current, self.code_dir, log=self.log, entry=entry)
 
     @property
     def serving(self) -> str | None:
@@ -293,7 +295,7 @@ class Syncer:
     def _check(self, build: Path, entry: str) -> str | None:
         """Install the build's requirements, then import-check it with them; None or the one-line error."""
         try:
-            env = location_env(build, self.code_dir, log=self.log)
+            env = location_env(build, self.code_dir, log=self.log, entry=entry)
         except DagopsError as exc:
             return _one_line(str(exc))
         return self.checker(build, entry, env)
@@ -302,7 +304,7 @@ class Syncer:
         """None when ``tree`` loads, else the one-line error of ``python -m dagops.sync.loadcheck``."""
         try:
             proc = subprocess.run(
-                [self.python, "-m", "dagops.sync.loadcheck", str(tree), entry],
+                [self.python, "-m", "dagops.sync.loadcheck", str(tree), entry, self.location],
                 capture_output=True,
                 text=True,
                 timeout=self.check_timeout,

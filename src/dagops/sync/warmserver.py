@@ -1,14 +1,16 @@
 """Import check that turns into the code server: one dagster start-up instead of two after each change.
 
-    python -m dagops.sync.warmserver --result-fd N --tree BUILD --entry FILE --chdir DIR -- api grpc ...
+    python -m dagops.sync.warmserver --result-fd N --tree BUILD --entry FILE --chdir DIR [--location NAME]
+                                     -- api grpc ...
 
 1. imports dagster and checks ``BUILD/FILE`` exactly as ``dagops.sync.loadcheck`` does;
 2. writes ``OK <summary>`` or ``FAIL <one line>`` to file descriptor N (a pipe to the agent), closes it;
 3. waits for a line on stdin: ``serve`` (the agent has swapped ``current`` and stopped the old server)
    or end of input (the agent discarded this release: exit 0);
-4. on ``serve``: forgets the modules imported from BUILD, changes to DIR and runs dagster's own command
-   line in this process (``python -m dagster api grpc ...`` with the arguments after ``--``), so the
-   code is loaded afresh from ``current`` while dagster itself is already imported.
+4. on ``serve``: forgets the modules imported from BUILD, points the paths that named BUILD (sys.path,
+   PYTHONPATH for the runs it launches) at DIR, changes to the project folder in DIR and runs dagster's
+   own command line in this process (``python -m dagster api grpc ...`` with the arguments after
+   ``--``), so the code is loaded afresh from ``current`` while dagster itself is already imported.
 """
 
 from __future__ import annotations
@@ -21,19 +23,30 @@ import sys
 from pathlib import Path
 
 from dagops.sync.loadcheck import _one_line, check
+from dagops.sync.target import resolve
+
+
+def _under(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
 
 
 def _forget_tree(tree: str) -> None:
     """Drop modules loaded from ``tree`` (and the tree from sys.path) so they load again from ``current``."""
-    prefix = tree.rstrip("/") + "/"
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None) or ""
-        if path.startswith(prefix):
+        # Namespace packages have no file, only search locations.
+        locations = list(getattr(module, "__path__", None) or []) if not path else [path]
+        if any(_under(str(p), tree) for p in locations):
             del sys.modules[name]
-    sys.path[:] = [p for p in sys.path if p != tree and not p.startswith(prefix)]
-    for key in [k for k in sys.path_importer_cache if k == tree or k.startswith(prefix)]:
+    sys.path[:] = [p for p in sys.path if not _under(p, tree)]
+    for key in [k for k in sys.path_importer_cache if _under(k, tree)]:
         del sys.path_importer_cache[key]
     importlib.invalidate_caches()
+
+
+def _moved(paths: list[str], tree: str, new: str) -> list[str]:
+    """``paths`` with every entry under ``tree`` pointing at the same place under ``new``."""
+    return [new + p[len(tree.rstrip("/")) :] if _under(p, tree) else p for p in paths]
 
 
 # Modules `python -m dagster api grpc` imports before it serves (found with `python -X importtime`);
@@ -71,12 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", required=True)
     parser.add_argument("--entry", required=True)
     parser.add_argument("--chdir", required=True)
+    parser.add_argument("--location", default=None)
     opts = parser.parse_args(args[:split])
     dagster_args = args[split + 1 :]
     tree = str(Path(opts.tree).absolute())
     with os.fdopen(opts.result_fd, "w") as result:
         try:
-            summary = check(Path(tree), opts.entry)
+            summary = check(Path(tree), opts.entry, opts.location)
         except BaseException as exc:  # anything the user's code raises
             result.write(f"FAIL {_one_line(exc, Path(tree))}\n")
             return 1
@@ -85,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     if sys.stdin.readline().strip() != "serve":
         return 0
     _forget_tree(tree)
-    os.chdir(opts.chdir)
+    current = str(Path(opts.chdir).absolute())
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(_moved(paths, tree, current))
+    sys.path[:0] = [p for p in _moved(paths, tree, current) if _under(p, current) and p not in sys.path]
+    os.chdir(resolve(Path(current), opts.entry).project_dir)
     sys.argv = ["dagster", *dagster_args]
     runpy.run_module("dagster", run_name="__main__", alter_sys=True)
     return 0

@@ -58,11 +58,14 @@ def _make_style(*values: str) -> dict[str, str]:
         "name": "code-location name: lowercase letter first, then [a-z0-9_-], at most 39 characters",
         "ref": "branch or tag to track (default: the repository's default branch)",
         "entry": "the .py file defining the Definitions, relative to the repository root (default: found)",
+        "path": "the folder of the Dagster project inside the repository (a monorepo; default: found)",
         "env": "upload to this environment's bucket instead of the local stack",
     }
 )
 @user_errors
-def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "", env: str = "") -> None:
+def add(
+    c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "", path: str = "", env: str = ""
+) -> None:
     """Add a git repository as a code location: clone, check its Definitions load, upload, register."""
     if not url or not name:
         raise DagopsError("Give both --url URL and --name NAME.")
@@ -74,6 +77,7 @@ def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "
         bucket=target.bucket,
         ref=ref or None,
         entry=entry or None,
+        path=path or None,
         log=_say,
     )
     if env:
@@ -143,7 +147,12 @@ def remove(c: Context, name: str | None = None, env: str = "") -> None:
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     target = _target(c, env)
-    repos.remove(name, s3=target.s3, bucket=target.bucket, log=_say)
+    local_copy = None
+    if not env and target.s3 is None:  # no stack running: its synced copy is removed here
+        from dagops.localstack.config import DevConfig
+
+        local_copy = DevConfig.resolve(_dev_settings(c)).code_dir / name
+    repos.remove(name, s3=target.s3, bucket=target.bucket, log=_say, local_copy=local_copy)
 
 
 @task()

@@ -77,7 +77,8 @@ def test_requirements_are_installed_for_the_import_check_and_a_bad_one_keeps_the
     # What a code server on `current` gets: the same cache directory, no second install.
     lines.clear()
     env = syncer.serving_env()
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(site)
+    # The project's folder first (what installing it would do), then its requirements.
+    assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(syncer.layout.current), str(site)]
     assert not any("installing" in line for line in lines)
     probe = subprocess.run(
         [sys.executable, "-c", "import minidep; print(minidep.VALUE)"],
