@@ -35,8 +35,12 @@ def _sync(session: nox.Session, *groups: str) -> None:
     session.run_install(*args, env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location})
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
-    """Run pytest on ``paths`` (or on the session's posargs when given) with fake AWS credentials."""
+def _pytest(session: nox.Session, *paths: str, workers: int = 0) -> None:
+    """Run pytest on ``paths`` (or on the session's posargs when given) with fake AWS credentials.
+
+    ``workers`` > 0 spreads the test files over that many pytest-xdist processes (a file's tests stay
+    in one process, so module-scoped fixtures such as an emulated apply are made once).
+    """
     # The lint group brings actionlint, zizmor and hadolint, which some tests call.
     _sync(session, "test", "lint")
     env = {
@@ -46,7 +50,8 @@ def _pytest(session: nox.Session, *paths: str) -> None:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
-    session.run("pytest", *(session.posargs or paths), env=env)
+    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers else []
+    session.run("pytest", *parallel, *(session.posargs or paths), env=env)
 
 
 @nox.session(python=PYTHON)
@@ -67,7 +72,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Unit tests: hermetic, moto for AWS, no network beyond loopback."""
-    _pytest(session, "tests/unit", "code_locations")
+    _pytest(session, "tests/unit", "code_locations", workers=2)
 
 
 @nox.session(python=PYTHON)
@@ -93,7 +98,8 @@ def containers_arm64(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def infra(session: nox.Session) -> None:
     """OpenTofu: fmt and validate every module and root, then apply each live root against moto."""
-    _pytest(session, "tests/infra")
+    # Mostly waiting on the provider's polling of the emulator, so more workers than cores pay off.
+    _pytest(session, "tests/infra", workers=3)
 
 
 @nox.session(python=PYTHON)
