@@ -34,12 +34,16 @@ TAG = "0123456789ab"
 NS = "prod.dagops.internal"
 
 
-# moto 5.2.5's RunTask (the db-setup task) reads an ENI attribute its EC2 model does not set: the moto
-# server of this test gets it (the unit tests patch the same attribute in-process).
+# moto 5.2.5's RunTask (the db-setup task) reads an ENI attribute its EC2 model does not set, and sums
+# container-level memory, which Fargate task definitions need not have (ours set it per task): the moto
+# server of this test gets both fixed (the unit tests patch the same ENI attribute in-process).
 PATCHED_MOTO = tfharness.MOTO_SCRIPT.replace(
     "server.start()",
     "from moto.ec2.models.elastic_network_interfaces import NetworkInterface\n"
+    "import moto.ecs.models as ecs_models\n"
     "NetworkInterface.private_dns_name = 'ip-10-0-0-5.internal'\n"
+    "ecs_models.EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(\n"
+    "    lambda _td: {'CPU': 0, 'MEMORY': 0, 'PORTS': [], 'PORTS_UDP': []})\n"
     "server.start()",
 )
 
