@@ -8,9 +8,9 @@ connection (``DAGSTER_PG_AUTH=iam``: dagster-postgres' ``aws_wif`` auth provider
 ``rds-db:connect`` as that user only).
 
 This module creates that role. It runs as a one-off ECS task (``dagops-entrypoint db-setup``, started by
-``invoke deploy.db-setup`` and by every ``invoke deploy``) whose task role alone may read the master
-secret; it reads the secret through the Secrets Manager API at that moment, so a rotation never leaves
-it behind. Every step is idempotent:
+an environment's first ``invoke deploy`` and by ``invoke deploy.db-setup``) whose task role alone may
+read the master secret; it reads the secret through the Secrets Manager API at that moment, so a
+rotation never leaves it behind. Every step is idempotent:
 
 - the role exists, may log in, and is a member of ``rds_iam`` (RDS's IAM authentication);
 - it owns the database's ``public`` schema and every table, view and sequence the master created there

@@ -66,6 +66,7 @@ def build(
     auto_approve: bool = False,
     json_output: bool = False,
     upgrade: bool = False,
+    targets: Sequence[str] = (),
 ) -> Step:
     """The argument list of ``<binary> -chdir=live/<env> <action> ...``, validated, not run."""
     if action not in ACTIONS:
@@ -84,6 +85,7 @@ def build(
         args.append("-input=false")
         if auto_approve and action in ("apply", "destroy"):
             args.append("-auto-approve")
+        args += [f"-target={t}" for t in targets]
     elif action == "output" and json_output:
         args.append("-json")
     return Step(env=env, args=args)
@@ -148,6 +150,7 @@ def execute(
     yes: bool = False,
     json_output: bool = False,
     upgrade: bool = False,
+    targets: Sequence[str] = (),
     ask: Callable[[str], str] | None = None,
     interactive: bool | None = None,
     runner: Callable[[Step], None] | None = None,
@@ -165,7 +168,14 @@ def execute(
     binary = tofu_binary()
     steps = [
         build(
-            action, env, root=root, binary=binary, auto_approve=yes, json_output=json_output, upgrade=upgrade
+            action,
+            env,
+            root=root,
+            binary=binary,
+            auto_approve=yes,
+            json_output=json_output,
+            upgrade=upgrade,
+            targets=targets,
         )
         for env in envs
     ]

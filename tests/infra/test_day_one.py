@@ -16,14 +16,15 @@ stability (tests/unit/aws covers the waiting) and the webserver's task count is 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tfharness
 from test_emulated_apply import Deployment as Root
 from test_emulated_apply import environment_of
-from tfharness import REGION, Tofu, copy_tree, start_moto, write_override
+from tfharness import MOTO_ACCOUNT, REGION, MotoServer, Tofu, copy_tree, start_moto, write_override
 
 from dagops.aws import Deployment
 from dagops.aws.ecs import deploy_image
@@ -31,6 +32,29 @@ from dagops.errors import DagopsError
 
 TAG = "0123456789ab"
 NS = "prod.dagops.internal"
+
+
+# moto 5.2.5's RunTask (the db-setup task) reads an ENI attribute its EC2 model does not set, and sums
+# container-level memory, which Fargate task definitions need not have (ours set it per task): the moto
+# server of this test gets both fixed (the unit tests patch the same ENI attribute in-process).
+PATCHED_MOTO = tfharness.MOTO_SCRIPT.replace(
+    "server.start()",
+    "from moto.ec2.models.elastic_network_interfaces import NetworkInterface\n"
+    "import moto.ecs.models as ecs_models\n"
+    "NetworkInterface.private_dns_name = 'ip-10-0-0-5.internal'\n"
+    "ecs_models.EC2ContainerServiceBackend._calculate_task_resource_requirements = staticmethod(\n"
+    "    lambda _td: {'CPU': 0, 'MEMORY': 0, 'PORTS': [], 'PORTS_UDP': []})\n"
+    "server.start()",
+)
+
+
+def _start_patched_moto() -> MotoServer:
+    patch = pytest.MonkeyPatch()
+    try:
+        patch.setattr(tfharness, "MOTO_SCRIPT", PATCHED_MOTO)
+        return start_moto()
+    finally:
+        patch.undo()
 
 
 def _registry(tree: Path, locations: list[str]) -> None:
@@ -44,7 +68,7 @@ def _registry(tree: Path, locations: list[str]) -> None:
 def root(tofu: Tofu, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Root]:
     base = tmp_path_factory.mktemp("day-one")
     tree = copy_tree(base / "tree", locations=["main"])
-    moto = start_moto()
+    moto = _start_patched_moto()
     env_root = Root(env="prod", root=tree / "live" / "prod", moto=moto, tofu=tofu)
     write_override(env_root.root, moto.endpoint, base / "prod.tfstate")
     try:
@@ -80,9 +104,15 @@ def aws_env(root: Root, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
         patch.undo()
 
 
-def _apply(root: Root, outputs: Path) -> None:
-    """`tofu apply` of the root as it is (what CI's infra job and `invoke infra.apply` run)."""
-    root.apply()
+def _apply(root: Root, outputs: Path, targets: Sequence[str] = ()) -> None:
+    """`tofu apply` of the root as it is (what CI's infra job and `invoke infra.apply` run), or of targets."""
+    if targets:
+        root.tofu.run(
+            "apply", "-input=false", "-no-color", "-auto-approve", *root.vars,
+            *(f"-target={t}" for t in targets), cwd=root.root,
+        )  # fmt: skip
+    else:
+        root.apply()
     raw = json.loads(root.tofu.run("output", "-json", cwd=root.root).stdout)
     outputs.write_text(json.dumps(raw))
 
@@ -143,7 +173,7 @@ def test_day_one(root: Root, aws_env: Path) -> None:
     # A tag nobody pushed is refused before anything changes.
     parameter = root.outputs["image_tag_parameter"]
     with pytest.raises(DagopsError, match=r"Image tag 'v0' is not in the ECR repository .* image\.push"):
-        deploy_image(Deployment.load("prod"), "v0", apply=lambda: _apply(root, outputs), wait=False)
+        deploy_image(Deployment.load("prod"), "v0", apply=lambda t: _apply(root, outputs, t), wait=False)
     assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == "-"
 
     # 2. The image push (what `invoke image.push` does through docker): a manifest under the tag.
@@ -154,10 +184,31 @@ def test_day_one(root: Root, aws_env: Path) -> None:
     ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag=TAG)
 
     # 3. The deploy: record the tag, apply, every service and the run family on the pushed image.
+    # The first release creates Dagster's database role (the db-setup task, from the run task definition)
+    # before any service starts.
     said: list[str] = []
+    setup_saw: list[dict[str, Any]] = []
+
+    def echo(line: str) -> None:
+        said.append(line)
+        if line.startswith("Started the database setup task"):
+            cluster = root.outputs["cluster_name"]
+            arn = ecs.list_tasks(cluster=cluster, startedBy="dagops-db-setup")["taskArns"][0]
+            setup_saw.append(ecs.describe_tasks(cluster=cluster, tasks=[arn])["tasks"][0])
+            names = list(root.outputs["service_names"].values())
+            counts = ecs.describe_services(cluster=cluster, services=names)["services"]
+            assert {s["desiredCount"] for s in counts} == {0}, "a service started before the role existed"
+            ecs.stop_task(cluster=cluster, task=arn)  # its container exits (moto: exit code 0)
+
     deploy_image(
-        Deployment.load("prod"), TAG, apply=lambda: _apply(root, outputs), echo=said.append, wait=False
+        Deployment.load("prod"), TAG, apply=lambda t: _apply(root, outputs, t), echo=echo, wait=False
     )
+    assert any(TAG in line for line in said)
+    assert len(setup_saw) == 1
+    overrides = setup_saw[0]["overrides"]
+    assert overrides["taskRoleArn"] == f"arn:aws:iam::{MOTO_ACCOUNT}:role/dagops-prod-db-setup"
+    assert overrides["containerOverrides"][0]["command"] == ["db-setup"]
+    assert setup_saw[0]["taskDefinitionArn"].split("/")[-1].startswith("dagops-prod-run:")
     assert ssm.get_parameter(Name=parameter)["Parameter"]["Value"] == TAG
     assert root.outputs["image_tag"] == TAG
     heads = _converged(root, ["main"])

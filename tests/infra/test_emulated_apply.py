@@ -510,6 +510,12 @@ def test_code_location_and_location_run_roles_are_scoped_to_their_prefixes(dep: 
     bucket_arn = f"arn:aws:s3:::{dep.outputs['bucket_name']}"
     for location, role in [(loc, f"{kind}-{loc}") for loc in LOCATIONS for kind in ("code", "run")]:
         statements = _statements(iam, f"dagops-{dep.env}-{role}")
+        logins = [s for s in statements if "rds-db:connect" in _as_list(s["Action"])]
+        # Runs use Dagster's storage as its own database user; code servers never reach the database.
+        assert [_as_list(s["Resource"])[0].rsplit("/", 1)[-1] for s in logins] == (
+            ["dagster_app"] if role.startswith("run-") else []
+        )
+        statements = [s for s in statements if s not in logins]
         resources = {r for s in statements for r in _as_list(s["Resource"])}
         assert resources == {
             bucket_arn,

@@ -210,3 +210,13 @@ def test_invoke_plan_all_and_aliases_run_tofu(fake_env: dict[str, Path]) -> None
     assert _invoke("infra-init", "--env", "dev", env=env).returncode == 0
     made = [(c[1].rsplit("/", 1)[1], c[2]) for c in calls(fake_env["log"])]
     assert made == [("dev", "plan"), ("prod", "plan"), ("dev", "init")]
+
+
+def test_the_deploys_targeted_apply_passes_its_targets(fake_env: dict[str, Path]) -> None:
+    # A first release applies the run task definition alone before the services (dagops.aws.ecs).
+    install(fake_env["bin"], "tofu")
+    infra.execute("apply", ["prod"], yes=True, targets=["module.dagster.module.run_task"])
+    assert calls(fake_env["log"]) == [
+        ["tofu", f"-chdir={fake_env['root'] / 'live' / 'prod'}", "apply", "-input=false", "-auto-approve",
+         "-target=module.dagster.module.run_task"],
+    ]  # fmt: skip

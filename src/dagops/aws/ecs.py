@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dagops.aws import Deployment, Echo, aws_boundary
+from dagops.aws import Deployment, Echo, aws_boundary, db
 from dagops.errors import DagopsError
 
+# The live roots' address of the run task definition (modules/dagster `module "run_task"`).
+RUN_TASK_ADDRESS = "module.dagster.module.run_task"
 # docker's tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
 IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
@@ -149,7 +151,7 @@ def _images(ecs: Any, task_definition: str) -> set[str]:
 def deploy_image(
     dep: Deployment,
     tag: str,
-    apply: Callable[[], None],
+    apply: Callable[[Sequence[str]], None],
     echo: Echo = print,
     wait: bool = True,
     timeout: float = 1800.0,
@@ -159,7 +161,10 @@ def deploy_image(
 
     Tofu owns what every task runs: its task definitions name the tag in the image-tag parameter and its
     services follow them, so a release is "record the tag, apply", and a later `tofu apply` (a new code
-    location, a cpu change) keeps the image and carries the change. Returns service -> task definition.
+    location, a cpu change) keeps the image and carries the change. ``apply(targets)`` runs tofu apply on
+    the environment's root (``targets`` empty: everything). The first release registers the run task
+    definition alone, runs the db-setup task from it, then starts the services. Returns service -> task
+    definition.
     """
     image = image_ref(dep, tag)
     if "run" not in dep.mapping("task_definition_families"):
@@ -168,9 +173,22 @@ def deploy_image(
         )
     _describe(dep, list(services(dep).values()))  # every service exists before anything changes
     require_pushed(dep, tag)
+    ecs = dep.client("ecs")
+    run_family = dep.mapping("task_definition_families")["run"]
+    try:
+        ecs.describe_task_definition(taskDefinition=run_family)
+        first = False
+    except ecs.exceptions.ClientException:
+        first = True  # no release yet: no run task definition, no service running
     record_release(dep, tag)
+    if first:
+        # Dagster's database role must exist before any service logs in: register the run task
+        # definition alone, run the db-setup task from it, then start the services.
+        echo(f"First release of environment {dep.env!r}: the run task definition, then the database role.")
+        apply([RUN_TASK_ADDRESS])
+        db.setup_role(Deployment.load(dep.env), echo=echo)
     echo(f"Recorded {image} as the release of environment {dep.env!r}; applying its tofu root:")
-    apply()
+    apply([])
 
     dep = Deployment.load(dep.env)  # the apply may have added services (a new code location)
     ecs = dep.client("ecs")

@@ -58,7 +58,13 @@ def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800
     wait = _seconds(timeout)
     dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
-    ecs.deploy_image(dep, tag, apply=lambda: infra.execute("apply", [env], yes=True), echo=_say, timeout=wait)
+    ecs.deploy_image(
+        dep,
+        tag,
+        apply=lambda targets: infra.execute("apply", [env], yes=True, targets=targets),
+        echo=_say,
+        timeout=wait,
+    )
     _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
 
 

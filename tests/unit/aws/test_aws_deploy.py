@@ -98,7 +98,7 @@ def test_deploy_records_the_pushed_tag_applies_and_waits(
 def test_a_second_deploy_moves_every_service_again(stack: Stack, applies: list[list[str]]) -> None:
     _push(stack, "v1", "v2")
     dep = Deployment.load("prod")
-    apply = lambda: deploy_tasks.infra.execute("apply", ["prod"], yes=True)  # noqa: E731
+    apply = lambda targets: deploy_tasks.infra.execute("apply", ["prod"], yes=True)  # noqa: E731
     first = deploy_image(dep, "v1", apply=apply, echo=lambda _: None, poll=0)
     second = deploy_image(dep, "v2", apply=apply, echo=lambda _: None, poll=0)
     assert set(first) == set(second) == set(stack.services.values())
