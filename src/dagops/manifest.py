@@ -70,7 +70,7 @@ def read_bounded(response: dict[str, Any], limit: int = MAX_MANIFEST_BYTES) -> b
     body = response["Body"]
     try:
         length = response.get("ContentLength")
-        if _is_int(length) and length > limit:
+        if isinstance(length, int) and length > limit:
             raise DagopsError(f"The code-location manifest is larger than {limit} bytes ({length}).")
         return bytes(body.read(limit + 1))
     finally:

@@ -285,7 +285,8 @@ class Syncer:
                 self.layout.prune()
             except _Mismatch as exc:
                 # Keep what was verified; the next attempt downloads only what is missing or changed.
-                self._partial, build = (revision, build), None
+                if build is not None:
+                    self._partial, build = (revision, build), None
                 return PollResult(INCOMPLETE, self.serving, str(exc))
             except (ClientError, BotoCoreError) as exc:
                 if build is not None:
