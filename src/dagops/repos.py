@@ -31,9 +31,11 @@ from typing import Any
 
 from dagops import registry
 from dagops.errors import DagopsError
+from dagops.manifest import scan
 from dagops.names import validate_location_name
 from dagops.paths import repo_root, state_dir
-from dagops.requirements import cache_dir, ensure_requirements, pythonpath
+from dagops.requirements import cache_dir, ensure_requirements
+from dagops.untrusted import untrusted_env
 
 REPOS_DIR = "repos"
 OWN_LOCATIONS_DIR = "code_locations"
@@ -347,9 +349,9 @@ def check_loads(tree: Path, entry: str, extra_path: Path | None = None) -> None:
         cmd = [sys.executable, "-m", "dagops.sync.loadcheck", str(tree), entry]
     else:
         cmd = [sys.executable, "-c", _LOADCHECK, str(tree), entry]
-    env = pythonpath(extra_path)
-    env.setdefault("DAGSTER_HOME", str(tree))
     with tempfile.TemporaryDirectory(prefix="dagops-loadcheck-") as home:
+        # The repository's code: none of the operator's secrets (AWS, database, DAGOPS_* settings).
+        env = untrusted_env(Path(home), extra_path=extra_path)
         env["DAGSTER_HOME"] = home
         try:
             proc = subprocess.run(
@@ -404,9 +406,20 @@ def _prepare(
     log(f"cloned {ref} at {commit[:12]}")
     check_tree(work)
     entry = find_entry(work, entry)
-    extra = ensure_requirements(work, requirements_cache(root), log=log)
-    log(f"checking that {entry} loads (commit {commit[:12]})")
-    check_loads(work, entry, extra)
+    before = {rel: item for rel, (_path, item) in scan(work).items()}
+    # The repository's code runs on a copy: what it writes (files, links to outside) is never published.
+    scratch = work.parent / "check"
+    shutil.copytree(work, scratch, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    try:
+        extra = ensure_requirements(scratch, requirements_cache(root), log=log)
+        log(f"checking that {entry} loads (commit {commit[:12]})")
+        check_loads(scratch, entry, extra)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if {rel: item for rel, (_path, item) in scan(work).items()} != before:
+        raise DagopsError(
+            "The repository's files changed while its code was being checked; refusing to publish them."
+        )
     return ref, commit, entry
 
 

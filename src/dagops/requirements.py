@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagops.errors import DagopsError
+from dagops.untrusted import check_requirements, untrusted_env
 
 REQUIREMENTS_TXT = "requirements.txt"
 PYPROJECT = "pyproject.toml"
@@ -164,6 +165,7 @@ def ensure_requirements(
     req_file = requirements_file(tree)
     if req_file is None:
         return None
+    check_requirements(req_file)  # nothing outside the file's bytes; indexes only when the operator allows
     base = base_packages()
     key = requirements_key(req_file, base)
     final = cache_dir / key
@@ -172,7 +174,8 @@ def ensure_requirements(
     cache_dir.mkdir(parents=True, exist_ok=True)
     if timeout is None:
         timeout = float(os.environ.get(INSTALL_TIMEOUT_VAR) or DEFAULT_INSTALL_TIMEOUT)
-    work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
+    work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}.")).absolute()
+    home = Path(tempfile.mkdtemp(prefix="dagops-install-"))
     try:
         constraints = work / "constraints.txt"
         constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(base.items())))
@@ -180,9 +183,12 @@ def ensure_requirements(
         if log:
             log(f"installing the requirements of {req_file.name} (key {key[:12]})")
         try:
+            # The repository's build code runs here: no operator secrets, a scratch HOME and working
+            # folder (so no uv.toml or [tool.uv] of the repository is picked up as configuration).
             proc = subprocess.run(
-                _installer(site, req_file, constraints),
-                cwd=tree,
+                _installer(site, req_file.absolute(), constraints),
+                cwd=home,
+                env=untrusted_env(home, installer=True),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -210,6 +216,7 @@ def ensure_requirements(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
     return final / SITE
 
 
