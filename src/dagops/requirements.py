@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagops.errors import DagopsError
-from dagops.untrusted import check_requirements, untrusted_env
+from dagops.untrusted import check_requirements, inputs_key, untrusted_env
 
 REQUIREMENTS_TXT = "requirements.txt"
 PYPROJECT = "pyproject.toml"
@@ -165,9 +165,10 @@ def ensure_requirements(
     req_file = requirements_file(tree)
     if req_file is None:
         return None
-    check_requirements(req_file)  # nothing outside the file's bytes; indexes only when the operator allows
+    # Only the tree's own files, each part of the key; indexes only when the operator allows them.
+    inputs = check_requirements(req_file, tree)
     base = base_packages()
-    key = requirements_key(req_file, base)
+    key = inputs_key(requirements_key(req_file, base), tree, inputs)
     final = cache_dir / key
     if (final / COMPLETE).is_file():
         return final / SITE
@@ -183,11 +184,10 @@ def ensure_requirements(
         if log:
             log(f"installing the requirements of {req_file.name} (key {key[:12]})")
         try:
-            # The repository's build code runs here: no operator secrets, a scratch HOME and working
-            # folder (so no uv.toml or [tool.uv] of the repository is picked up as configuration).
+            # The repository's build code runs here: none of the operator's secrets, a scratch HOME.
             proc = subprocess.run(
                 _installer(site, req_file.absolute(), constraints),
-                cwd=home,
+                cwd=tree,
                 env=untrusted_env(home, installer=True),
                 capture_output=True,
                 text=True,

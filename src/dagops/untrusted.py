@@ -7,17 +7,20 @@ Two rules, used wherever a repository's own code runs on the operator's machine 
   HOME; for the installer also proxy and CA settings and its own ``UV_*``/``PIP_*`` configuration), never the
   operator's AWS credentials, database password or ``DAGOPS_*``/``DAGSTER_*`` settings.
 - :func:`check_requirements`: a repository's ``requirements.txt`` (or ``pyproject.toml`` dependencies) may
-  name packages, versions, markers and remote (https/VCS) URLs. References to other files or local paths
-  (``-r``, ``-c``, ``-e``, ``./pkg.whl``, ``file:``) are refused: the install cache key covers the
-  requirements file's bytes only, so such an input could change without a reinstall. Index options
-  (``--index-url``, ``--extra-index-url``, ``--find-links``, ``--trusted-host``, ``--no-index``,
-  ``[tool.uv]`` indexes and sources) and plain-http URLs are refused unless the operator allows them with
-  ``DAGOPS_REQUIREMENTS_INDEXES`` (``https``: index options with https URLs; ``any``: plain http too).
-  ``${VAR}`` references are refused (the installer would expand them from its environment).
+  name packages, versions, markers, remote (https/VCS) URLs, and files inside the repository: other
+  requirement files (``-r``/``-c``) and local wheels or source folders (``./wheels/x.whl``). Those local
+  inputs are returned, and their bytes become part of the install's cache key (:func:`inputs_key`), so a
+  changed wheel or included file installs afresh. Paths outside the repository (absolute, ``..``, ``~``,
+  ``file:`` URLs) and editable installs (``-e``) are refused. Index options (``--index-url``,
+  ``--extra-index-url``, ``--find-links``, ``--trusted-host``, ``--no-index``, ``uv.toml`` or
+  ``[tool.uv]`` indexes and sources) and plain-http URLs are refused unless the operator allows them
+  with ``DAGOPS_REQUIREMENTS_INDEXES`` (``https``: index options with https URLs; ``any``: plain http
+  too). ``${VAR}`` references are refused (the installer would expand them from its environment).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tomllib
@@ -52,7 +55,8 @@ _INSTALLER_KEEP = frozenset(
 _INSTALLER_PREFIXES = ("UV_", "PIP_")
 
 # requirements.txt options, by what they do.
-_FILE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint", "-e", "--editable"})
+_INCLUDE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint"})
+_EDITABLE_OPTIONS = frozenset({"-e", "--editable"})
 _INDEX_OPTIONS = frozenset(
     {
         "-i",
@@ -133,97 +137,174 @@ def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
         yield start, pending.strip()
 
 
-def _check_url(url: str, where: str, policy: str, *, index: bool) -> None:
-    scheme_match = _URL.search(url)
-    scheme = scheme_match.group(1).lower() if scheme_match else ""
-    if scheme == "file" or url.lower().startswith("file:") or not scheme:
-        raise DagopsError(
-            f"{where} refers to a local path ({url!r}): its content would not be part of the install's "
-            "cache key; publish the package to an index, or name it with an https URL."
-        )
-    if index and policy == "refuse":
-        raise DagopsError(
-            f"{where} names a package index or link ({url!r}); a repository may not choose where packages "
-            f"come from unless the operator allows it ({INDEXES_VAR}=https)."
-        )
-    insecure = scheme in ("http", "git+http") or scheme.endswith("+http")
-    if insecure and policy != "any":
-        raise DagopsError(
-            f"{where} uses plain http ({url!r}); use https, or allow it with {INDEXES_VAR}=any."
-        )
+class _Checker:
+    """One requirements check: the tree, the policy, and the local files found so far."""
 
+    def __init__(self, tree: Path, policy: str) -> None:
+        self.tree = tree.resolve()
+        self.policy = policy
+        self.inputs: list[Path] = []
 
-def check_requirement(spec: str, where: str, policy: str) -> None:
-    """One requirement (PEP 508, a direct URL, or a path): refuse local paths and disallowed URLs."""
-    if "${" in spec:
-        raise DagopsError(f"{where} uses an environment variable (${{...}}), which a repository may not.")
-    name, at, url = spec.partition("@")
-    if at and re.fullmatch(r"\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*", name):
-        _check_url(url.split(";")[0].strip(), where, policy, index=False)
-        return
-    head = spec.split(";")[0].split()[0] if spec.split() else spec
-    if _URL.search(head) or head.lower().startswith("file:"):
-        _check_url(head, where, policy, index=False)
-    elif head.startswith((".", "/", "~")) or "/" in head or "\\" in head or _ARCHIVE.search(head):
-        _check_url(head, where, policy, index=False)  # a local path: refused there
-
-
-def _check_option(line: str, where: str, policy: str) -> None:
-    option, _, value = line.replace("=", " ", 1).partition(" ")
-    if option.startswith("-") and not option.startswith("--") and len(option) > 2:
-        option, value = option[:2], option[2:] + " " + value  # -rfile.txt, -ihttps://...
-    value = value.strip()
-    if option in _FILE_OPTIONS:
-        raise DagopsError(
-            f"{where} includes another file or a local path ({option} {value}): its content would not "
-            "be part of the install's cache key; list the requirements in the file itself."
-        )
-    if option in _INDEX_OPTIONS:
-        if policy == "refuse":
+    def local(self, path_text: str, base: Path, where: str) -> None:
+        """A file or folder named by a requirement: inside the tree, and recorded as an input."""
+        if path_text.startswith(("/", "~")) or path_text.lower().startswith("file:"):
             raise DagopsError(
-                f"{where} sets a package index ({option}); a repository may not choose where packages come "
-                f"from unless the operator allows it ({INDEXES_VAR}=https)."
+                f"{where} refers to {path_text!r} outside the repository; name files inside it with a "
+                "relative path (./wheels/x.whl), or use an index."
             )
-        if option == "--trusted-host" and policy != "any":
+        target = (base / path_text).resolve()
+        if not target.is_relative_to(self.tree):
             raise DagopsError(
-                f"{where} trusts a host without TLS ({option}); allow it with {INDEXES_VAR}=any."
+                f"{where} refers to {path_text!r}, which is outside the repository; only its own files may "
+                "be installed from a path."
             )
-        if value:
-            _check_url(value.split()[0], where, policy, index=True)
-        return
-    if option not in _HARMLESS_OPTIONS:
-        raise DagopsError(f"{where} uses the option {option}, which a repository's requirements may not.")
+        if target not in self.inputs:
+            self.inputs.append(target)
 
+    def url(self, url: str, where: str, *, index: bool) -> None:
+        scheme_match = _URL.match(url)
+        scheme = scheme_match.group(1).lower() if scheme_match else ""
+        if scheme == "file" or url.lower().startswith("file:"):
+            raise DagopsError(
+                f"{where} names a file: URL ({url!r}); name files inside the repository with a relative path."
+            )
+        if index and self.policy == "refuse":
+            raise DagopsError(
+                f"{where} names a package index or link ({url!r}); a repository may not choose where "
+                f"packages come from unless the operator allows it ({INDEXES_VAR}=https)."
+            )
+        if index and not scheme:
+            self.local(url, self.tree, where)  # --find-links ./wheels
+            return
+        insecure = scheme in ("http", "git+http") or scheme.endswith("+http")
+        if insecure and self.policy != "any":
+            raise DagopsError(
+                f"{where} uses plain http ({url!r}); use https, or allow it with {INDEXES_VAR}=any."
+            )
 
-def check_requirements(req_file: Path, env: Mapping[str, str] | None = None) -> None:
-    """Refuse a requirements file whose install would depend on more than its own bytes, or on an index
-    the operator did not allow (see the module's doc). Raises DagopsError with one sentence."""
-    policy = index_policy(env)
-    try:
-        text = req_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DagopsError(f"Cannot read {req_file.name}: {exc}.") from None
-    if req_file.suffix == ".toml":
+    def requirement(self, spec: str, where: str) -> None:
+        """One requirement (PEP 508, a direct URL, or a path)."""
+        if "${" in spec:
+            raise DagopsError(f"{where} uses an environment variable (${{...}}), which a repository may not.")
+        name, at, url = spec.partition("@")
+        if at and re.fullmatch(r"\s*[A-Za-z0-9][A-Za-z0-9._-]*\s*(\[[^\]]*\])?\s*", name):
+            self.url(url.split(";")[0].strip(), where, index=False)
+            return
+        head = spec.split(";")[0].split()[0] if spec.split() else spec
+        if _URL.match(head) or head.lower().startswith("file:"):
+            self.url(head, where, index=False)
+        elif head.startswith((".", "/", "~")) or "/" in head or "\\" in head or _ARCHIVE.search(head):
+            self.local(head, self.tree, where)  # pip reads such paths from its working folder: the tree
+
+    def option(self, line: str, where: str, base: Path, depth: int) -> None:
+        option, _, value = line.replace("=", " ", 1).partition(" ")
+        if option.startswith("-") and not option.startswith("--") and len(option) > 2:
+            option, value = option[:2], option[2:] + " " + value  # -rfile.txt, -ihttps://...
+        value = value.strip()
+        if option in _EDITABLE_OPTIONS:
+            raise DagopsError(
+                f"{where} asks for an editable install ({option} {value}); list the package itself instead."
+            )
+        if option in _INCLUDE_OPTIONS:
+            if not value:
+                raise DagopsError(f"{where} names no file after {option}.")
+            if _URL.match(value):
+                raise DagopsError(
+                    f"{where} includes a remote file ({value!r}); include files of the repository."
+                )
+            self.local(value, base, where)
+            included = (base / value).resolve()
+            if depth > 10:
+                raise DagopsError(f"{where} nests included requirement files more than 10 deep.")
+            if included.is_file():
+                self.file(included, depth + 1)
+            return
+        if option in _INDEX_OPTIONS:
+            if self.policy == "refuse":
+                raise DagopsError(
+                    f"{where} sets a package index ({option}); a repository may not choose where packages "
+                    f"come from unless the operator allows it ({INDEXES_VAR}=https)."
+                )
+            if option == "--trusted-host" and self.policy != "any":
+                raise DagopsError(
+                    f"{where} trusts a host without TLS ({option}); allow it with {INDEXES_VAR}=any."
+                )
+            if value and option != "--trusted-host":
+                self.url(value.split()[0], where, index=True)
+            return
+        if option not in _HARMLESS_OPTIONS:
+            raise DagopsError(f"{where} uses the option {option}, which a repository's requirements may not.")
+
+    def file(self, req_file: Path, depth: int = 0) -> None:
+        try:
+            text = req_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DagopsError(f"Cannot read {req_file.name}: {exc}.") from None
+        if req_file.suffix == ".toml":
+            self.pyproject(req_file, text)
+            return
+        for number, line in _logical_lines(text):
+            where = f"{req_file.name} line {number}"
+            if "${" in line:
+                raise DagopsError(
+                    f"{where} uses an environment variable (${{...}}), which a repository may not."
+                )
+            if line.startswith("-"):
+                self.option(line, where, req_file.parent, depth)
+            else:
+                self.requirement(line.split(" --")[0].strip(), where)
+
+    def pyproject(self, req_file: Path, text: str) -> None:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise DagopsError(f"{req_file.name} is not valid TOML: {exc}.") from None
-        uv = (data.get("tool") or {}).get("uv") or {}
-        used = sorted(_UV_INDEX_KEYS & set(uv)) if isinstance(uv, dict) else []
-        if used and policy == "refuse":
-            raise DagopsError(
-                f"{req_file.name} sets [tool.uv] {', '.join(used)}; a repository may not choose where "
-                f"packages come from unless the operator allows it ({INDEXES_VAR}=https)."
-            )
         deps = (data.get("project") or {}).get("dependencies") or []
         for number, spec in enumerate(deps if isinstance(deps, list) else [], 1):
-            check_requirement(str(spec), f"{req_file.name} (dependency {number})", policy)
-        return
-    for number, line in _logical_lines(text):
-        where = f"{req_file.name} line {number}"
-        if "${" in line:
-            raise DagopsError(f"{where} uses an environment variable (${{...}}), which a repository may not.")
-        if line.startswith("-"):
-            _check_option(line, where, policy)
-        else:
-            check_requirement(line.split(" --")[0].strip(), where, policy)
+            self.requirement(str(spec), f"{req_file.name} (dependency {number})")
+
+    def config(self) -> None:
+        """The installer runs in the tree: its uv.toml or [tool.uv] would configure uv."""
+        used: list[str] = []
+        if (self.tree / "uv.toml").exists():
+            used.append("uv.toml")
+        try:
+            data = tomllib.loads((self.tree / "pyproject.toml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            data = {}
+        uv = (data.get("tool") or {}).get("uv") if isinstance(data.get("tool"), dict) else None
+        if isinstance(uv, dict):
+            used += [f"[tool.uv] {key}" for key in sorted(_UV_INDEX_KEYS & set(uv))]
+        if used and self.policy == "refuse":
+            raise DagopsError(
+                f"The repository configures the installer ({', '.join(used)}); a repository may not choose "
+                f"where packages come from unless the operator allows it ({INDEXES_VAR}=https)."
+            )
+
+
+def check_requirements(
+    req_file: Path, tree: Path | None = None, env: Mapping[str, str] | None = None
+) -> list[Path]:
+    """Check a requirements file (see the module's doc) and return the local files it installs from or
+    includes (inside ``tree``, default: the file's folder). Raises DagopsError with one sentence."""
+    checker = _Checker(tree or req_file.parent, index_policy(env))
+    checker.config()
+    checker.file(req_file)
+    return checker.inputs
+
+
+def inputs_key(key: str, tree: Path, inputs: list[Path]) -> str:
+    """``key`` extended with the content of every local input (files, and folders file by file)."""
+    if not inputs:
+        return key
+    digest = hashlib.sha256(key.encode() + b"\0")
+    top = tree.resolve()
+    for path in sorted(inputs):
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(top)).encode("utf-8", "surrogateescape") + b"\0")
+            try:
+                digest.update(hashlib.sha256(file.read_bytes()).digest())
+            except OSError:
+                digest.update(b"missing")
+    return digest.hexdigest()[:32]
