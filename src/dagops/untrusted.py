@@ -251,8 +251,14 @@ class _Checker:
                 )
             if line.startswith("-"):
                 self.option(line, where, req_file.parent, depth)
-            else:
-                self.requirement(line.split(" --")[0].strip(), where)
+                continue
+            spec, *options = re.split(r"\s+(?=-)", line)
+            for option in options:  # after a requirement only its hashes (pip's other per-line options
+                if option.split("=")[0].split()[0] != "--hash":  # pass settings to build code)
+                    raise DagopsError(
+                        f"{where} uses the option {option.split()[0]}, which a requirement may not."
+                    )
+            self.requirement(spec.strip(), where)
 
     def pyproject(self, req_file: Path, text: str) -> None:
         try:
