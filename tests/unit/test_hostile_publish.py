@@ -526,3 +526,35 @@ def test_local_stack_start_with_bad_s3_is_one_sentence(case: str, refusing_s3: s
     assert "Traceback" not in proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+def test_local_stack_start_refuses_a_location_with_a_link_to_outside(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    """The local stack publishes every location at start: a link leading out stops it in one line."""
+    location = _project(tmp_path / "project")
+    location.mkdir()
+    (location / "definitions.py").write_text(DEFS)
+    (location / "creds").symlink_to(secret_file)
+    config = {
+        "storage": "sqlite",
+        "state_dir": str(tmp_path / "state"),
+        "ui_port": _free_port(),
+        "s3_port": _free_port(),
+        "code_server_base_port": _free_port(),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))}
+    env["DAGOPS_ROOT"] = str(tmp_path / "project")
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagops.localstack", "up", "--quiet", "--config", json.dumps(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "Traceback" not in output and SECRET not in output
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "symbolic link to outside the folder" in lines[0], proc.stderr
