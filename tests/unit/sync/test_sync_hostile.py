@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def served(s3: Any, bucket: str, publish: Any, source: Path, code_dir: Path) -> 
     return syncer, published.revision
 
 
-def _manifest(files: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+def _manifest(files: dict[str, Any], /, **overrides: Any) -> dict[str, Any]:
     entries = {
         rel: FileEntry(meta["sha256"], 0)
         for rel, meta in files.items()
@@ -221,7 +222,7 @@ def test_a_wrong_object_is_downloaded_at_most_once_and_never_past_its_size(
     kind: str, s3: Any, bucket: str, publish: Any, served: tuple[Syncer, str], source: Path, code_dir: Path
 ) -> None:
     syncer, good = served
-    (source / "pipelines" / "assets.py").write_text(GOOD_TREE["pipelines/assets.py"].replace("3]", "3, 4]"))
+    write_tree(source, {"pipelines/assets.py": GOOD_TREE["pipelines/assets.py"].replace("3]", "3, 4]")})
     new = publish(source)
     right = (source / "pipelines" / "assets.py").read_bytes()
     s3.put_object(Bucket=bucket, Key="dags/main/pipelines/assets.py", Body=WRONG_OBJECTS[kind](right))
@@ -242,7 +243,7 @@ def test_a_wrong_object_is_downloaded_at_most_once_and_never_past_its_size(
     s3.put_object(Bucket=bucket, Key="dags/main/pipelines/assets.py", Body=right)
     sent.calls.clear()
     done = syncer.poll()
-    assert (done.outcome, done.revision) == (SWAPPED, new.revision)
+    assert (done.outcome, done.revision) == (SWAPPED, new.revision), done.message
     assert sent.downloads() == [("dags/main/pipelines/assets.py", 200)]
     assert done.bytes_downloaded == len(right)
 
@@ -265,6 +266,17 @@ def test_a_missing_object_costs_one_request_per_poll_and_recovers(
     assert syncer.poll().revision == new.revision
 
 
+class _Counting(io.BytesIO):
+    """A body that counts the bytes taken from it."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.taken += len(chunk)
+        return chunk
+
+
 @pytest.mark.parametrize(
     ("declared", "held", "announced"),
     [
@@ -278,16 +290,16 @@ def test_a_missing_object_costs_one_request_per_poll_and_recovers(
 def test_receive_never_reads_past_the_declared_size(
     declared: int, held: int, announced: bool, tmp_path: Path
 ) -> None:
-    raw = io.BytesIO(b"x" * held)
+    raw = _Counting(b"x" * held)
     body = StreamingBody(raw, held)
     response: dict[str, Any] = {"Body": body}
     if announced:
         response["ContentLength"] = held
     size, ok = Syncer._receive(response, tmp_path / "f", declared, "0" * 64)
     assert not ok
-    assert raw.tell() <= declared + 1 and size <= declared + 1
+    assert raw.taken <= declared + 1 and size <= declared + 1
     if announced:
-        assert raw.tell() == 0 and not (tmp_path / "f").exists()
+        assert raw.taken == 0 and not (tmp_path / "f").exists()
     else:
         assert (tmp_path / "f").stat().st_size <= declared
 
@@ -423,23 +435,28 @@ def test_run_keeps_polling_through_hostile_manifests_then_serves_a_good_one(
             previous = errors[-1] if errors else None
             errors.append(
                 wait_for(
-                    f"the agent to reject {name}",
                     lambda previous=previous: _new_error(code_dir, previous),
                     30,
+                    f"the agent to reject {name}",
                     proc,
                 )
             )
             assert os.readlink(code_dir / "main" / "current").endswith(good)
         assert all(error.startswith("invalid manifest: ") for error in errors), errors
         # The publish replaces the hostile manifest (the last one: 16 MiB) and the agent serves it.
-        write_tree(source, {"definitions.py": GOOD_TREE["definitions.py"] + "\n# after the storm\n"})
-        new = publish(source)
-        wait_for(
-            "the good release",
-            lambda: os.readlink(code_dir / "main" / "current").endswith(new.revision),
-            120,
-            proc,
+        write_tree(
+            source, {"definitions.py": textwrap.dedent(GOOD_TREE["definitions.py"]) + "# after the storm\n"}
         )
+        new = publish(source)
+        try:
+            wait_for(
+                lambda: os.readlink(code_dir / "main" / "current").endswith(new.revision),
+                120,
+                "the good release",
+                proc,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; status: {read_status(code_dir / 'main')}") from None
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
