@@ -441,3 +441,23 @@ def test_a_changed_local_wheel_installs_afresh(tmp_path: Path, monkeypatch: pyte
     second = ensure_requirements(tree, tmp_path / "cache")
     assert first and second and first != second
     assert (second / "minidep" / "__init__.py").read_text() == "VALUE = 2\n"
+
+
+@pytest.mark.parametrize(
+    "name", ["a\\b.py", "_manifest.json", "line\nbreak.py", "tab\there.py", "_publish.lock"]
+)
+def test_a_repository_with_a_name_agents_refuse_is_refused_before_anything(
+    name: str, root: Path, s3: Any, tmp_path: Path
+) -> None:
+    """Such a repository used to be registered ("ADDED") and never served; now nothing is written."""
+    url = upstream(
+        tmp_path / "badname",
+        {"definitions.py": "import dagster as dg\n\ndefs = dg.Definitions()\n", name: "x"},
+    )
+    before = registry.registry_path(root).read_bytes()
+    with pytest.raises(DagopsError, match="Refusing to publish") as err:
+        repos.add("badname", url, s3=s3, bucket=BUCKET, root=root, log=lambda _: None)
+    assert "\n" not in str(err.value).replace("\\n", "")
+    assert s3_files(s3, "badname") == {}
+    assert registry.registry_path(root).read_bytes() == before
+    assert not (root / "repos" / "badname").exists()
