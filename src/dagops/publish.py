@@ -34,7 +34,7 @@ from typing import Any
 
 from dagops import settings
 from dagops.errors import DagopsError
-from dagops.manifest import LOCK_NAME, MANIFEST_NAME, FileEntry, Manifest, build
+from dagops.manifest import LOCK_NAME, MANIFEST_NAME, FileEntry, Manifest, build, read_bounded
 from dagops.names import validate_location_name
 
 LOCK_TTL_SECONDS = 900
@@ -114,7 +114,7 @@ def read_manifest(s3: Any, bucket: str, location: str) -> tuple[Manifest | None,
         raise
     etag = response["ETag"]
     try:
-        return Manifest.from_json(response["Body"].read(), location), etag
+        return Manifest.from_json(read_bounded(response), location), etag
     except DagopsError:
         return None, etag
 
@@ -300,6 +300,9 @@ def publish_location(
                             ) from None
                         raise
                     result.manifest_written = True
+                # Never delete what the live manifest names: the new one once written, else the old one.
+                live = manifest if result.manifest_written or old is None else old
+                stray = [key for key in stray if key.removeprefix(prefix) not in live.files]
                 _delete_keys(s3, bucket, stray)
                 result.deleted = len(stray)
         except (ClientError, BotoCoreError) as exc:
@@ -308,6 +311,24 @@ def publish_location(
             result.requests = counter.count
             result.seconds = time.monotonic() - started
     return result
+
+
+def read_exactly(path: Path, item: FileEntry) -> bytes:
+    """The bytes of ``path`` when they are the ones scanned into the manifest (``item``), else raise.
+
+    The final component is opened without following a link (a file swapped for a link after the scan
+    is refused), and the content is checked against the manifest's sha256: what is uploaded is exactly
+    what the manifest says, never bytes from elsewhere.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise DagopsError(f"Cannot read {path} to publish it: {exc.strerror or exc}.") from None
+    with os.fdopen(fd, "rb") as fh:
+        body = fh.read(item.size + 1)
+    if len(body) != item.size or hashlib.sha256(body).hexdigest() != item.sha256:
+        raise DagopsError(f"{path} changed while it was being published; publish again.")
+    return body
 
 
 def _upload(
@@ -321,9 +342,7 @@ def _upload(
 ) -> None:
     def one(rel: str) -> int:
         item = manifest.files[rel]
-        body = paths[rel].read_bytes()
-        if len(body) != item.size:
-            raise DagopsError(f"{paths[rel]} changed while it was being published; publish again.")
+        body = read_exactly(paths[rel], item)
         s3.put_object(Bucket=bucket, Key=prefix + rel, Body=body, Metadata={"sha256": item.sha256})
         return len(body)
 

@@ -31,10 +31,12 @@ from typing import Any
 
 from dagops import registry
 from dagops.errors import DagopsError
+from dagops.manifest import scan
 from dagops.names import validate_location_name
 from dagops.paths import repo_root, state_dir
-from dagops.requirements import cache_dir, location_env
+from dagops.requirements import location_env
 from dagops.sync.target import resolve as resolve_target
+from dagops.untrusted import untrusted_env
 
 REPOS_DIR = "repos"
 OWN_LOCATIONS_DIR = "code_locations"
@@ -494,10 +496,12 @@ def check_tree(tree: Path) -> None:
 
 def check_loads(tree: Path, entry: str, env: dict[str, str] | None = None, name: str | None = None) -> None:
     """Load ``entry`` in a separate Python process exactly as the code server will
-    (``python -m dagops.sync.loadcheck``); ``env``: the location's environment (``location_env``)."""
+    (``python -m dagops.sync.loadcheck``); ``env``: the location's environment (``location_env``), of
+    which only what untrusted code may see is passed on (``dagops.untrusted.untrusted_env``)."""
     cmd = [sys.executable, "-m", "dagops.sync.loadcheck", str(tree), entry, *([name] if name else [])]
-    env = dict(os.environ if env is None else env)
     with tempfile.TemporaryDirectory(prefix="dagops-loadcheck-") as home:
+        # The repository's code: none of the operator's secrets (AWS, database, DAGOPS_* settings).
+        env = untrusted_env(Path(home), base=os.environ if env is None else env)
         env["DAGSTER_HOME"] = home
         try:
             proc = subprocess.run(
@@ -516,12 +520,6 @@ def check_loads(tree: Path, entry: str, env: dict[str, str] | None = None, name:
 
 def repos_dir(root: Path) -> Path:
     return root / REPOS_DIR
-
-
-def requirements_cache(root: Path) -> Path:
-    """Where repo.add installs requirements for its import check: the local stack's code dir cache, so
-    the local sync agent finds them installed already."""
-    return cache_dir(state_dir(root) / "code")
 
 
 def _publish(s3: Any, bucket: str | None, name: str, tree: Path, entry: str, log: Log) -> None:
@@ -559,10 +557,21 @@ def _prepare(
     log(f"cloned {ref} at {commit[:12]}")
     check_tree(work)
     entry = find_entry(work, entry, path)
-    target = resolve_target(work, entry)
-    env = location_env(work, state_dir(root) / "code", log=log, entry=entry)
-    log(f"checking that {target.describe()} loads (commit {commit[:12]})")
-    check_loads(work, entry, env, name)
+    before = {rel: item for rel, (_path, item) in scan(work).items()}
+    # The repository's code runs on a copy: what it writes (files, links to outside) is never published.
+    scratch = work.parent / "check"
+    shutil.copytree(work, scratch, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    try:
+        target = resolve_target(scratch, entry)
+        env = location_env(scratch, state_dir(root) / "code", log=log, entry=entry)
+        log(f"checking that {target.describe()} loads (commit {commit[:12]})")
+        check_loads(scratch, entry, env, name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if {rel: item for rel, (_path, item) in scan(work).items()} != before:
+        raise DagopsError(
+            "The repository's files changed while its code was being checked; refusing to publish them."
+        )
     return ref, commit, entry
 
 

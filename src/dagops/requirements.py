@@ -48,6 +48,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dagops.errors import DagopsError
+from dagops.untrusted import check_requirements, inputs_key, untrusted_env
 
 REQUIREMENTS_TXT = "requirements.txt"
 PYPROJECT = "pyproject.toml"
@@ -281,15 +282,24 @@ def ensure_requirements(
     if not sources:
         return None
     names = ", ".join(str(source.relative_to(tree)) for source in sources)
+    # Only the tree's own files, each part of the key; indexes only when the operator allows them.
+    # setup.py/setup.cfg are read by the build (uv, --no-config, scrubbed environment), not here.
+    inputs = [
+        found
+        for source in sources
+        if source.suffix in (".txt", ".toml")
+        for found in check_requirements(source, tree)
+    ]
     base = base_packages()
-    key = requirements_key(sources, base)
+    key = inputs_key(requirements_key(sources, base), tree, inputs)
     final = cache_dir / key
     if (final / COMPLETE).is_file():
         return final / SITE
     cache_dir.mkdir(parents=True, exist_ok=True)
     if timeout is None:
         timeout = float(os.environ.get(INSTALL_TIMEOUT_VAR) or DEFAULT_INSTALL_TIMEOUT)
-    work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
+    work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}.")).absolute()
+    home = Path(tempfile.mkdtemp(prefix="dagops-install-"))
     try:
         constraints = work / "constraints.txt"
         shared = shared_packages(base)
@@ -298,9 +308,11 @@ def ensure_requirements(
         if log:
             log(f"installing the requirements of {names} (key {key[:12]})")
         try:
+            # The repository's build code runs here: none of the operator's secrets, a scratch HOME.
             proc = subprocess.run(
                 _installer(site, sources, constraints),
                 cwd=project,
+                env=untrusted_env(home, installer=True),
                 capture_output=True,
                 text=True,
                 timeout=timeout,
@@ -333,6 +345,7 @@ def ensure_requirements(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
     return final / SITE
 
 

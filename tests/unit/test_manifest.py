@@ -40,14 +40,13 @@ def test_scan_skips_caches_vcs_venvs_and_hidden_files(tmp_path: Path):
     assert sorted(scan(root)) == [".dbtignore", "dbt/models/m.sql", "definitions.py", "pkg/mod.py"]
 
 
-def test_revision_is_the_sha256_of_sorted_relpath_lines(tmp_path: Path):
-    root = _tree(tmp_path, {"b.py": "2", "a/c.py": "3", "definitions.py": "1"})
+def test_revision_is_the_sha256_of_the_canonical_json_of_sorted_pairs(tmp_path: Path):
+    texts = {"b.py": "2", "a/c.py": "3", "definitions.py": "1"}
+    root = _tree(tmp_path, texts)
     manifest, _ = build("main", root)
-    lines = "\n".join(
-        f"{rel}:{hashlib.sha256(text.encode()).hexdigest()}"
-        for rel, text in sorted({"b.py": "2", "a/c.py": "3", "definitions.py": "1"}.items())
-    )
-    assert manifest.revision == hashlib.sha256(lines.encode()).hexdigest()
+    pairs = [[rel, hashlib.sha256(text.encode()).hexdigest()] for rel, text in sorted(texts.items())]
+    canonical = json.dumps(pairs, separators=(",", ":")).encode()
+    assert manifest.revision == hashlib.sha256(canonical).hexdigest()
     assert manifest.revision == revision_of(manifest.files)
 
 
@@ -65,7 +64,7 @@ def test_json_round_trip_follows_the_readme_contract(tmp_path: Path):
     manifest = build("main", root)[0].stamped()
     data = json.loads(manifest.to_json())
     assert set(data) == {"format", "location", "entry", "revision", "created_at", "files"}
-    assert data["format"] == 1 and data["location"] == "main" and data["entry"] == "definitions.py"
+    assert data["format"] == 2 and data["location"] == "main" and data["entry"] == "definitions.py"
     assert data["files"]["lib/a.py"] == {"sha256": hashlib.sha256(b"").hexdigest(), "size": 0}
     assert data["created_at"].endswith("Z")
     assert Manifest.from_json(manifest.to_json(), "main") == manifest
@@ -107,10 +106,19 @@ def test_a_valid_manifest_parses():
     assert Manifest.from_json(json.dumps(_valid())).entry == "definitions.py"
 
 
+def test_a_format_1_manifest_is_read_and_converted():
+    """Manifests written by older versions keep serving: checked by their own rule, converted to format 2."""
+    manifest = Manifest.from_json(json.dumps(_valid()), "main")
+    assert manifest.revision == revision_of(manifest.files)
+    assert json.loads(manifest.to_json())["format"] == 2
+    assert Manifest.from_json(manifest.to_json(), "main") == manifest
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format": 2}, "format 1"),
+        ({"format": 3}, "format 2"),
+        ({"format": True}, "format 2"),
         ({"location": "Other Name"}, "Invalid code location name"),
         ({"location": "other"}, "expected 'main'"),
         ({"entry": "missing.py"}, "entry file"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -94,6 +95,11 @@ class DevConfig:
             port = getattr(self, name)
             if not 1 <= port <= 65535:
                 raise ConfigError(f"Setting dev.{name} must be a TCP port (1-65535), got {port}.")
+        if self.s3_url and not re.fullmatch(r"https?://[A-Za-z0-9.\[\]:-]+(:[0-9]{1,5})?/?", self.s3_url):
+            raise ConfigError(
+                "Setting dev.s3_url must be an http(s)://host[:port] URL of an S3 endpoint, "
+                f"got {self.s3_url!r}."
+            )
         if self.sync_interval <= 0:
             raise ConfigError(
                 f"Setting dev.sync_interval must be a positive number of seconds, got {self.sync_interval}."

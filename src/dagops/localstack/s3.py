@@ -66,7 +66,28 @@ def client(endpoint: str) -> Any:
 
 
 def ensure_bucket(s3: Any, bucket: str) -> None:
-    """Create ``bucket`` unless it exists."""
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    if bucket not in existing:
-        s3.create_bucket(Bucket=bucket)
+    """Create ``bucket`` unless it exists; any S3 failure (credentials refused, endpoint unreachable,
+    not an S3 server) is one DagopsError sentence, never a botocore traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    endpoint = getattr(getattr(s3, "meta", None), "endpoint_url", None) or "the S3 endpoint"
+    try:
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        error = (exc.response or {}).get("Error", {})
+        code = str(error.get("Code") or "an error")
+        if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403", "InvalidToken"}:
+            raise DagopsError(
+                f"The S3 endpoint {endpoint} refused the local stack's credentials ({code}) while preparing "
+                f"bucket {bucket!r}."
+            ) from None
+        raise DagopsError(
+            f"The S3 endpoint {endpoint} answered {code} while preparing bucket {bucket!r}."
+        ) from None
+    except BotoCoreError as exc:
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise DagopsError(
+            f"The S3 endpoint {endpoint} could not be used for bucket {bucket!r}: {detail}."
+        ) from None

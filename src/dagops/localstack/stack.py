@@ -138,7 +138,8 @@ class _Stack:
     def env(self) -> dict[str, str]:
         """Environment of every Dagster process: the README's container settings, for the local stack."""
         cfg = self.config
-        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+        # No AWS setting of the developer's shell (keys, tokens, profiles): the stack has its own.
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith("AWS_")}
         env.update(local_s3.LOCAL_CREDENTIALS)
         env.update(
             {

@@ -4,10 +4,17 @@
 
 - GET ``dags/<location>/_manifest.json`` with ``IfNoneMatch`` = the ETag last handled: an idle poll is
   one small request answered 304, nothing downloaded;
+- the manifest is read with a bound (``dagops.manifest.MAX_MANIFEST_BYTES``) and any content that is
+  not a valid manifest (size, nesting, types, duplicate keys, bad names) rejects that manifest with
+  one line, remembered by its ETag: the next polls are 304s until it changes;
 - a new revision is built beside the live tree: unchanged files are hard-linked (after re-hashing them)
-  from the serving release, changed ones downloaded and checked against the manifest's sha256 (a
-  mismatch means a publish is under way or the object is corrupt: nothing is swapped, the next poll
-  retries); files not in the manifest are simply not there;
+  from the serving release, changed ones downloaded and checked against the manifest's sha256 and
+  size; a download never reads more than the size the manifest declares. A mismatch (a publish under
+  way, or a corrupt object) swaps nothing; the verified files stay in the build for the next poll,
+  which asks S3 for a mismatching object only if it changed (``IfNoneMatch`` on its ETag), so the same
+  bad bytes are never downloaded twice; files not in the manifest are simply not there;
+- a local error while building (disk full, a name too long for the file system) rejects the manifest
+  like an invalid one (no download loop), tried again when it changes or after ``LOCAL_RETRY_SECONDS``;
 - the project's Python requirements (pyproject.toml, setup.py/setup.cfg, requirements.txt) are
   installed into ``<code-dir>/.requirements`` (``dagops.requirements.location_env``; a cache hit when
   unchanged), then the tree is import-checked in a subprocess (``python -m dagops.sync.loadcheck``)
@@ -35,13 +42,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dagops import settings
 from dagops.errors import DagopsError
-from dagops.manifest import MANIFEST_NAME, Manifest, check_relpath, sha256_file
+from dagops.manifest import MANIFEST_NAME, Manifest, check_relpath, read_bounded, sha256_file
 from dagops.requirements import location_env
 from dagops.sync.layout import LocationDir
 from dagops.sync.status import Status, now_iso, write_status
 
 DOWNLOAD_WORKERS = 8
 CHECK_TIMEOUT_SECONDS = 300.0
+LOCAL_RETRY_SECONDS = 600.0  # a manifest rejected for a local error (disk full) is tried again after this
+_CHUNK = 1024 * 1024
 
 # Outcomes of one poll.
 UNCHANGED = "unchanged"  # nothing new (304, or the manifest names what is served / a known-bad revision)
@@ -75,6 +84,14 @@ class PollResult:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
+
+
+def _error_code(exc: ClientError) -> tuple[str, Any]:
+    """The error code and HTTP status of a ClientError."""
+    response = exc.response or {}
+    return str(response.get("Error", {}).get("Code", "")), response.get("ResponseMetadata", {}).get(
+        "HTTPStatusCode"
+    )
 
 
 def _s3_error_line(exc: Exception) -> str:
@@ -114,6 +131,11 @@ class Syncer:
         self.etag: str | None = None  # ETag of the last manifest fully handled (swapped, current or bad)
         self.bad_revision: str | None = None
         self.problem: str | None = None  # what is wrong with the latest manifest (None: all good)
+        # A build that stopped at a download mismatch: (revision, folder), its verified files kept for
+        # the next attempt, and the ETag of each object that did not match (not downloaded again).
+        self._partial: tuple[str, Path] | None = None
+        self._bad_objects: dict[str, str] = {}
+        self._retry_at: float | None = None  # when a manifest rejected for a local error is tried again
         self.status = Status(location=location)
         self._requests = 0
         s3.meta.events.register("before-send.s3", self._count_request)
@@ -164,6 +186,10 @@ class Syncer:
             result = self._poll()
         except (OSError, DagopsError) as exc:
             result = PollResult(LOCAL_ERROR, self.serving, f"local: {_one_line(str(exc))}")
+        except Exception as exc:  # the loop must outlive any input: one line, the last good release serving
+            result = PollResult(
+                LOCAL_ERROR, self.serving, f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
+            )
         result.requests = self._requests - before
         result.seconds = time.monotonic() - started
         self._record(result)
@@ -171,15 +197,18 @@ class Syncer:
 
     def _poll(self) -> PollResult:
         key = self.prefix + MANIFEST_NAME
+        if self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self.etag, self._retry_at = None, None  # a local error may be gone (disk freed): look again
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if self.etag:
             kwargs["IfNoneMatch"] = self.etag
+        etag: str | None = None
         try:
             response = self.s3.get_object(**kwargs)
-            raw = response["Body"].read()
+            etag = response.get("ETag")
+            raw = read_bounded(response)
         except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code, status = _error_code(exc)
             if code == "304" or status == 304:
                 return PollResult(UNCHANGED, self.serving)
             if code in {"NoSuchKey", "404"}:
@@ -192,13 +221,12 @@ class Syncer:
             return PollResult(UNREACHABLE, self.serving, f"S3: {_s3_error_line(exc)}")
         except BotoCoreError as exc:
             return PollResult(UNREACHABLE, self.serving, f"S3: {_s3_error_line(exc)}")
-        etag = response.get("ETag")
+        except DagopsError as exc:  # announced as larger than a manifest may be: not read
+            return self._invalid(etag, exc)
         try:
             manifest = Manifest.from_json(raw, self.location)
         except DagopsError as exc:
-            self.etag = etag
-            self.problem = f"invalid manifest: {exc}"
-            return PollResult(REJECTED, self.serving, self.problem)
+            return self._invalid(etag, exc)
         serving = self.layout.current_manifest()
         if serving and serving.revision == manifest.revision and serving.entry == manifest.entry:
             self.etag, self.problem = etag, None
@@ -211,6 +239,29 @@ class Syncer:
             self.etag = etag
         return result
 
+    def _invalid(self, etag: str | None, exc: DagopsError) -> PollResult:
+        """A manifest that is not one: rejected (remembered by its ETag), the last good release serving."""
+        self.etag = etag
+        self.problem = f"invalid manifest: {_one_line(str(exc))}" + (
+            f"; still serving {self.serving[:12]}" if self.serving else ""
+        )
+        return PollResult(REJECTED, self.serving, self.problem)
+
+    def _build_dir(self, revision: str) -> Path:
+        """The build folder of ``revision``: the partial one a mismatch left, or a new one."""
+        if self._partial is not None:
+            partial_revision, path = self._partial
+            if partial_revision == revision and path.is_dir():
+                return path
+            self._drop_partial()
+        return self.layout.new_build_dir(revision)
+
+    def _drop_partial(self) -> None:
+        if self._partial is not None:
+            shutil.rmtree(self._partial[1], ignore_errors=True)
+        self._partial = None
+        self._bad_objects.clear()
+
     def _build_and_swap(self, manifest: Manifest, serving: Manifest | None) -> PollResult:
         revision = manifest.revision
         with self.layout.locked():
@@ -220,7 +271,8 @@ class Syncer:
             build = None
             try:
                 if not reuse:
-                    build = self.layout.new_build_dir(revision)
+                    build = self._build_dir(revision)
+                    self._partial = None
                     self._fill(build, manifest, serving, result)
                     error = self._check(build, manifest.entry)
                     if error:
@@ -234,13 +286,33 @@ class Syncer:
                 self.layout.swap(revision)
                 self.layout.prune()
             except _Mismatch as exc:
+                # Keep what was verified; the next attempt downloads only what is missing or changed.
+                if build is not None:
+                    self._partial, build = (revision, build), None
                 return PollResult(INCOMPLETE, self.serving, str(exc))
             except (ClientError, BotoCoreError) as exc:
+                if build is not None:
+                    self._partial, build = (revision, build), None
                 return PollResult(UNREACHABLE, self.serving, f"S3: {_s3_error_line(exc)}")
+            except OSError as exc:
+                # Disk full, a name too long for this file system, permissions: not retried every poll.
+                self._bad_objects.clear()
+                self._retry_at = time.monotonic() + LOCAL_RETRY_SECONDS
+                reason = f"{exc.strerror or type(exc).__name__}" + (
+                    f" ({Path(exc.filename).name[:80]})" if isinstance(exc.filename, str) else ""
+                )
+                self.problem = (
+                    f"revision {revision[:12]} rejected, still serving "
+                    + (self.serving[:12] if self.serving else "nothing")
+                    + f": local error writing the code folder: {reason}; tried again when the manifest "
+                    f"changes or in {LOCAL_RETRY_SECONDS / 60:.0f} min"
+                )
+                return PollResult(REJECTED, self.serving, self.problem)
             finally:
                 if build is not None:
                     shutil.rmtree(build, ignore_errors=True)
-        self.bad_revision, self.problem = None, None
+        self.bad_revision, self.problem, self._retry_at = None, None, None
+        self._bad_objects.clear()
         return result
 
     def _fill(self, build: Path, manifest: Manifest, serving: Manifest | None, result: PollResult) -> None:
@@ -251,6 +323,9 @@ class Syncer:
             check_relpath(rel)
             target = build / rel
             target.parent.mkdir(parents=True, exist_ok=True)
+            if target.is_file() and not target.is_symlink() and sha256_file(target) == item.sha256:
+                result.linked += 1  # verified by an earlier attempt at this revision
+                continue
             old = serving.files.get(rel) if serving else None
             source = current_root / rel
             if old == item and source.is_file() and sha256_file(source) == item.sha256:
@@ -264,26 +339,32 @@ class Syncer:
 
         def download(rel: str) -> int:
             item = manifest.files[rel]
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + rel}
+            bad_etag = self._bad_objects.get(rel)
+            if bad_etag:
+                kwargs["IfNoneMatch"] = bad_etag  # the object that did not match: only if it changed
+            mismatch = (
+                f"{rel} in S3 does not match manifest revision {manifest.revision[:12]} "
+                "(a publish under way, or a corrupt object); not swapping"
+            )
             try:
-                response = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + rel)
+                response = self.s3.get_object(**kwargs)
             except ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code", "")) in {"NoSuchKey", "404"}:
+                code, status = _error_code(exc)
+                if code == "304" or status == 304:
+                    raise _Mismatch(f"{mismatch}; waiting for it to change (not downloaded again)") from None
+                if code in {"NoSuchKey", "404"}:
                     raise _Mismatch(
                         f"{rel} of revision {manifest.revision[:12]} is missing in S3; will retry"
                     ) from None
                 raise
-            digest = hashlib.sha256()
-            size = 0
-            with (build / rel).open("wb") as fh:
-                for chunk in response["Body"].iter_chunks(1024 * 1024):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    fh.write(chunk)
-            if digest.hexdigest() != item.sha256:
-                raise _Mismatch(
-                    f"{rel} in S3 does not match manifest revision {manifest.revision[:12]} "
-                    "(a publish under way, or a corrupt object); not swapping, will retry"
-                )
+            size, ok = self._receive(response, build / rel, item.size, item.sha256)
+            if not ok:
+                (build / rel).unlink(missing_ok=True)
+                if response.get("ETag"):
+                    self._bad_objects[rel] = response["ETag"]
+                raise _Mismatch(f"{mismatch}; will retry when it changes")
+            self._bad_objects.pop(rel, None)
             return size
 
         if to_download:
@@ -291,6 +372,33 @@ class Syncer:
                 for size in pool.map(download, sorted(to_download)):
                     result.downloaded += 1
                     result.bytes_downloaded += size
+
+    @staticmethod
+    def _receive(response: dict[str, Any], target: Path, declared: int, sha256: str) -> tuple[int, bool]:
+        """Stream an object's body into ``target``, never reading more than ``declared`` + 1 bytes.
+
+        Returns (bytes read, whether size and sha256 match). A Content-Length other than the declared
+        size is a mismatch before any byte is read.
+        """
+        body = response["Body"]
+        try:
+            length = response.get("ContentLength")
+            if type(length) is int and length != declared:
+                return 0, False
+            digest = hashlib.sha256()
+            size = 0
+            with target.open("wb") as fh:
+                while size <= declared:
+                    chunk = body.read(min(_CHUNK, declared + 1 - size))
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    digest.update(chunk)
+                    if size <= declared:
+                        fh.write(chunk)
+            return size, size == declared and digest.hexdigest() == sha256
+        finally:
+            body.close()
 
     def _check(self, build: Path, entry: str) -> str | None:
         """Install the build's requirements, then import-check it with them; None or the one-line error."""

@@ -239,7 +239,8 @@ def test_download_not_matching_the_manifest_is_not_swapped_and_retried(
     assert result.outcome == INCOMPLETE
     assert "does not match" in result.message
     assert not current(code_dir).exists()
-    assert list((code_dir / "main" / "releases").iterdir()) == []  # the partial build is gone
+    # No release: only the partial build (its verified files kept for the retry), never served.
+    assert [p.name.startswith(".build-") for p in (code_dir / "main" / "releases").iterdir()] == [True]
     publish(source)  # repairs the object (its size differs from the manifest's)
     result = syncer.poll()
     assert (result.outcome, result.revision) == (SWAPPED, published.revision)
