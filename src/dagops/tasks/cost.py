@@ -6,7 +6,6 @@ import json as _json
 
 from invoke import Collection, Context, task
 
-from dagops import cost as cost_model
 from dagops.errors import DagopsError
 from dagops.tasks import user_errors
 
@@ -26,6 +25,8 @@ def estimate(
     c: Context, env: str = "", all: bool = False, json: bool = False, var: list[str] | None = None
 ) -> None:
     """Estimate an environment's monthly AWS bill from live/<env>: itemized, with Spot and pause savings."""
+    from dagops import cost as cost_model
+
     if bool(env) == bool(all):
         raise DagopsError("Give either --env ENV or --all.")
     envs = cost_model.environments() if all else [env]

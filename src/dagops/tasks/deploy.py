@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 
-from dagops import registry
-from dagops.aws import Deployment, aws_errors, ecs, pause, url
-from dagops.aws import image as images
-from dagops.aws import logs as cloudwatch
-from dagops.aws.credentials import aws_credentials
 from dagops.errors import DagopsError
-from dagops.publish import publish_location
 from dagops.tasks import user_errors
+
+if TYPE_CHECKING:
+    from dagops.aws import Deployment
+
+# dagops.aws imports boto3: each task imports what it uses, so `invoke --list` stays fast.
 
 
 def _say(line: str) -> None:
@@ -26,6 +26,8 @@ def _say(line: str) -> None:
 
 
 def _deployment(env: str) -> Deployment:
+    from dagops.aws import Deployment
+
     if not env:
         raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
     return Deployment.load(env)
@@ -55,6 +57,9 @@ ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
 @user_errors
 def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800") -> None:
     """Build and push the image (or take --image-tag), roll it out to every service, wait until stable."""
+    from dagops.aws import ecs
+    from dagops.aws import image as images
+
     wait = _seconds(timeout)
     dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
@@ -66,6 +71,10 @@ def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800
 @user_errors
 def everything(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Upload every code location's DAGs to S3, then restart the services so they serve them now."""
+    from dagops import registry
+    from dagops.aws import aws_errors, ecs
+    from dagops.publish import publish_location
+
     wait = _seconds(timeout)
     dep = _deployment(env)
     bucket = str(dep.require("bucket_name"))
@@ -91,6 +100,8 @@ def logs(
     c: Context, env: str = "", service: str = "", location: str = "", follow: bool = False, since: str = "10m"
 ) -> None:
     """Print the environment's CloudWatch logs, all services merged by time (or one service or location)."""
+    from dagops.aws import logs as cloudwatch
+
     dep = _deployment(env)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
         cloudwatch.show(dep, service or None, location or None, since=since, follow=follow, echo=_say)
@@ -100,6 +111,8 @@ def logs(
 @user_errors
 def show_url(c: Context, env: str = "") -> None:
     """Print the web UI's URL (the load balancer's, or the webserver task's public IP)."""
+    from dagops.aws import url
+
     print(url.webserver_url(_deployment(env)))
 
 
@@ -107,6 +120,8 @@ def show_url(c: Context, env: str = "") -> None:
 @user_errors
 def credentials(c: Context, env: str = "") -> None:
     """Print the environment's S3 access key id and secret, one per line, and nothing else."""
+    from dagops.aws.credentials import aws_credentials
+
     key_id, secret = aws_credentials(_deployment(env))
     print(key_id)
     print(secret)
@@ -116,6 +131,8 @@ def credentials(c: Context, env: str = "") -> None:
 @user_errors
 def pause_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Scale every service to zero and stop the database (the cheapest way to keep an environment)."""
+    from dagops.aws import pause
+
     wait = _seconds(timeout)
     pause.pause(_deployment(env), echo=_say, timeout=wait)
 
@@ -124,6 +141,8 @@ def pause_env(c: Context, env: str = "", timeout: str = "1800") -> None:
 @user_errors
 def resume_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Start the database and bring every service back to the task count it had when paused."""
+    from dagops.aws import pause
+
     wait = _seconds(timeout)
     pause.resume(_deployment(env), echo=_say, timeout=wait)
 

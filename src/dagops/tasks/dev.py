@@ -5,18 +5,24 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
-from dagops.localstack import compose, logs, scaffold, stack
-from dagops.localstack.config import DevConfig
 from dagops.tasks import user_errors
+
+if TYPE_CHECKING:
+    from dagops.localstack.config import DevConfig
+
+# Modules of the local stack are imported inside each task: `invoke --list` loads this file, and the
+# stack's modules reach boto3 and (through dagster_home's callers) heavier libraries.
 
 
 def _config(c: Context, **overrides: Any) -> DevConfig:
     """invoke.yaml's ``dev:`` mapping, then DAGOPS_DEV_* variables, then the task's flags."""
+    from dagops.localstack.config import DevConfig
+
     mapping = c.config.get("dev") or {}
     return DevConfig.resolve(dict(mapping), **overrides)
 
@@ -30,6 +36,8 @@ def _config(c: Context, **overrides: Any) -> DevConfig:
 @user_errors
 def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Start the local Dagster stack (Postgres, S3, sync agents, code servers, webserver, daemon)."""
+    from dagops.localstack import compose, stack
+
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode) == "compose":
         code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root)
@@ -46,6 +54,8 @@ def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
 @user_errors
 def stop(c: Context) -> None:
     """Stop the local stack started by `invoke dev` (from any terminal)."""
+    from dagops.localstack import compose, stack
+
     config = _config(c)
     if stack.running_pid(config) is None and config.mode != "embedded" and compose.docker_available():
         compose.run("down", root=config.root)
@@ -64,6 +74,8 @@ def stop(c: Context) -> None:
 @user_errors
 def logs_(c: Context, component: str | None = None, follow: bool = False, lines: str = "100") -> None:
     """Show the local stack's logs, prefixed by component."""
+    from dagops.localstack import compose, logs, stack
+
     count = logs.parse_lines(lines)
     config = _config(c)
     if stack.running_pid(config) is None and compose.resolve_mode(config.mode) == "compose":
@@ -83,6 +95,8 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
 @user_errors
 def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Stop the stack, wipe its database, synced code and DAGSTER_HOME, and start it again."""
+    from dagops.localstack import compose, stack
+
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode) == "compose":
         compose.run("down", "--volumes", root=config.root)
@@ -96,6 +110,8 @@ def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
 @user_errors
 def status(c: Context) -> None:
     """Show whether the local stack runs, its components, and each location's sync status."""
+    from dagops.localstack import stack
+
     for line in stack.status(_config(c)):
         print(line)
 
@@ -109,6 +125,8 @@ def status(c: Context) -> None:
 @user_errors
 def create(c: Context, name: str, location: str = "main") -> None:
     """Create a new pipeline (DAG) from the template, with a test, in a code location."""
+    from dagops.localstack import scaffold
+
     created = scaffold.create_pipeline(name, location)
     print(f"created {created.module}")
     print(f"created {created.test}")

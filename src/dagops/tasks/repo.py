@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
 
-from dagops import repos
 from dagops.errors import DagopsError
 from dagops.names import validate_env_name, validate_location_name
 from dagops.paths import repo_root
 from dagops.tasks import user_errors
+
+if TYPE_CHECKING:
+    from dagops import repos
 
 
 def _dev_settings(c: Context) -> dict[str, Any]:
@@ -29,6 +31,8 @@ def _dev_settings(c: Context) -> dict[str, Any]:
 
 
 def _target(c: Context, env: str) -> repos.Target:
+    from dagops import repos
+
     if env:
         validate_env_name(env, repo_root() / "live")
         return repos.env_target(env)
@@ -64,6 +68,8 @@ def _make_style(*values: str) -> dict[str, str]:
 @user_errors
 def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "", env: str = "") -> None:
     """Add a git repository as a code location: clone, check its Definitions load, upload, register."""
+    from dagops import repos
+
     if not url or not name:
         raise DagopsError("Give both --url URL and --name NAME.")
     target = _target(c, env)
@@ -122,6 +128,8 @@ def _name(name: str | None) -> str:
 @user_errors
 def update(c: Context, name: str | None = None, env: str = "") -> None:
     """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit."""
+    from dagops import repos
+
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
@@ -139,6 +147,8 @@ def update(c: Context, name: str | None = None, env: str = "") -> None:
 @user_errors
 def remove(c: Context, name: str | None = None, env: str = "") -> None:
     """Remove an external repository: its upload, its registration, then its clone."""
+    from dagops import repos
+
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
@@ -150,6 +160,8 @@ def remove(c: Context, name: str | None = None, env: str = "") -> None:
 @user_errors
 def restore(c: Context) -> None:
     """Clone registered repositories missing from repos/ at their recorded commits (fresh checkout, CI)."""
+    from dagops import repos
+
     names = repos.restore(log=_say)
     _say(f"restored {', '.join(names)}" if names else "every registered repository is already in repos/")
 
@@ -158,6 +170,8 @@ def restore(c: Context) -> None:
 @user_errors
 def list_(c: Context) -> None:
     """List external repositories: name, URL, ref, commit, and sync status in the running local stack."""
+    from dagops import repos
+
     target = repos.local_target(_dev_settings(c))
     print(repos.format_table(repos.list_repos(code_dir=target.code_dir)))
 
@@ -174,6 +188,8 @@ def list_(c: Context) -> None:
 @user_errors
 def logs(c: Context, name: str | None = None, env: str = "", follow: bool = False, since: int = 60) -> None:
     """Show a repository's logs: its sync agent and code server locally, its log group with --env."""
+    from dagops import repos
+
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
