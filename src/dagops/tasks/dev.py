@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from invoke import Collection, Context, task
 from invoke.exceptions import Exit
 
+from dagops.errors import DagopsError
 from dagops.tasks import user_errors
 
 if TYPE_CHECKING:
@@ -31,16 +32,17 @@ def _config(c: Context, **overrides: Any) -> DevConfig:
     help={
         "detach": "start in the background and return once the UI answers (`invoke stop` stops it)",
         "mode": "auto (compose when a Docker engine answers, else embedded), embedded or compose",
+        "no_watch": "do not publish a code location when one of its files is saved (setting dev.watch)",
     }
 )
 @user_errors
-def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
+def up(c: Context, detach: bool = False, mode: str | None = None, no_watch: bool = False) -> None:
     """Start the local Dagster stack (Postgres, S3, sync agents, code servers, webserver, daemon)."""
     from dagops.localstack import compose, stack
 
-    config = _config(c, mode=mode)
+    config = _config(c, mode=mode, watch=False if no_watch else None)
     if compose.resolve_mode(config.mode) == "compose":
-        code = compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root)
+        code = _compose_up(config, detach)
         if code:
             raise Exit(f"error: docker compose up failed (exit code {code}).", code=code)
         return
@@ -48,6 +50,36 @@ def up(c: Context, detach: bool = False, mode: str | None = None) -> None:
         stack.start_detached(config)
     else:
         stack.up(config)
+
+
+def _compose_up(config: DevConfig, detach: bool) -> int:
+    """`docker compose up`; in the foreground, saved code is published through the compose publisher."""
+    import threading
+
+    from dagops.localstack import compose
+
+    if detach or not config.watch:
+        if detach and config.watch:
+            print("note: with --detach, saved code is not published by itself: `invoke dags.deploy` does it")
+        return compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root)
+    from dagops.code_watch import CodeWatcher
+
+    def publish(loc: Any) -> None:
+        # The compose publisher publishes every location (changed files only, manifest last).
+        code = compose.run("run", "--rm", "--no-deps", "publisher", root=config.root)
+        if code:
+            raise DagopsError(f"the compose publisher failed (exit code {code})")
+
+    def say(line: str) -> None:
+        print(f"[watch] {line}", flush=True)
+
+    stop_event = threading.Event()
+    watcher = CodeWatcher(root=config.root, run_dir=config.run_dir, publish=publish, outcome=None, say=say)
+    watcher.start(stop_event)
+    try:
+        return compose.run("up", root=config.root)
+    finally:
+        stop_event.set()
 
 
 @task()
@@ -131,6 +163,31 @@ def create(c: Context, name: str, location: str = "main") -> None:
     print(f"created {created.module}")
     print(f"created {created.test}")
     print(f"location {location} loads: {created.check}")
+    print(_next_step(_config(c), location))
+
+
+def _next_step(config: DevConfig, location: str) -> str:
+    """What happens to a new pipeline now: seen in the running stack (waited for), or how to get there."""
+    from dagops.localstack import stack
+
+    if stack.running_pid(config) is None:
+        return "next: `invoke dev` starts the local stack with it (the UI shows its assets)"
+    state = stack.read_state(config)
+    if not state.get("watch"):
+        return "next: `invoke dags.deploy` publishes it to the running local stack (dev.watch is off)"
+    from dagops import registry
+    from dagops.localstack import s3 as local_s3
+    from dagops.manifest import build
+    from dagops.sync import report
+
+    loc = registry.get(location, config.root)
+    revision = build(loc.name, loc.path(config.root), loc.entry)[0].revision
+    client = local_s3.client(state.get("s3_endpoint") or config.s3_endpoint)
+    bucket = state.get("bucket") or config.bucket
+    (outcome,) = report.wait_served(client, bucket, {loc.name: revision}, timeout=60)
+    if outcome.state == report.SERVED:
+        return f"in the running stack now ({state.get('ui_url')}): {outcome.line()}"
+    return f"the running stack published it: {outcome.line()}"
 
 
 @task()
