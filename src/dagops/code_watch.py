@@ -31,7 +31,7 @@ from typing import Any
 from dagops import registry
 from dagops.errors import DagopsError
 
-STEP_MS = 100
+STEP_MS = 200
 DEBOUNCE_MS = 1000
 WATCH_FILE = "watch.json"
 OUTCOME_TIMEOUT = 120.0
