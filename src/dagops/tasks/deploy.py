@@ -67,23 +67,35 @@ def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800
     _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
 
 
-@task(help={"env": ENV_HELP, "timeout": "seconds to wait for the services to be stable (default 1800)"})
+@task(
+    help={
+        "env": ENV_HELP,
+        "timeout": "seconds to wait for the services to be stable (default 1800)",
+        "wait": "then wait until every running sync agent serves the new code (default; --no-wait skips)",
+    }
+)
 @user_errors
-def everything(c: Context, env: str = "", timeout: str = "1800") -> None:
-    """Upload every code location's DAGs to S3, then restart the services so they serve them now."""
+def everything(c: Context, env: str = "", timeout: str = "1800", wait: bool = True) -> None:
+    """Upload every code location's DAGs to S3, restart the services, wait until their agents serve them."""
     from dagops import registry
     from dagops.aws import aws_errors, ecs
     from dagops.publish import publish_location
+    from dagops.sync.report import changed_revisions, confirm
 
-    wait = _seconds(timeout)
+    seconds = _seconds(timeout)
     dep = _deployment(env)
     bucket = str(dep.require("bucket_name"))
     with aws_errors(dep):
         s3 = dep.client("s3")
+        results = []
         for location in registry.load():
             result = publish_location(s3, bucket, location.name, location.path(), location.entry)
+            results.append(result)
             _say(result.summary())
-    ecs.restart_services(dep, echo=_say, timeout=wait)
+    ecs.restart_services(dep, echo=_say, timeout=seconds)
+    if wait:
+        with aws_errors(dep):
+            confirm(s3, bucket, changed_revisions(results), seconds, say=_say)
 
 
 @task(

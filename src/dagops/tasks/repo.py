@@ -43,6 +43,29 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+WAIT_HELP = "wait until the location's running sync agents serve it (default; --no-wait skips)"
+TIMEOUT_HELP = "seconds to wait for the agents (default 180)"
+
+
+def _confirm(c: Context, target: repos.Target, name: str, wait: bool, timeout: str, env: str) -> None:
+    """Like `invoke dags.deploy`: wake the local agents, then wait for them to serve what was uploaded."""
+    from dagops.tasks.dags import wait_seconds, wake_local_agents
+
+    seconds = wait_seconds(timeout)
+    if target.bucket is None:
+        return
+    from dagops.publish import read_manifest
+    from dagops.sync.report import confirm
+
+    manifest, _etag = read_manifest(target.s3, target.bucket, name)
+    if manifest is None:
+        return
+    if not env:
+        wake_local_agents(c, [name])
+    if wait:
+        confirm(target.s3, target.bucket, {name: manifest.revision}, seconds, say=_say)
+
+
 MAKE_STYLE = ("REPO_URL", "REPO_NAME", "REF", "ENTRY", "ENV")
 
 
@@ -63,10 +86,21 @@ def _make_style(*values: str) -> dict[str, str]:
         "ref": "branch or tag to track (default: the repository's default branch)",
         "entry": "the .py file defining the Definitions, relative to the repository root (default: found)",
         "env": "upload to this environment's bucket instead of the local stack",
+        "wait": WAIT_HELP,
+        "timeout": TIMEOUT_HELP,
     }
 )
 @user_errors
-def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "", env: str = "") -> None:
+def add(
+    c: Context,
+    url: str = "",
+    name: str = "",
+    ref: str = "",
+    entry: str = "",
+    env: str = "",
+    wait: bool = True,
+    timeout: str = "180",
+) -> None:
     """Add a git repository as a code location: clone, check its Definitions load, upload, register."""
     from dagops import repos
 
@@ -83,7 +117,10 @@ def add(c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "
         log=_say,
     )
     if env:
+        # A new location has no agent in the environment until its service exists: nothing to wait for.
         _say(f"next: `invoke infra.apply --env {env}` creates its ECS service, Cloud Map name and log group")
+        return
+    _confirm(c, target, name, wait, timeout, env)
 
 
 @task(
@@ -123,10 +160,14 @@ def _name(name: str | None) -> str:
     help={
         "name": "the code location to update (REPO_NAME=... also works)",
         "env": "upload to this environment's bucket instead of the local stack",
+        "wait": WAIT_HELP,
+        "timeout": TIMEOUT_HELP,
     },
 )
 @user_errors
-def update(c: Context, name: str | None = None, env: str = "") -> None:
+def update(
+    c: Context, name: str | None = None, env: str = "", wait: bool = True, timeout: str = "180"
+) -> None:
     """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit."""
     from dagops import repos
 
@@ -135,6 +176,7 @@ def update(c: Context, name: str | None = None, env: str = "") -> None:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     target = _target(c, env)
     repos.update(name, s3=target.s3, bucket=target.bucket, log=_say)
+    _confirm(c, target, name, wait, timeout, env)
 
 
 @task(
