@@ -30,6 +30,12 @@ def _cli(args: argparse.Namespace) -> list[Row]:
     return cli()
 
 
+def _watch(args: argparse.Namespace) -> list[Row]:
+    from benchmarks.watch import watch
+
+    return watch(changes=args.changes)
+
+
 def _idle(args: argparse.Namespace) -> list[Row]:
     from benchmarks.s3sync import idle_sync
 
@@ -69,6 +75,7 @@ BENCHMARKS: dict[str, tuple[str, Callable[[argparse.Namespace], list[Row]]]] = {
     "latency": ("1 change-to-visible", _latency),
     "startup": ("4 start-up", _startup),
     "memory": ("3 stack memory", _memory),
+    "watch": ("8 save and see", _watch),
 }
 
 

@@ -126,7 +126,8 @@ class Agent:
         result = self.syncer.poll()
         self._failures = self._failures + 1 if result.transient else 0
         self._report(result)
-        self._send_report()
+        # After a swap the code server still runs the previous release: not serving the new one yet.
+        self._send_report(serving=False if result.outcome == SWAPPED and self.code_server else None)
         return result
 
     def _send_report(self, serving: bool | None = None) -> None:
@@ -214,12 +215,12 @@ class Agent:
         return self._shutdown()
 
     def _shutdown(self) -> int:
-        if self.reporter is not None:
-            self.reporter.remove()
         if self.code_server:
             self.code_server.discard_warm()
             self.code_server.stop()
             self._set_child_state("stopped")
+        if self.reporter is not None:
+            self.reporter.remove()  # last: a deploy must not wait for an agent that stopped
         self.log("stopped")
         return 0
 

@@ -119,11 +119,14 @@ class Reporter:
         self._last: tuple[Any, ...] | None = None
         self._written = 0.0
         self._failing = False
+        self._removed = False
 
     def update(
         self, revision: str | None, serving: bool, bad_revision: str | None, error: str | None
     ) -> bool:
         """Write the report when it changed or the heartbeat is due; True when it was written."""
+        if self._removed:
+            return False
         now = self.clock()
         state = (revision, serving, bad_revision, error)
         if state == self._last and now - self._written < self.heartbeat:
@@ -150,7 +153,8 @@ class Reporter:
         return True
 
     def remove(self) -> None:
-        """Delete the report (the agent stops: a deploy must not wait for it)."""
+        """Delete the report (the agent stops: a deploy must not wait for it); later updates are ignored."""
+        self._removed = True
         try:
             self.s3.delete_object(Bucket=self.bucket, Key=self.key)
         except Exception as exc:
