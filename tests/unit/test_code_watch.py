@@ -144,3 +144,13 @@ def test_dev_watch_setting(raw: str, expected: bool) -> None:
 def test_dev_watch_setting_refuses_other_words() -> None:
     with pytest.raises(DagopsError, match=r"dev\.watch"):
         DevConfig.resolve({}, environ={"DAGOPS_DEV_WATCH": "sometimes"})
+
+
+def test_create_without_a_running_stack_says_how_to_see_the_pipeline(tmp_path: Path) -> None:
+    from dagops.tasks.dev import _next_step
+
+    config = DevConfig.resolve({}, environ={}, state_dir=str(tmp_path / "state"))
+    assert (
+        _next_step(config, "main")
+        == "next: `invoke dev` starts the local stack with it (the UI shows its assets)"
+    )

@@ -184,7 +184,10 @@ def _next_step(config: DevConfig, location: str) -> str:
     revision = build(loc.name, loc.path(config.root), loc.entry)[0].revision
     client = local_s3.client(state.get("s3_endpoint") or config.s3_endpoint)
     bucket = state.get("bucket") or config.bucket
-    (outcome,) = report.wait_served(client, bucket, {loc.name: revision}, timeout=60)
+    try:
+        (outcome,) = report.wait_served(client, bucket, {loc.name: revision}, timeout=60)
+    except Exception as exc:  # the local S3 went away meanwhile: say what to look at instead
+        return f"the running stack publishes it; `invoke dags.status` shows how ({type(exc).__name__})"
     if outcome.state == report.SERVED:
         return f"in the running stack now ({state.get('ui_url')}): {outcome.line()}"
     return f"the running stack published it: {outcome.line()}"
