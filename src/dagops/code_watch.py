@@ -13,8 +13,8 @@ error's last line while the last good code keeps serving. The last line of each 
 
 Only the project's own locations are watched (``source`` under code_locations/); external repositories
 under repos/ stay at their recorded commits. The registry file itself is the registry watcher's
-(``dagops.registry_watch``): the watcher reads the registry afresh for each batch, so a location added
-there is followed from its first save.
+(``dagops.registry_watch``; told at once through ``on_registry``): the watcher reads the registry afresh
+for each batch, so a location added there is followed from its first save.
 """
 
 from __future__ import annotations
@@ -94,16 +94,21 @@ class CodeWatcher:
         publish: Callable[[registry.Location], Any],
         outcome: Callable[[str, str], str] | None,
         say: Say,
+        on_registry: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
         self.run_dir = run_dir
         self.publish = publish
         self.outcome = outcome
         self.say = say
+        self.on_registry = on_registry
         self.publishes = 0  # publishes that wrote a new manifest
 
     def handle(self, paths: Iterable[str]) -> list[str]:
         """Publish every own location among ``paths``; the lines said (one per publish)."""
+        paths = list(paths)
+        if self.on_registry is not None and str(registry.registry_path(self.root)) in paths:
+            self.on_registry()  # the registry watcher applies it now rather than at its next look
         try:
             locations = touched(self.root, paths)
         except DagopsError as exc:
@@ -159,7 +164,7 @@ class CodeWatcher:
         return thread
 
 
-def for_stack(stack: Any) -> CodeWatcher:
+def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> CodeWatcher:
     """A watcher wired to dagops.localstack.stack's running ``_Stack``: local S3, its agents, its console."""
     from dagops.localstack import s3 as local_s3
     from dagops.localstack.stack import wake_agents
@@ -180,5 +185,10 @@ def for_stack(stack: Any) -> CodeWatcher:
         return found.line().removeprefix(f"{location}: ")
 
     return CodeWatcher(
-        root=cfg.root, run_dir=cfg.run_dir, publish=publish, outcome=outcome, say=stack.sup.say
+        root=cfg.root,
+        run_dir=cfg.run_dir,
+        publish=publish,
+        outcome=outcome,
+        say=stack.sup.say,
+        on_registry=on_registry,
     )

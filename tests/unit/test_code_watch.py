@@ -154,3 +154,11 @@ def test_create_without_a_running_stack_says_how_to_see_the_pipeline(tmp_path: P
         _next_step(config, "main")
         == "next: `invoke dev` starts the local stack with it (the UI shows its assets)"
     )
+
+
+def test_a_saved_registry_tells_the_registry_watcher_at_once(project: Path) -> None:
+    told: list[bool] = []
+    watcher = CodeWatcher(root=project, run_dir=project / "run", publish=lambda loc: None, outcome=None,
+                          say=lambda line: None, on_registry=lambda: told.append(True))  # fmt: skip
+    assert watcher.handle([str(project / "code_locations" / "locations.yaml")]) == []
+    assert told == [True]

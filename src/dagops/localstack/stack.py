@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -484,19 +485,24 @@ class _Stack:
             # Follow the registry: `invoke repo.add/remove` start or stop a location while the stack runs.
             from dagops.registry_watch import for_stack
 
+            # The code watcher (inotify) says when the registry file changed; a look every second stays.
             watcher = for_stack(self)
-            self.start_code_watch()
-            while not self.sup.stopping.wait(1.0):
-                watcher.poll()
+            registry_saved = threading.Event()
+            self.start_code_watch(on_registry=registry_saved.set)
+            while not self.sup.stopping.is_set():
+                registry_saved.wait(1.0)
+                registry_saved.clear()
+                if not self.sup.stopping.is_set():
+                    watcher.poll()
 
-    def start_code_watch(self) -> None:
+    def start_code_watch(self, on_registry: Any = None) -> None:
         """Publish own code locations as their files are saved (dev.watch), until the stack stops."""
         if not self.config.watch:
             self.sup.say("not watching code_locations/ (dev.watch is false): `invoke dags.deploy` publishes")
             return
         from dagops.code_watch import for_stack as code_watch_for_stack
 
-        code_watch_for_stack(self).start(self.sup.stopping)
+        code_watch_for_stack(self, on_registry).start(self.sup.stopping)
 
     def shutdown(self) -> None:
         self.state["status"] = "stopping"
