@@ -19,6 +19,7 @@ for each batch, so a location added there is followed from its first save.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -33,6 +34,8 @@ from dagops.errors import DagopsError
 
 STEP_MS = 200
 DEBOUNCE_MS = 1000
+# An empty batch after this long idle: the first one marks the watch as in place (see ``run``).
+CATCH_UP_MS = 1000
 WATCH_FILE = "watch.json"
 OUTCOME_TIMEOUT = 120.0
 Say = Callable[[str], None]
@@ -150,11 +153,27 @@ class CodeWatcher:
 
         folder = self.root / "code_locations"
         self.say(f"watching {folder} for saved changes (turn off: dev.watch false or --no-watch)")
+        caught_up = False
         for changes in watch(
-            folder, stop_event=stop_event, step=STEP_MS, debounce=DEBOUNCE_MS, raise_interrupt=False
+            folder,
+            stop_event=stop_event,
+            step=STEP_MS,
+            debounce=DEBOUNCE_MS,
+            rust_timeout=CATCH_UP_MS,
+            yield_on_timeout=True,
+            raise_interrupt=False,
         ):
+            paths = [path for _change, path in changes]
+            if not caught_up:
+                # The inotify watch is in place from the first yield: publish what was saved before it
+                # (between the stack's own publish and now); unchanged locations publish nothing.
+                caught_up = True
+                with contextlib.suppress(DagopsError):
+                    paths += [str(loc.path(self.root)) for loc in own_locations(self.root)]
+            if not paths:
+                continue
             try:
-                self.handle(path for _change, path in changes)
+                self.handle(paths)
             except Exception as exc:  # keep watching: one failed publish must not end the stack's watch
                 self.say(f"code: publish failed: {' '.join(str(exc).split())[:300]}")
 
