@@ -311,4 +311,4 @@ def confirm(
     if rejected:
         first = rejected[0]
         raise DagopsError(f"Code location {first.line()}")
-    raise DagopsError(" ".join(o.line()[0].upper() + o.line()[1:] + "." for o in bad))
+    raise DagopsError(f"Not confirmed: {'; '.join(o.line() for o in bad)}.")
