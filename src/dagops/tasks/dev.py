@@ -176,6 +176,7 @@ def _next_step(config: DevConfig, location: str) -> str:
     if not state.get("watch"):
         return "next: `invoke dags.deploy` publishes it to the running local stack (dev.watch is off)"
     from dagops import registry
+    from dagops.code_watch import OUTCOME_TIMEOUT
     from dagops.localstack import s3 as local_s3
     from dagops.manifest import build
     from dagops.sync import report
@@ -185,7 +186,7 @@ def _next_step(config: DevConfig, location: str) -> str:
     client = local_s3.client(state.get("s3_endpoint") or config.s3_endpoint)
     bucket = state.get("bucket") or config.bucket
     try:
-        (outcome,) = report.wait_served(client, bucket, {loc.name: revision}, timeout=60)
+        (outcome,) = report.wait_served(client, bucket, {loc.name: revision}, timeout=OUTCOME_TIMEOUT)
     except Exception as exc:  # the local S3 went away meanwhile: say what to look at instead
         return f"the running stack publishes it; `invoke dags.status` shows how ({type(exc).__name__})"
     if outcome.state == report.SERVED:
