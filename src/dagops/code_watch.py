@@ -98,6 +98,7 @@ class CodeWatcher:
         outcome: Callable[[str, str], str] | None,
         say: Say,
         on_registry: Callable[[], None] | None = None,
+        since: float | None = None,
     ) -> None:
         self.root = root
         self.run_dir = run_dir
@@ -105,6 +106,7 @@ class CodeWatcher:
         self.outcome = outcome
         self.say = say
         self.on_registry = on_registry
+        self.since = since  # epoch seconds: files saved after it and before the watch began are published
         self.publishes = 0  # publishes that wrote a new manifest
 
     def handle(self, paths: Iterable[str]) -> list[str]:
@@ -148,6 +150,19 @@ class CodeWatcher:
             lines.append(line)
         return lines
 
+    def saved_since(self) -> list[str]:
+        """Files of own locations modified after ``since`` (one walk, once: at the start of the watch)."""
+        if self.since is None:
+            return []
+        found = []
+        with contextlib.suppress(DagopsError):
+            for loc in own_locations(self.root):
+                for path in loc.path(self.root).rglob("*"):
+                    with contextlib.suppress(OSError):
+                        if path.is_file() and path.stat().st_mtime >= self.since:
+                            found.append(str(path))
+        return found
+
     def run(self, stop_event: threading.Event) -> None:
         from watchfiles import watch
 
@@ -166,10 +181,9 @@ class CodeWatcher:
             paths = [path for _change, path in changes]
             if not caught_up:
                 # The inotify watch is in place from the first yield: publish what was saved before it
-                # (between the stack's own publish and now); unchanged locations publish nothing.
+                # (after ``since``, the stack's own publish); a location nobody touched is left alone.
                 caught_up = True
-                with contextlib.suppress(DagopsError):
-                    paths += [str(loc.path(self.root)) for loc in own_locations(self.root)]
+                paths += self.saved_since()
             if not paths:
                 continue
             try:
@@ -210,4 +224,5 @@ def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> Code
         outcome=outcome,
         say=stack.sup.say,
         on_registry=on_registry,
+        since=float(stack.state.get("started_at") or time.time()),
     )

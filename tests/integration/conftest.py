@@ -127,6 +127,8 @@ def start_stack(
         "POSTGRES_PASSWORD": postgres.password,
         "POSTGRES_DB": postgres.db,
         "SYNC_INTERVAL": SYNC_INTERVAL,
+        # These tests publish their own trees; the watcher would publish the checkout's (on when asked).
+        "WATCH": "false",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
     env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in settings.items()})

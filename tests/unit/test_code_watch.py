@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -109,16 +110,20 @@ def test_a_burst_of_50_writes_is_at_most_two_batches_and_an_idle_tree_none(proje
             return []
 
     stop = threading.Event()
+    untouched = project / "code_locations" / "main" / "pipelines" / "old.py"
+    untouched.write_text("x = 0\n")
+    os.utime(untouched, (1_000_000, 1_000_000))
+    saved_early = project / "code_locations" / "main" / "pipelines" / "early.py"
+    saved_early.write_text("x = 1\n")  # saved after the stack's publish, before the watch began
     watcher = Recording(root=project, run_dir=project / "run", publish=lambda loc: None, outcome=None,
-                        say=lambda line: None)  # fmt: skip
+                        say=lambda line: None, since=time.time() - 5)  # fmt: skip
     thread = watcher.start(stop)
     try:
         deadline = time.monotonic() + 15
         while not batches and time.monotonic() < deadline:
             time.sleep(0.05)
-        # The first batch, once the inotify watch is in place: every own location, to publish what was
-        # saved before the watch began (a publish of an unchanged location writes nothing).
-        assert batches == [{str(project / "code_locations" / "main")}]
+        # The first batch, once the inotify watch is in place: what was saved before the watch began.
+        assert batches == [{str(saved_early)}]
         batches.clear()
         target = project / "code_locations" / "main" / "pipelines" / "burst.py"
         for i in range(50):
