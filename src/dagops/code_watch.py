@@ -36,6 +36,7 @@ STEP_MS = 200
 DEBOUNCE_MS = 1000
 # An empty batch after this long idle: the first one marks the watch as in place (see ``run``).
 CATCH_UP_MS = 1000
+RETRY_SECONDS = 0.5
 WATCH_FILE = "watch.json"
 OUTCOME_TIMEOUT = 120.0
 Say = Callable[[str], None]
@@ -124,7 +125,7 @@ class CodeWatcher:
         for loc in locations:
             started = time.monotonic()
             try:
-                result = self.publish(loc)
+                result = self._publish_settled(loc)
             except DagopsError as exc:
                 line = f"code {loc.name}: not published: {exc}"
             else:
@@ -149,6 +150,15 @@ class CodeWatcher:
             record(self.run_dir, loc.name, line)
             lines.append(line)
         return lines
+
+    def _publish_settled(self, loc: registry.Location) -> Any:
+        """Publish; once more after a quiet moment when it fails (e.g. a file changed while it was read:
+        the editor was still writing). A second failure is the one reported."""
+        try:
+            return self.publish(loc)
+        except DagopsError:
+            time.sleep(RETRY_SECONDS)
+            return self.publish(loc)
 
     def saved_since(self) -> list[str]:
         """Files of own locations modified after ``since`` (one walk, once: at the start of the watch)."""

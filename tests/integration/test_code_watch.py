@@ -64,7 +64,7 @@ def assets(stack: Any, location: str) -> set[str] | None:
 
 
 def publish_lines(stack: Any, location: str) -> list[str]:
-    """The watcher's lines in the supervisor's log: one per publish."""
+    """The watcher's lines in the supervisor's log, one per publish (and one per publish that failed)."""
     log = stack.config.logs_dir / "supervisor.log"
     text = log.read_text(errors="replace") if log.exists() else ""
     return [line for line in text.splitlines() if f"code {location}: " in line]

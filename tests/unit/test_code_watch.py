@@ -173,3 +173,20 @@ def test_a_saved_registry_tells_the_registry_watcher_at_once(project: Path) -> N
                           say=lambda line: None, on_registry=lambda: told.append(True))  # fmt: skip
     assert watcher.handle([str(project / "code_locations" / "locations.yaml")]) == []
     assert told == [True]
+
+
+def test_a_publish_that_fails_once_is_tried_again_before_it_is_reported(project: Path) -> None:
+    attempts: list[str] = []
+
+    def publish(loc: registry.Location) -> Published:
+        attempts.append(loc.name)
+        if len(attempts) == 1:
+            raise DagopsError("pipelines/a.py changed while it was being published; publish again.")
+        return Published(loc.name, "rev")
+
+    said: list[str] = []
+    watcher = CodeWatcher(root=project, run_dir=project / "run", publish=publish,
+                          outcome=lambda loc, rev: "serving rev", say=said.append)  # fmt: skip
+    watcher.handle([str(project / "code_locations" / "main" / "pipelines" / "a.py")])
+    assert attempts == ["main", "main"]
+    assert said == [said[0]] and said[0].startswith("code main: serving rev")
