@@ -118,12 +118,15 @@ def test_a_saved_pipeline_appears_in_the_ui_and_its_deletion_removes_it(
     line = wait_for(lambda: publish_lines(watched_stack, "watched"), 30, "the watcher's line")[-1]
     assert "serving" in line, line
 
+    count = len(publish_lines(watched_stack, "watched"))
     module.unlink()
     wait_for(
         lambda: (a := assets(watched_stack, "watched")) is not None and "saved_asset" not in a and a,
         UI_WAIT,
         "saved_asset to leave the UI",
     )
+    # The deletion's own line (written once the agent reported), so the next test counts from here.
+    wait_for(lambda: len(publish_lines(watched_stack, "watched")) > count, 60, "the deletion's line")
 
 
 def test_a_burst_of_50_writes_publishes_at_most_twice(watched_stack: Any, project: Path) -> None:
