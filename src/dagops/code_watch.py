@@ -63,6 +63,17 @@ def touched(root: Path, paths: Iterable[str]) -> list[registry.Location]:
     ]
 
 
+def _saved_after(folder: Path, since: float) -> bool:
+    """True when a source file under ``folder`` (not bytecode) was modified after ``since``."""
+    for path in folder.rglob("*"):
+        if "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime > since:
+                return True
+    return False
+
+
 def record(run_dir: Path, location: str, line: str) -> None:
     """Keep ``line`` as the last publish of ``location`` in ``<run_dir>/watch.json`` (atomically)."""
     path = run_dir / WATCH_FILE
@@ -216,15 +227,25 @@ def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> Code
 
     cfg = stack.config
     client = local_s3.client(cfg.s3_endpoint)
+    published_at: dict[str, float] = {}
 
     def publish(loc: registry.Location) -> Any:
+        published_at[loc.name] = time.time()
         result = publish_location(client, cfg.bucket, loc.name, loc.path(cfg.root), loc.entry)
         if result.manifest_written:
             wake_agents(cfg, [loc.name])
         return result
 
+    def newer_saves(location: str) -> bool:
+        """A file of ``location`` saved after its publish began: that publish will not be the one served."""
+        since = published_at.get(location, time.time())
+        loc = next((x for x in own_locations(cfg.root) if x.name == location), None)
+        return loc is not None and _saved_after(loc.path(cfg.root), since)
+
     def outcome(location: str, revision: str) -> str:
-        (found,) = report.wait_served(client, cfg.bucket, {location: revision}, OUTCOME_TIMEOUT)
+        (found,) = report.wait_served(
+            client, cfg.bucket, {location: revision}, OUTCOME_TIMEOUT, superseded=newer_saves
+        )
         return found.line().removeprefix(f"{location}: ")
 
     return CodeWatcher(

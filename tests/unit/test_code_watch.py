@@ -190,3 +190,15 @@ def test_a_publish_that_fails_once_is_tried_again_before_it_is_reported(project:
     watcher.handle([str(project / "code_locations" / "main" / "pipelines" / "a.py")])
     assert attempts == ["main", "main"]
     assert said == [said[0]] and said[0].startswith("code main: serving rev")
+
+
+def test_saved_after_ignores_bytecode(tmp_path: Path) -> None:
+    from dagops.code_watch import _saved_after
+
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "a.cpython-312.pyc").write_bytes(b"x")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    os.utime(tmp_path / "a.py", (1_000_000, 1_000_000))
+    assert not _saved_after(tmp_path, 2_000_000)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert _saved_after(tmp_path, 2_000_000)

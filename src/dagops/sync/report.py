@@ -196,7 +196,7 @@ def _missing(exc: Exception) -> bool:
 
 
 # ---------------------------------------------------------------------------------- the deployer's side
-SERVED, REJECTED, TIMED_OUT = "served", "rejected", "timed-out"
+SERVED, REJECTED, TIMED_OUT, SUPERSEDED = "served", "rejected", "timed-out", "superseded"
 
 
 @dataclass
@@ -214,6 +214,8 @@ class Outcome:
         if self.state == SERVED:
             who = f"{len(self.agents)} agent{'s' if len(self.agents) != 1 else ''}"
             return f"{self.location}: serving {short} ({who}, {self.seconds:.1f} s after the publish)"
+        if self.state == SUPERSEDED:
+            return f"{self.location}: {short} was replaced by newer saves before it was served"
         if self.state == REJECTED:  # the agent's sentence: "revision R rejected, still serving S: <error>"
             error = self.error or "the import check failed"
             return (
@@ -242,11 +244,13 @@ def wait_served(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     on_outcome: Callable[[Outcome], None] | None = None,
+    superseded: Callable[[str], bool] | None = None,
 ) -> list[Outcome]:
     """Wait until every fresh agent of each location in ``revisions`` ({location: revision}) serves it.
 
     A location is done when each of its running agents (a fresh report) serves the revision, or as
     soon as one rejected it; it times out after ``timeout`` s. ``on_outcome`` sees each as it is known.
+    ``superseded(location)`` True ends a location's wait early (a newer publish is coming).
     """
     begin = clock()
     pending = dict(revisions)
@@ -271,6 +275,8 @@ def wait_served(
                 done(Outcome(location, revision, SERVED, now - begin, [r.agent for r in live]))
             elif now - begin >= timeout:
                 done(Outcome(location, revision, TIMED_OUT, now - begin, waiting))
+            elif superseded is not None and superseded(location):
+                done(Outcome(location, revision, SUPERSEDED, now - begin))
         if pending:
             sleep(interval)
     return outcomes

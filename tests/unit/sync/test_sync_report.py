@@ -116,3 +116,12 @@ def test_confirm_with_nothing_changed_returns_at_once(s3: Any, bucket: str) -> N
     said: list[str] = []
     confirm(s3, bucket, {}, 5, said.append)
     assert said == []
+
+
+def test_wait_served_ends_early_when_a_newer_publish_is_coming(s3: Any, bucket: str) -> None:
+    clock = Clock()
+    _put(s3, bucket, "main", agent="a", revision="old", serving=True, updated=clock.now)
+    (outcome,) = wait_served(
+        s3, bucket, {"main": "new"}, 60, clock=clock, sleep=clock.sleep, superseded=lambda loc: loc == "main"
+    )
+    assert outcome.state == report.SUPERSEDED and "replaced by newer saves" in outcome.line()
