@@ -24,6 +24,18 @@ def _cost(args: argparse.Namespace) -> list[Row]:
     return rows
 
 
+def _cli(args: argparse.Namespace) -> list[Row]:
+    from benchmarks.cli import cli
+
+    return cli()
+
+
+def _watch(args: argparse.Namespace) -> list[Row]:
+    from benchmarks.watch import watch
+
+    return watch(changes=args.changes)
+
+
 def _idle(args: argparse.Namespace) -> list[Row]:
     from benchmarks.s3sync import idle_sync
 
@@ -57,11 +69,13 @@ def _memory(args: argparse.Namespace) -> list[Row]:
 # Quick ones first; the stack benchmarks each start a whole local stack.
 BENCHMARKS: dict[str, tuple[str, Callable[[argparse.Namespace], list[Row]]]] = {
     "cost": ("6 cost", _cost),
+    "cli": ("7 CLI latency", _cli),
     "idle": ("2 idle sync", _idle),
     "deploy": ("5 deploy", _deploy),
     "latency": ("1 change-to-visible", _latency),
     "startup": ("4 start-up", _startup),
     "memory": ("3 stack memory", _memory),
+    "watch": ("8 save and see", _watch),
 }
 
 

@@ -10,7 +10,8 @@ disconnect handling: a ``SELECT 1`` at checkout; a connection that fails it is d
 
 dagster.yaml names them with the separate storage keys ``run_storage``, ``event_log_storage`` and
 ``schedule_storage`` (``module: dagops.pg_storage``, ``class: ...``, ``config: {postgres_db:
-...}``, see ``instance_storage``); they take exactly the config of their dagster-postgres base classes.
+...}``, see ``dagops.localstack.dagster_home.instance_storage``); they take exactly the config of
+their dagster-postgres base classes.
 """
 
 from __future__ import annotations
@@ -73,15 +74,3 @@ class PingingPostgresEventLogStorage(_PingPooledConnections, PostgresEventLogSto
 
 class PingingPostgresScheduleStorage(_PingPooledConnections, PostgresScheduleStorage):
     """dagster_postgres' schedule storage; the webserver's pooled connection is checked before each use."""
-
-
-def instance_storage(postgres_db: Mapping[str, Any]) -> dict[str, Any]:
-    """The dagster.yaml storage keys for these classes, all three on the database ``postgres_db``."""
-    return {
-        key: {"module": MODULE, "class": cls.__name__, "config": {"postgres_db": dict(postgres_db)}}
-        for key, cls in (
-            ("run_storage", PingingPostgresRunStorage),
-            ("event_log_storage", PingingPostgresEventLogStorage),
-            ("schedule_storage", PingingPostgresScheduleStorage),
-        )
-    }

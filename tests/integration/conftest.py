@@ -11,6 +11,7 @@ and a 1 s sync interval.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -86,12 +87,14 @@ def _invoke(args: list[str], env: dict[str, str], timeout: float) -> subprocess.
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def stack(
-    postgres: PostgresDatabase, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def start_stack(
+    postgres: PostgresDatabase, moto_endpoint: str, state_dir: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[Stack]:
-    """The real stack: sync agent + code server per location, webserver and daemon, on the fixtures above."""
-    state_dir = tmp_path_factory.mktemp("stack")
+    """`invoke dev --detach` on the fixtures' Postgres and S3 with free ports; `invoke stop` after.
+
+    ``extra_env`` (e.g. ``DAGOPS_ROOT`` of a project copy, ``DAGOPS_DEV_WATCH``) is added last.
+    """
     settings = {
         "MODE": "embedded",
         "UI_PORT": free_port(),
@@ -104,11 +107,14 @@ def stack(
         "POSTGRES_PASSWORD": postgres.password,
         "POSTGRES_DB": postgres.db,
         "SYNC_INTERVAL": SYNC_INTERVAL,
+        # These tests publish their own trees; the watcher would publish the checkout's (on when asked).
+        "WATCH": "false",
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
     env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in settings.items()})
     env["DAGOPS_STATE_DIR"] = str(state_dir)
     env.pop("DAGOPS_ROOT", None)
+    env.update(extra_env or {})
     config = DevConfig.resolve({}, environ=env, state_dir=str(state_dir))
     started = time.monotonic()
     proc = _invoke(["dev", "--detach"], env, timeout=400)
@@ -125,6 +131,21 @@ def stack(
     finally:
         stopped = _invoke(["stop"], env, timeout=180)
         assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="session")
+def stack_starter() -> Any:
+    """``start_stack`` for modules that need their own stack (another project root, other settings)."""
+    return start_stack
+
+
+@pytest.fixture(scope="module")
+def stack(
+    postgres: PostgresDatabase, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The real stack: sync agent + code server per location, webserver and daemon, on the fixtures above."""
+    with start_stack(postgres, moto_endpoint, tmp_path_factory.mktemp("stack")) as started:
+        yield started
 
 
 @pytest.fixture(scope="session")

@@ -191,6 +191,7 @@ CASES += [
     case("dev-port-text", "dev", expect="DAGOPS_DEV_UI_PORT", env={"DAGOPS_DEV_UI_PORT": "abc"}),
     case("dev-port-range", "dev", expect="TCP port", env={"DAGOPS_DEV_UI_PORT": "70000"}),
     case("dev-interval-zero", "dev", expect="sync_interval", env={"DAGOPS_DEV_SYNC_INTERVAL": "0"}),
+    case("dev-watch-word", "dev", expect="must be true or false", env={"DAGOPS_DEV_WATCH": "maybe"}),
     case(
         "dev.logs-component-traversal",
         "dev.logs",
@@ -236,6 +237,10 @@ CASES += [
         expect="No code location named 'nope'",
     ),
     case("dags.deploy-bucket-missing", "dags.deploy", "--bucket", "no-such-bucket", expect="does not exist"),
+    case(
+        "dags.deploy-timeout-text", "dags.deploy", "--timeout", "soon", expect="--timeout must be a positive"
+    ),
+    case("dags.deploy-timeout-zero", "dags.deploy", "--timeout", "0", expect="--timeout must be a positive"),
     case(
         "dags.deploy-bucket-invalid", "dags.deploy", "--bucket", "Bad_Bucket!", expect="Invalid bucket name"
     ),

@@ -20,6 +20,21 @@ STORAGES = ("auto", "postgres", "sqlite")
 _KINDS = {int: "a whole number", float: "a number of seconds"}
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _boolean(name: str, value: Any) -> bool:
+    """A yes/no setting: a YAML boolean, or true/false, yes/no, on/off, 1/0 as text (environment)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(
+        f"Setting dev.{name} ({ENV_PREFIX}{name.upper()}) must be true or false, got {value!r}."
+    )
+
+
 @dataclass(frozen=True)
 class DevConfig:
     """Everything `invoke dev` needs to know; every field is a key of invoke.yaml's ``dev:`` mapping."""
@@ -49,6 +64,8 @@ class DevConfig:
     s3_url: str = ""
     # Where the state lives; empty means dagops.paths.state_dir() (DAGOPS_STATE_DIR or .dagops/).
     state_dir: str = ""
+    # Publish a code location of code_locations/ as soon as one of its files is saved (dagops.code_watch).
+    watch: bool = True
 
     @classmethod
     def resolve(
@@ -73,6 +90,9 @@ class DevConfig:
         converted: dict[str, Any] = {}
         for name, value in values.items():
             kind = type(getattr(cls, name)) if hasattr(cls, name) else str
+            if kind is bool:
+                converted[name] = _boolean(name, value)
+                continue
             try:
                 converted[name] = kind(value)
             except (TypeError, ValueError):

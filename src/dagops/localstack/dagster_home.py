@@ -7,7 +7,24 @@ from typing import Any
 
 import yaml
 
-from dagops import pg_storage, workspace
+from dagops import workspace
+
+# dagops.pg_storage's storage classes, named as dagster.yaml names them. Named here, not imported: the
+# supervisor writes dagster.yaml and must not import Dagster (the processes it starts do).
+PG_STORAGE_MODULE = "dagops.pg_storage"
+PG_STORAGE_CLASSES = {
+    "run_storage": "PingingPostgresRunStorage",
+    "event_log_storage": "PingingPostgresEventLogStorage",
+    "schedule_storage": "PingingPostgresScheduleStorage",
+}
+
+
+def instance_storage(postgres_db: dict[str, Any]) -> dict[str, Any]:
+    """The dagster.yaml storage keys for dagops.pg_storage's classes, all three on ``postgres_db``."""
+    return {
+        key: {"module": PG_STORAGE_MODULE, "class": name, "config": {"postgres_db": dict(postgres_db)}}
+        for key, name in PG_STORAGE_CLASSES.items()
+    }
 
 
 def instance_config(
@@ -27,7 +44,7 @@ def instance_config(
         # dagster-postgres' storages, with a liveness check on the webserver's pooled connections, so a
         # Postgres restart does not fail its next requests (see dagops.pg_storage).
         config.update(
-            pg_storage.instance_storage(
+            instance_storage(
                 {
                     "hostname": postgres["host"],
                     "port": int(postgres["port"]),

@@ -8,8 +8,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import boto3
-
 from dagops.errors import DagopsError
 
 # moto accepts any credentials; these keep boto3 from looking for real ones on a developer's machine.
@@ -58,6 +56,8 @@ def wait_ready(endpoint: str, timeout: float = 30.0, alive: Any = None) -> None:
 
 def client(endpoint: str) -> Any:
     """An S3 client for the local endpoint, with the local (fake) credentials."""
+    import boto3  # here, not at the top: the command line imports this module and must stay fast
+
     return boto3.session.Session(
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +95,24 @@ def running_pid(config: DevConfig) -> int | None:
     return pid if pid_alive(pid) else None
 
 
+def wake_agents(config: DevConfig, names: list[str]) -> list[str]:
+    """Make the running embedded stack's sync agents of ``names`` poll now (SIGUSR1); the names woken.
+
+    The local form of the S3 event path: a publish is seen at once rather than at the next poll.
+    """
+    if running_pid(config) is None:
+        return []
+    components = read_state(config).get("components") or {}
+    woken = []
+    for name in names:
+        pid = components.get(f"sync-{name}")
+        if isinstance(pid, int) and pid_alive(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGUSR1)
+                woken.append(name)
+    return woken
+
+
 def _clean_leftovers(config: DevConfig, sup: Supervisor) -> None:
     """After a supervisor that was killed: stop the children it left behind, and a Postgres still running."""
     for name, pid in (read_state(config).get("components") or {}).items():
@@ -125,6 +144,7 @@ class _Stack:
             "started_at": time.time(),
             "locations": {},
             "components": {},
+            "watch": config.watch,
         }
 
     def save_state(self) -> None:
@@ -466,9 +486,24 @@ class _Stack:
             # Follow the registry: `invoke repo.add/remove` start or stop a location while the stack runs.
             from dagops.registry_watch import for_stack
 
+            # The code watcher (inotify) says when the registry file changed; a look every second stays.
             watcher = for_stack(self)
-            while not self.sup.stopping.wait(1.0):
-                watcher.poll()
+            registry_saved = threading.Event()
+            self.start_code_watch(on_registry=registry_saved.set)
+            while not self.sup.stopping.is_set():
+                registry_saved.wait(1.0)
+                registry_saved.clear()
+                if not self.sup.stopping.is_set():
+                    watcher.poll()
+
+    def start_code_watch(self, on_registry: Any = None) -> None:
+        """Publish own code locations as their files are saved (dev.watch), until the stack stops."""
+        if not self.config.watch:
+            self.sup.say("not watching code_locations/ (dev.watch is false): `invoke dags.deploy` publishes")
+            return
+        from dagops.code_watch import for_stack as code_watch_for_stack
+
+        code_watch_for_stack(self, on_registry).start(self.sup.stopping)
 
     def shutdown(self) -> None:
         self.state["status"] = "stopping"

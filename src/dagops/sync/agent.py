@@ -34,6 +34,7 @@ from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.sync.codeserver import CodeServer, reload_location, run_container_context
 from dagops.sync.layout import LocationDir
+from dagops.sync.report import DEFAULT_HEARTBEAT, Reporter
 from dagops.sync.status import format_status, read_status
 from dagops.sync.syncer import ABSENT, SWAPPED, UNREACHABLE, PollResult, Syncer
 
@@ -93,8 +94,10 @@ class Agent:
         code_server: CodeServer | None = None,
         webserver_url: str | None = None,
         waker: Waker | None = None,
+        reporter: Reporter | None = None,
     ) -> None:
         self.syncer = syncer
+        self.reporter = reporter
         self.location = syncer.location
         self.log = syncer.log
         self.interval = max(interval, 0.05)
@@ -123,7 +126,19 @@ class Agent:
         result = self.syncer.poll()
         self._failures = self._failures + 1 if result.transient else 0
         self._report(result)
+        # After a swap the code server still runs the previous release: not serving the new one yet.
+        self._send_report(serving=False if result.outcome == SWAPPED and self.code_server else None)
         return result
+
+    def _send_report(self, serving: bool | None = None) -> None:
+        """Tell deployers through S3 what this agent serves (dagops.sync.report); heartbeats included."""
+        if self.reporter is None:
+            return
+        status = self.syncer.status
+        if serving is None:
+            serving = self.code_server is None or (status.code_server or "").startswith("serving")
+        error = self.syncer.problem if status.bad_revision else None
+        self.reporter.update(status.revision, serving, status.bad_revision, error)
 
     def _report(self, result: PollResult) -> None:
         """One log line per event: a swap, or a change of problem (not the same error every poll).
@@ -204,6 +219,8 @@ class Agent:
             self.code_server.discard_warm()
             self.code_server.stop()
             self._set_child_state("stopped")
+        if self.reporter is not None:
+            self.reporter.remove()  # last: a deploy must not wait for an agent that stopped
         self.log("stopped")
         return 0
 
@@ -212,6 +229,8 @@ class Agent:
         status = self.syncer.status
         status.code_server = state
         self.syncer.save()
+        if not state.startswith("serving"):
+            self._send_report(serving=False)
 
     def _start_child(self) -> None:
         if not self.code_server:
@@ -242,6 +261,7 @@ class Agent:
             )
             self._set_child_state(f"serving (pid {self.code_server.pid}, port {self.code_server.port})")
             self._reload_webserver()
+            self._send_report(serving=True)  # after the reload: the UI shows what is reported
         elif not self.stopping.is_set():
             code = self.code_server.exit_code()
             self.log(f"code server did not become ready (exit code {code})")
@@ -381,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             return _status(location, code_dir, args.json)
         log = make_logger(location)
-        syncer = Syncer(aws_client("s3"), bucket, location, code_dir, log=log)
+        s3 = aws_client("s3")
+        syncer = Syncer(s3, bucket, location, code_dir, log=log)
         if args.command == "once":
             return Agent(syncer, interval=1.0).once()
         interval = args.interval if args.interval is not None else _env_float("DAGOPS_SYNC_INTERVAL", 60.0)
@@ -403,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             from dagops.sync.notify import SqsWaker
 
             waker = SqsWaker(aws_client("sqs"), queue_url, location, log).start()
-        agent = Agent(syncer, interval, code_server, webserver_url, waker)
+        reporter = Reporter(s3, bucket, location, heartbeat=max(DEFAULT_HEARTBEAT, interval), log=log)
+        agent = Agent(syncer, interval, code_server, webserver_url, waker, reporter)
         agent.install_signal_handlers()
         log(
             f"watching s3://{bucket}/{settings.location_prefix(location)} every {interval:g}s "

@@ -6,7 +6,6 @@ import json as _json
 
 from invoke import Collection, Context, task
 
-from dagops import cost as cost_model
 from dagops.errors import DagopsError
 from dagops.tasks import user_errors
 
@@ -26,6 +25,7 @@ def estimate(
     c: Context, env: str = "", all: bool = False, json: bool = False, var: list[str] | None = None
 ) -> None:
     """Estimate an environment's monthly AWS bill from live/<env>: items, Spot, office hours, first year."""
+    from dagops import cost as cost_model
     from dagops.cost.offhours import offhours as find_offhours
 
     if bool(env) == bool(all):
@@ -49,6 +49,7 @@ def estimate(
 @user_errors
 def offhours(c: Context, env: str = "") -> None:
     """List the Dagster schedules whose ticks fall outside live/<env>'s office hours (they do not fire)."""
+    from dagops import cost as cost_model
     from dagops.cost.offhours import offhours as find_offhours
 
     if not env:

@@ -1,7 +1,8 @@
 """Tasks: dags, publishing code locations to S3 and reading the sync agents' status.
 
 ``dags.deploy`` uploads what changed in each registered location (manifest last) to the local stack's S3
-endpoint, or with ``--env`` to that environment's bucket; the sync agents pick it up on their next poll.
+endpoint, or with ``--env`` to that environment's bucket, then waits until the sync agents report serving
+it (dagops.sync.report; ``--no-wait`` skips that). Locally the agents are woken at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dagops.names import validate_env_name, validate_location_name
 from dagops.paths import repo_root
 from dagops.settings import BUCKET_VAR
 from dagops.tasks import user_errors
+
+WAIT_TIMEOUT = 180
 
 
 def _dev_settings(c: Context) -> dict[str, Any]:
@@ -83,19 +86,60 @@ def _locations(location: str) -> list[registry.Location]:
         "location": "publish only this code location (default: every registered one)",
         "bucket": "bucket to publish to (default: $DAGSTER_S3_BUCKET, else the local stack's)",
         "endpoint_url": "S3 endpoint (default: $AWS_ENDPOINT_URL, else the local stack's)",
+        "wait": "wait until every running sync agent serves the new code (default; --no-wait skips)",
+        "timeout": f"seconds to wait for the agents (default {WAIT_TIMEOUT})",
     }
 )
 @user_errors
-def deploy(c: Context, env: str = "", location: str = "", bucket: str = "", endpoint_url: str = "") -> None:
-    """Publish code locations to S3: changed files only, manifest last; the sync agents do the rest."""
+def deploy(
+    c: Context,
+    env: str = "",
+    location: str = "",
+    bucket: str = "",
+    endpoint_url: str = "",
+    wait: bool = True,
+    timeout: str = str(WAIT_TIMEOUT),
+) -> None:
+    """Publish code locations to S3 (changed files only, manifest last); wait until the agents serve it."""
     from dagops.publish import publish_location
+    from dagops.sync.report import changed_revisions, confirm
 
+    seconds = wait_seconds(timeout)
     locations = _locations(location)
     s3, name, where = _target(c, env, bucket, endpoint_url)
     print(f"publishing {len(locations)} code location(s) to s3://{name}/dags/ on {where}", flush=True)
+    results = []
     for loc in locations:
         result = publish_location(s3, name, loc.name, loc.path(), loc.entry)
+        results.append(result)
         print(f"  {result.summary()}", flush=True)
+    changed = changed_revisions(results)
+    if not env:
+        wake_local_agents(c, list(changed))
+    if wait:
+        confirm(s3, name, changed, seconds, say=_say)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def wait_seconds(value: str) -> float:
+    """``--timeout`` as a positive whole number of seconds (text: invoke's int cast would traceback)."""
+    text = str(value).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise DagopsError(f"--timeout must be a positive whole number of seconds, got {value!r}.")
+    return float(text)
+
+
+def wake_local_agents(c: Context, names: list[str]) -> None:
+    """Nudge the running local stack's agents of ``names`` to poll now (nothing when none runs)."""
+    if not names:
+        return
+    from dagops.localstack.config import DevConfig
+    from dagops.localstack.stack import wake_agents
+
+    wake_agents(DevConfig.resolve(_dev_settings(c)), names)
 
 
 def _code_dir(c: Context, code_dir: str) -> Path:
@@ -116,17 +160,25 @@ def _code_dir(c: Context, code_dir: str) -> Path:
 @user_errors
 def status(c: Context, location: str = "", code_dir: str = "", json_: bool = False) -> None:
     """Print what each sync agent of the local stack serves, and its last error."""
+    from dagops.code_watch import read_records
+    from dagops.localstack.config import DevConfig
     from dagops.sync.layout import LocationDir
     from dagops.sync.status import format_status, read_status
 
     root = _code_dir(c, code_dir)
     names = [loc.name for loc in _locations(location)]
+    published = read_records(DevConfig.resolve(_dev_settings(c)).run_dir)
     found: dict[str, Any] = {}
     for name in names:
         item = read_status(LocationDir(root, name).root)
         found[name] = asdict(item) if item else None
+        last = published.get(name)
+        if found[name] is not None and last:
+            found[name]["last_publish"] = last
         if not json_:
             print(format_status(item) if item else f"location      {name}\nstate         (no agent has run)")
+            if last:  # the running stack's watcher: what the last save published, and its outcome
+                print(f"last publish  {last.get('at', '?')} {last.get('line', '')}")
             print()
     if json_:
         print(json.dumps(found, indent=1))

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import re
+from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 
-from dagops import infra, registry
-from dagops.aws import Deployment, aws_errors, db, ecs, pause, url
-from dagops.aws import image as images
-from dagops.aws import logs as cloudwatch
-from dagops.aws.credentials import aws_credentials
 from dagops.errors import DagopsError
-from dagops.publish import publish_location
 from dagops.tasks import user_errors
+
+if TYPE_CHECKING:
+    from dagops.aws import Deployment
+
+# dagops.aws imports boto3: each task imports what it uses, so `invoke --list` stays fast.
 
 
 def _say(line: str) -> None:
@@ -26,6 +26,8 @@ def _say(line: str) -> None:
 
 
 def _deployment(env: str) -> Deployment:
+    from dagops.aws import Deployment
+
     if not env:
         raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
     return Deployment.load(env)
@@ -55,6 +57,10 @@ ENV_HELP = "environment to act on (a folder under live/, e.g. dev or prod)"
 @user_errors
 def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800") -> None:
     """Build and push the image (or take --image-tag), record it as the release, apply, wait until stable."""
+    from dagops import infra
+    from dagops.aws import ecs
+    from dagops.aws import image as images
+
     wait = _seconds(timeout)
     dep = _deployment(env)
     tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
@@ -72,23 +78,41 @@ def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800
 @user_errors
 def db_setup(c: Context, env: str = "", timeout: str = "900") -> None:
     """Create or update Dagster's own database role (run once after the first apply; safe to repeat)."""
+    from dagops.aws import db
+
     wait = _seconds(timeout)
     db.setup_role(_deployment(env), echo=_say, timeout=wait)
 
 
-@task(help={"env": ENV_HELP, "timeout": "seconds to wait for the services to be stable (default 1800)"})
+@task(
+    help={
+        "env": ENV_HELP,
+        "timeout": "seconds to wait for the services to be stable (default 1800)",
+        "wait": "then wait until every running sync agent serves the new code (default; --no-wait skips)",
+    }
+)
 @user_errors
-def everything(c: Context, env: str = "", timeout: str = "1800") -> None:
-    """Upload every code location's DAGs to S3, then restart the services so they serve them now."""
-    wait = _seconds(timeout)
+def everything(c: Context, env: str = "", timeout: str = "1800", wait: bool = True) -> None:
+    """Upload every code location's DAGs to S3, restart the services, wait until their agents serve them."""
+    from dagops import registry
+    from dagops.aws import aws_errors, ecs
+    from dagops.publish import publish_location
+    from dagops.sync.report import changed_revisions, confirm
+
+    seconds = _seconds(timeout)
     dep = _deployment(env)
     bucket = str(dep.require("bucket_name"))
     with aws_errors(dep):
         s3 = dep.client("s3")
+        results = []
         for location in registry.load():
             result = publish_location(s3, bucket, location.name, location.path(), location.entry)
+            results.append(result)
             _say(result.summary())
-    ecs.restart_services(dep, echo=_say, timeout=wait)
+    ecs.restart_services(dep, echo=_say, timeout=seconds)
+    if wait:
+        with aws_errors(dep):
+            confirm(s3, bucket, changed_revisions(results), seconds, say=_say)
 
 
 @task(
@@ -105,6 +129,8 @@ def logs(
     c: Context, env: str = "", service: str = "", location: str = "", follow: bool = False, since: str = "10m"
 ) -> None:
     """Print the environment's CloudWatch logs, all services merged by time (or one service or location)."""
+    from dagops.aws import logs as cloudwatch
+
     dep = _deployment(env)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
         cloudwatch.show(dep, service or None, location or None, since=since, follow=follow, echo=_say)
@@ -114,6 +140,8 @@ def logs(
 @user_errors
 def show_url(c: Context, env: str = "") -> None:
     """Print the web UI's URL (the load balancer's, or the webserver task's public IP)."""
+    from dagops.aws import url
+
     print(url.webserver_url(_deployment(env)))
 
 
@@ -121,6 +149,8 @@ def show_url(c: Context, env: str = "") -> None:
 @user_errors
 def credentials(c: Context, env: str = "") -> None:
     """Print the environment's S3 access key id and secret, one per line, and nothing else."""
+    from dagops.aws.credentials import aws_credentials
+
     key_id, secret = aws_credentials(_deployment(env))
     print(key_id)
     print(secret)
@@ -130,6 +160,8 @@ def credentials(c: Context, env: str = "") -> None:
 @user_errors
 def pause_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Scale every service to zero and stop the database (the cheapest way to keep an environment)."""
+    from dagops.aws import pause
+
     wait = _seconds(timeout)
     pause.pause(_deployment(env), echo=_say, timeout=wait)
 
@@ -138,6 +170,8 @@ def pause_env(c: Context, env: str = "", timeout: str = "1800") -> None:
 @user_errors
 def resume_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     """Start the database and bring every service back to the task count it had when paused."""
+    from dagops.aws import pause
+
     wait = _seconds(timeout)
     pause.resume(_deployment(env), echo=_say, timeout=wait)
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke import Collection, Context, task
 
-from dagops.aws import Deployment
-from dagops.aws import image as images
 from dagops.errors import DagopsError
 from dagops.tasks import user_errors
+
+if TYPE_CHECKING:
+    from dagops.aws import Deployment
+
+# dagops.aws imports boto3: each task imports it when it runs, so `invoke --list` stays fast.
 
 
 def _say(line: str) -> None:
@@ -15,6 +20,8 @@ def _say(line: str) -> None:
 
 
 def _deployment(env: str) -> Deployment:
+    from dagops.aws import Deployment
+
     if not env:
         raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
     return Deployment.load(env)
@@ -31,6 +38,8 @@ def _deployment(env: str) -> Deployment:
 @user_errors
 def build(c: Context, tag: str = "", platform: str = "", python_image: str = "", uv_image: str = "") -> None:
     """Build the runtime image into the local Docker engine as dagops:<git sha>."""
+    from dagops.aws import image as images
+
     bases = images.base_images(python_image, uv_image)
     ref = images.build(tag or None, platform or None, echo=_say, build_args=bases)
     _say(f"Built {ref}.")
@@ -40,14 +49,16 @@ def build(c: Context, tag: str = "", platform: str = "", python_image: str = "",
     help={
         "env": "environment whose ECR repository receives the image (a folder under live/)",
         "tag": "image tag (default: the short git SHA)",
-        "platform": f"target platform (default: {images.PUSH_PLATFORM}, what Fargate runs)",
+        "platform": "target platform (default: linux/arm64, what Fargate runs)",
     }
 )
 @user_errors
-def push(c: Context, env: str = "", tag: str = "", platform: str = images.PUSH_PLATFORM) -> None:
+def push(c: Context, env: str = "", tag: str = "", platform: str = "") -> None:
     """Build the image for Fargate and push it to the environment's ECR repository as <git sha>."""
+    from dagops.aws import image as images
+
     dep = _deployment(env)
-    pushed = images.push(dep, tag or None, platform, echo=_say)
+    pushed = images.push(dep, tag or None, platform or images.PUSH_PLATFORM, echo=_say)
     _say(f"Pushed {dep.require('ecr_repository_url')}:{pushed}.")
 
 

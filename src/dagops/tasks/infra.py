@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from invoke import Collection, Context, task
 
-from dagops import infra
 from dagops.errors import DagopsError
 from dagops.tasks import user_errors
 
@@ -12,6 +11,8 @@ ENV_HELP = "environment: a folder under live/ (dev, prod, ...)"
 
 
 def _envs(env: str, all_envs: bool) -> list[str]:
+    from dagops import infra
+
     if bool(env) == bool(all_envs):
         raise DagopsError("Give either --env ENV or --all.")
     if all_envs:
@@ -26,6 +27,8 @@ def _envs(env: str, all_envs: bool) -> list[str]:
 @user_errors
 def init(c: Context, env: str = "", all: bool = False, upgrade: bool = False) -> None:
     """Initialise live/<env> with its backend.hcl (state bucket, key, lock file)."""
+    from dagops import infra
+
     infra.execute("init", _envs(env, all), upgrade=upgrade)
 
 
@@ -33,6 +36,8 @@ def init(c: Context, env: str = "", all: bool = False, upgrade: bool = False) ->
 @user_errors
 def plan(c: Context, env: str = "", all: bool = False) -> None:
     """Show what `infra.apply` would change in live/<env>."""
+    from dagops import infra
+
     infra.execute("plan", _envs(env, all))
 
 
@@ -40,6 +45,8 @@ def plan(c: Context, env: str = "", all: bool = False) -> None:
 @user_errors
 def apply(c: Context, env: str = "", yes: bool = False) -> None:
     """Create or update the AWS resources of live/<env>."""
+    from dagops import infra
+
     infra.execute("apply", _envs(env, False), yes=yes)
 
 
@@ -47,6 +54,8 @@ def apply(c: Context, env: str = "", yes: bool = False) -> None:
 @user_errors
 def destroy(c: Context, env: str = "", yes: bool = False) -> None:
     """Destroy every AWS resource of live/<env>."""
+    from dagops import infra
+
     infra.execute("destroy", _envs(env, False), yes=yes)
 
 
@@ -54,6 +63,8 @@ def destroy(c: Context, env: str = "", yes: bool = False) -> None:
 @user_errors
 def output(c: Context, env: str = "", json: bool = False) -> None:
     """Print the outputs of live/<env> (bucket, services, log groups, ...); secrets stay hidden."""
+    from dagops import infra
+
     infra.execute("output", _envs(env, False), json_output=json)
 
 

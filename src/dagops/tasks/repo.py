@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
 
-from dagops import repos
 from dagops.errors import DagopsError
 from dagops.names import validate_env_name, validate_location_name
 from dagops.paths import repo_root
 from dagops.tasks import user_errors
+
+if TYPE_CHECKING:
+    from dagops import repos
 
 
 def _dev_settings(c: Context) -> dict[str, Any]:
@@ -29,6 +31,8 @@ def _dev_settings(c: Context) -> dict[str, Any]:
 
 
 def _target(c: Context, env: str) -> repos.Target:
+    from dagops import repos
+
     if env:
         validate_env_name(env, repo_root() / "live")
         return repos.env_target(env)
@@ -37,6 +41,29 @@ def _target(c: Context, env: str) -> repos.Target:
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+WAIT_HELP = "wait until the location's running sync agents serve it (default; --no-wait skips)"
+TIMEOUT_HELP = "seconds to wait for the agents (default 180)"
+
+
+def _confirm(c: Context, target: repos.Target, name: str, wait: bool, timeout: str, env: str) -> None:
+    """Like `invoke dags.deploy`: wake the local agents, then wait for them to serve what was uploaded."""
+    from dagops.tasks.dags import wait_seconds, wake_local_agents
+
+    seconds = wait_seconds(timeout)
+    if target.bucket is None:
+        return
+    from dagops.publish import read_manifest
+    from dagops.sync.report import confirm
+
+    manifest, _etag = read_manifest(target.s3, target.bucket, name)
+    if manifest is None:
+        return
+    if not env:
+        wake_local_agents(c, [name])
+    if wait:
+        confirm(target.s3, target.bucket, {name: manifest.revision}, seconds, say=_say)
 
 
 MAKE_STYLE = ("REPO_URL", "REPO_NAME", "REF", "ENTRY", "ENV")
@@ -60,13 +87,25 @@ def _make_style(*values: str) -> dict[str, str]:
         "entry": "the .py file defining the Definitions, relative to the repository root (default: found)",
         "path": "the folder of the Dagster project inside the repository (a monorepo; default: found)",
         "env": "upload to this environment's bucket instead of the local stack",
+        "wait": WAIT_HELP,
+        "timeout": TIMEOUT_HELP,
     }
 )
 @user_errors
 def add(
-    c: Context, url: str = "", name: str = "", ref: str = "", entry: str = "", path: str = "", env: str = ""
+    c: Context,
+    url: str = "",
+    name: str = "",
+    ref: str = "",
+    entry: str = "",
+    path: str = "",
+    env: str = "",
+    wait: bool = True,
+    timeout: str = "180",
 ) -> None:
     """Add a git repository as a code location: clone, check its Definitions load, upload, register."""
+    from dagops import repos
+
     if not url or not name:
         raise DagopsError("Give both --url URL and --name NAME.")
     target = _target(c, env)
@@ -81,7 +120,10 @@ def add(
         log=_say,
     )
     if env:
+        # A new location has no agent in the environment until its service exists: nothing to wait for.
         _say(f"next: `invoke infra.apply --env {env}` creates its ECS service, Cloud Map name and log group")
+        return
+    _confirm(c, target, name, wait, timeout, env)
 
 
 @task(
@@ -121,16 +163,23 @@ def _name(name: str | None) -> str:
     help={
         "name": "the code location to update (REPO_NAME=... also works)",
         "env": "upload to this environment's bucket instead of the local stack",
+        "wait": WAIT_HELP,
+        "timeout": TIMEOUT_HELP,
     },
 )
 @user_errors
-def update(c: Context, name: str | None = None, env: str = "") -> None:
+def update(
+    c: Context, name: str | None = None, env: str = "", wait: bool = True, timeout: str = "180"
+) -> None:
     """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit."""
+    from dagops import repos
+
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     target = _target(c, env)
     repos.update(name, s3=target.s3, bucket=target.bucket, log=_say)
+    _confirm(c, target, name, wait, timeout, env)
 
 
 @task(
@@ -143,6 +192,8 @@ def update(c: Context, name: str | None = None, env: str = "") -> None:
 @user_errors
 def remove(c: Context, name: str | None = None, env: str = "") -> None:
     """Remove an external repository: its upload, its registration, then its clone."""
+    from dagops import repos
+
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
@@ -159,6 +210,8 @@ def remove(c: Context, name: str | None = None, env: str = "") -> None:
 @user_errors
 def restore(c: Context) -> None:
     """Clone registered repositories missing from repos/ at their recorded commits (fresh checkout, CI)."""
+    from dagops import repos
+
     names = repos.restore(log=_say)
     _say(f"restored {', '.join(names)}" if names else "every registered repository is already in repos/")
 
@@ -167,6 +220,8 @@ def restore(c: Context) -> None:
 @user_errors
 def list_(c: Context) -> None:
     """List external repositories: name, URL, ref, commit, and sync status in the running local stack."""
+    from dagops import repos
+
     target = repos.local_target(_dev_settings(c))
     print(repos.format_table(repos.list_repos(code_dir=target.code_dir)))
 
@@ -183,6 +238,8 @@ def list_(c: Context) -> None:
 @user_errors
 def logs(c: Context, name: str | None = None, env: str = "", follow: bool = False, since: int = 60) -> None:
     """Show a repository's logs: its sync agent and code server locally, its log group with --env."""
+    from dagops import repos
+
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")

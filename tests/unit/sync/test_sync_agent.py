@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import agent_env, free_port, tree_contents, wait_for, write_tree
+from conftest import agent_env, free_port, make_client, tree_contents, wait_for, write_tree
 
 from dagops.sync.codeserver import grpc_serving, rss_kib
+from dagops.sync.report import read_reports
 from dagops.sync.status import read_status
 
 
@@ -186,6 +187,13 @@ def test_run_supervises_a_real_code_server(
     try:
         pid = wait_for(lambda: serving(first.revision), 120, "the first code server", proc)
         assert grpc_serving("127.0.0.1", port)
+        s3 = make_client(moto_endpoint)
+
+        # The agent reports through S3 (what `invoke dags.deploy` waits for): serving the first revision.
+        def reported_serving(revision: str) -> bool:
+            return any(r.revision == revision and r.serving for r in read_reports(s3, bucket, "main"))
+
+        wait_for(lambda: reported_serving(first.revision), 30, "the agent's report", proc)
         assert received and received[-1]["path"] == "/graphql"
         assert received[-1]["body"]["variables"] == {"n": "main"}
         assert "reloadRepositoryLocation" in received[-1]["body"]["query"]
@@ -209,6 +217,16 @@ def test_run_supervises_a_real_code_server(
         reloads = len(received)
         changed_at = time.monotonic()
         second = publish(source)
+
+        def reported_serving_second() -> bool:
+            found = [
+                r for r in read_reports(s3, bucket, "main") if r.revision == second.revision and r.serving
+            ]
+            # Never early: a report of serving the new revision comes after its code server serves it.
+            assert not found or serving(second.revision), "reported serving before the code server did"
+            return bool(found)
+
+        wait_for(reported_serving_second, 120, "the report of the second revision", proc)
         new_pid = wait_for(lambda: serving(second.revision, not_pid=pid), 120, "the swap and restart", proc)
         change_seconds = time.monotonic() - changed_at
         assert len(received) > reloads
@@ -224,6 +242,7 @@ def test_run_supervises_a_real_code_server(
         last_pid = serving(second.revision)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+        assert read_reports(s3, bucket, "main") == []  # a stopped agent is not waited for
         wait_for(lambda: not Path(f"/proc/{last_pid}").exists(), 10, "the child to be gone")
         assert not grpc_serving("127.0.0.1", port, timeout=0.5)
     finally:
