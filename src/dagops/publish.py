@@ -119,6 +119,18 @@ def read_manifest(s3: Any, bucket: str, location: str) -> tuple[Manifest | None,
         return None, etag
 
 
+def _manifest_etag(s3: Any, bucket: str, key: str) -> str | None:
+    """The manifest's current ETag, or None when there is none."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return str(s3.head_object(Bucket=bucket, Key=key)["ETag"])
+    except ClientError as exc:
+        if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise
+
+
 @dataclass(frozen=True)
 class Listed:
     """One listed object: its size and ETag (without quotes)."""
@@ -280,6 +292,13 @@ def publish_location(
             if not upload and not stray and same_manifest:
                 return result
             with _Lease(s3, bucket, location):
+                # The plan above was made without the lease: a publish that finished in between changed
+                # the manifest, and uploading this plan would overwrite files that manifest names.
+                if _manifest_etag(s3, bucket, manifest_key) != old_etag:
+                    raise DagopsError(
+                        f"Another publish of code location {location!r} finished meanwhile; "
+                        "run the publish again."
+                    )
                 _upload(s3, bucket, prefix, upload, paths, manifest, result)
                 if not same_manifest:
                     condition = {"IfMatch": old_etag} if old_etag else {"IfNoneMatch": "*"}

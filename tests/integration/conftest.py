@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,8 +45,21 @@ def postgres() -> Iterator[PostgresDatabase]:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto S3 server on loopback (a real HTTP endpoint, shared by the stack and the tests)."""
+    from moto.s3.responses import S3Response
     from moto.server import ThreadedMotoServer
 
+    # S3 checks a conditional write (If-None-Match / If-Match) and stores the object atomically; moto
+    # checks, then stores, so two racing writers can both pass the check. Serialise its PUT handler so
+    # the emulator keeps S3's guarantee, which the publish lease and the manifest write rely on.
+    lock = threading.Lock()
+    unlocked_put = S3Response.put_object
+
+    def atomic_put(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return unlocked_put(self, *args, **kwargs)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(S3Response, "put_object", atomic_put)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -55,6 +69,7 @@ def moto_endpoint() -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+        patch.undo()
 
 
 @dataclass

@@ -207,12 +207,15 @@ def _wheel(name: str, version: str, module_source: str, scripts: dict[str, str] 
     return buf.getvalue()
 
 
-def _upstream(base: Path, files: dict[str, str]) -> str:
+def _upstream(base: Path, files: dict[str, str | bytes]) -> str:
     base.mkdir(parents=True)
     _git(base, "init", "--quiet", "--initial-branch", "main")
-    for rel, text in files.items():
+    for rel, content in files.items():
         (base / rel).parent.mkdir(parents=True, exist_ok=True)
-        (base / rel).write_text(text)
+        if isinstance(content, bytes):
+            (base / rel).write_bytes(content)
+        else:
+            (base / rel).write_text(content)
     _git(base, "add", "-A")
     _git(base, "commit", "--quiet", "-m", "first")
     return base.as_uri()
@@ -305,7 +308,7 @@ BETA_PYPROJECT = """\
 [project]
 name = "beta"
 version = "0.1"
-dependencies = ["minitool @ {minitool}"]
+dependencies = ["minitool"]
 
 [tool.dagster]
 module_name = "beta.definitions"
@@ -386,14 +389,10 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
     repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path, figures: dict[str, str]
 ) -> None:
     config, env = repo_stack
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    minidep = wheels / "minidep-1.0-py3-none-any.whl"
-    minidep.write_bytes(_wheel("minidep", "1.0", "VALUE = 41\n"))
-    minitool = wheels / "minitool-1.0-py3-none-any.whl"
-    minitool.write_bytes(
-        _wheel("minitool", "1.0", "def main():\n    print(42)\n", {"minitool": "minitool:main"})
-    )
+    minidep = _wheel("minidep", "1.0", "VALUE = 41\n")
+    minitool = _wheel("minitool", "1.0", "def main():\n    print(42)\n", {"minitool": "minitool:main"})
+    # The local packages are wheels kept in the repository (files outside it are refused): setup.py and
+    # pyproject name them by name, a requirements.txt beside each says where the wheel is.
     url = _upstream(
         tmp_path / "mono",
         {
@@ -401,12 +400,15 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
             "pyproject.toml": "[tool.ruff]\nline-length = 100\n",  # the monorepo's own tooling only
             # A setup.py project whose install_requires names a local package.
             "projects/alpha/setup.py": "from setuptools import find_packages, setup\n\n"
-            f"setup(name='alpha', version='0.1', packages=find_packages(), "
-            f"install_requires=['minidep @ {minidep.as_uri()}'])\n",
+            "setup(name='alpha', version='0.1', packages=find_packages(), install_requires=['minidep'])\n",
+            "projects/alpha/requirements.txt": "./wheels/minidep-1.0-py3-none-any.whl\n",
+            "projects/alpha/wheels/minidep-1.0-py3-none-any.whl": minidep,
             "projects/alpha/alpha/__init__.py": "",
             "projects/alpha/alpha/definitions.py": ALPHA_DEFS,
             # A project with its own pyproject whose dependency installs a console script.
-            "projects/beta/pyproject.toml": BETA_PYPROJECT.format(minitool=minitool.as_uri()),
+            "projects/beta/pyproject.toml": BETA_PYPROJECT,
+            "projects/beta/requirements.txt": "./wheels/minitool-1.0-py3-none-any.whl\n",
+            "projects/beta/wheels/minitool-1.0-py3-none-any.whl": minitool,
             "projects/beta/beta/__init__.py": "",
             "projects/beta/beta/definitions.py": BETA_DEFS,
         },

@@ -87,6 +87,9 @@ def manifest_of(s3: Any, bucket: str) -> Manifest:
     )
 
 
+MANIFEST = "_manifest.json"
+
+
 class Recorder:
     """The S3 operations a client makes, in order: (operation, key)."""
 
@@ -206,8 +209,10 @@ def test_a_revert_after_an_interrupted_publish_uploads_the_content_again(s3: Any
     recorder = Recorder(s3)
     result = publish_location(s3, bucket, "main", source)
     assert (result.uploaded, result.unchanged, result.manifest_written) == (1, 3, False)
-    # Still one list for every ETag: no per-file HEAD.
-    assert [op for op, _ in recorder.ops if op in ("HeadObject", "ListObjectsV2")] == ["ListObjectsV2"]
+    # Still one list for every ETag: no per-file HEAD (the one HEAD, under the lease, is the manifest's).
+    assert [
+        op for op, key in recorder.ops if op in ("HeadObject", "ListObjectsV2") and not key.endswith(MANIFEST)
+    ] == ["ListObjectsV2"]
     assert result.revision == first.revision
     assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
 
@@ -233,7 +238,7 @@ def test_a_multipart_object_is_compared_by_its_stored_sha256(s3: Any, bucket: st
     recorder = Recorder(s3)
     result = publish_location(s3, bucket, "main", source)
     assert (result.uploaded, result.unchanged) == (0, 4)
-    assert [op for op, _ in recorder.ops].count("HeadObject") == 1
+    assert [op for op, key in recorder.ops if not key.endswith(MANIFEST)].count("HeadObject") == 1
     # Other bytes of the same size in parts, with their own sha256: uploaded again.
     wrong = "0" * 64
     assert wrong != right
@@ -368,3 +373,34 @@ def test_cli_errors_are_one_line_and_exit_1(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
     assert keys(s3, bucket) == {}
+
+
+def test_a_publish_that_finished_while_this_one_planned_is_never_overwritten(
+    s3: Any, endpoint: str, bucket: str, source: Path, tmp_path: Path
+):
+    """This publish plans its uploads before taking the lease; another publish of the same location
+    takes the lease, writes, and lets go in between. Uploading the stale plan would put this tree's bytes
+    under the other manifest: it is refused, and nothing is written."""
+    publish_location(s3, bucket, "main", source)
+    other = tmp_path / "other"
+    other.mkdir()
+    for rel, text in FILES.items():
+        (other / rel).parent.mkdir(parents=True, exist_ok=True)
+        (other / rel).write_text(text)
+    (other / "pkg" / "assets.py").write_text("A = 2\n")
+    (source / "pkg" / "assets.py").write_text("A = 3\n")
+    raced = []
+
+    def the_other_publish_wins(params: Any, model: Any, **_: Any) -> None:
+        # Just before this publish asks for the lease: the other one runs from start to finish.
+        if not raced and model.name == "PutObject" and params.get("url_path", "").endswith(LOCK_NAME):
+            rival = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            raced.append(publish_location(rival, bucket, "main", other))
+
+    s3.meta.events.register("before-call.s3", the_other_publish_wins)
+    with pytest.raises(DagopsError, match="Another publish of code location 'main' finished meanwhile"):
+        publish_location(s3, bucket, "main", source)
+    s3.meta.events.unregister("before-call.s3", the_other_publish_wins)
+    assert raced and manifest_of(s3, bucket).revision == raced[0].revision
+    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 2\n"
+    assert f"dags/main/{LOCK_NAME}" not in keys(s3, bucket)
