@@ -72,7 +72,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
     """Unit tests: hermetic, moto for AWS, no network beyond loopback."""
-    _pytest(session, "tests/unit", "code_locations", workers=2)
+    _pytest(session, "tests/unit", "code_locations")
 
 
 @nox.session(python=PYTHON)
