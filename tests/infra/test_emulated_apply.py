@@ -34,7 +34,11 @@ from tfharness import MOTO_ACCOUNT, REGION, REPO, MotoServer, Tofu, copy_tree, s
 LOCATIONS = ["main", "sales_ops"]
 GITHUB_REPOSITORY = "acme/data-platform"
 RELEASED = "0123456789ab"
-NOT_EMULATED = ("aws_appautoscaling_target", "aws_appautoscaling_policy")
+NOT_EMULATED = (
+    "aws_appautoscaling_target",
+    "aws_appautoscaling_policy",
+    "aws_appautoscaling_scheduled_action",
+)
 CONTRACT_OUTPUTS = {
     "region",
     "environment",
@@ -91,7 +95,13 @@ class Deployment:
         changes = self.plan["resource_changes"]
         skipped = [c for c in changes if c["type"] in NOT_EMULATED]
         if skipped:
-            targets = [f"-target={c['address']}" for c in changes if c["type"] not in NOT_EMULATED]
+            # Managed resources only: a data source deferred by a module-level depends_on (module.schedule)
+            # would pull every resource of that module, the skipped ones too, into the targeted apply.
+            targets = [
+                f"-target={c['address']}"
+                for c in changes
+                if c["type"] not in NOT_EMULATED and c["mode"] == "managed"
+            ]
             t.run("apply", "-input=false", "-no-color", "-auto-approve", *self.vars, *targets, cwd=self.root)
             # A targeted apply leaves the root outputs unset; a refresh-only apply records them.
             t.run(
