@@ -348,18 +348,47 @@ def queue_depths(shape: Shape) -> dict[str, int]:
     return depths
 
 
+@dataclass
+class Running:
+    webserver: ecs_local.LocalTask
+    started: float  # when the shape's service containers started
+    url: str
+    locations: dict[str, Any] | None = None
+    loaded: float = 0.0  # seconds from the start to every location LOADED
+
+
+@pytest.fixture(scope="module")
+def running(shapes: dict[str, Shape]) -> dict[str, Running]:
+    """Both shapes started one after the other, then running side by side: each test's wait for the
+    daemon's first health probe (one 120 s interval after its start) overlaps the other shape's."""
+    out = {}
+    for env, shape in shapes.items():
+        webserver, started = start_shape(shape)
+        out[env] = Running(webserver, started, f"http://127.0.0.1:{webserver.published[3000]}")
+    # Both polled in one loop, so each shape's time to LOADED is its own.
+    deadline = time.monotonic() + LOADED_TIMEOUT
+    while time.monotonic() < deadline and any(r.locations is None for r in out.values()):
+        for env, r in out.items():
+            if r.locations is None:
+                r.locations = _all_loaded(shapes[env], r.url)
+                r.loaded = time.monotonic() - r.started
+        time.sleep(1)
+    return out
+
+
 @pytest.mark.parametrize("env", ["dev", "prod"])
-def test_task_definitions_run_as_ecs_would(shapes: dict[str, Shape], env: str) -> None:
+def test_task_definitions_run_as_ecs_would(
+    shapes: dict[str, Shape], running: dict[str, Running], env: str
+) -> None:
     shape = shapes[env]
-    webserver, started = start_shape(shape)
+    run = running[env]
+    started, url = run.started, run.url
     expected_tasks = 1 if env == "dev" else 2 + len(LOCATIONS)
     assert len(shape.tasks) == expected_tasks
-    url = f"http://127.0.0.1:{webserver.published[3000]}"
     try:
-        locations = wait_for(
-            f"every code location LOADED ({env})", lambda: _all_loaded(shape, url), LOADED_TIMEOUT
-        )
-        loaded = time.monotonic() - started
+        locations, loaded = run.locations, run.loaded
+        if locations is None:
+            raise AssertionError(f"not every code location LOADED ({env}) within {LOADED_TIMEOUT:.0f} s")
         daemons = wait_for(f"a healthy daemon ({env})", lambda: _daemon_healthy(shape, url), 180)
         # Every container's own health check (health_checks.json, as ECS runs it) passes: the first probe
         # runs one interval after the start, the daemon's (120 s) last.
