@@ -20,7 +20,11 @@ One place holds ECS's semantics, so a reader can check them against the AWS docu
 - ``dependsOn``: a container starts only once each dependency reached its condition: ``START`` (running),
   ``COMPLETE`` (exited), ``SUCCESS`` (exited 0), ``HEALTHY`` (its health check passes). As in ECS,
   ``COMPLETE``/``SUCCESS`` may not name an essential container and ``HEALTHY`` needs a health check.
-- ``essential``: when an essential container stops, the task stops (``LocalTask.check`` reports it).
+- ``essential``: when an essential container stops, or its health check reports it unhealthy, the task
+  stops (``LocalTask.check`` reports it; a service would then replace the task).
+- ``overrides`` (RunTask's ``containerOverrides``): a container's ``command`` replaces the definition's,
+  its ``environment`` entries are added to (and win over) the definition's; ``LocalTask.wait_stopped``
+  waits for a one-off task to stop and reports its essential container's exit code.
 - What the platform injects: ``AWS_REGION``/``AWS_DEFAULT_REGION`` (the task definition's region) and
   ``AWS_EXECUTION_ENV``; the task role's credentials and any endpoint come from ``aws_env`` (in tests: an
   emulator's endpoint and its fake keys, standing in for the task-role credential endpoint).
@@ -95,10 +99,20 @@ class ContainerSpec:
     working_directory: str | None = None
 
 
-def container_specs(task_definition: Mapping[str, Any]) -> list[ContainerSpec]:
-    """The containers of a DescribeTaskDefinition ``taskDefinition``, validated as ECS validates them."""
+def container_specs(
+    task_definition: Mapping[str, Any], overrides: Sequence[Mapping[str, Any]] = ()
+) -> list[ContainerSpec]:
+    """The containers of a DescribeTaskDefinition ``taskDefinition``, validated as ECS validates them.
+
+    ``overrides`` are RunTask's ``containerOverrides`` (``name``, ``command``, ``environment``).
+    """
     specs: list[ContainerSpec] = []
+    by_name = {o["name"]: o for o in overrides}
+    unknown = set(by_name) - {c["name"] for c in task_definition.get("containerDefinitions", [])}
+    if unknown:
+        raise DagopsError(f"containerOverrides name containers not in the task: {sorted(unknown)}.")
     for c in task_definition.get("containerDefinitions", []):
+        override = by_name.get(c["name"], {})
         health = None
         if c.get("healthCheck"):
             h = {**HEALTH_DEFAULTS, **c["healthCheck"]}
@@ -115,8 +129,11 @@ def container_specs(task_definition: Mapping[str, Any]) -> list[ContainerSpec]:
                 image=c["image"],
                 essential=c.get("essential", True),
                 entry_point=list(c["entryPoint"]) if c.get("entryPoint") else None,
-                command=list(c["command"]) if c.get("command") else None,
-                environment={e["name"]: e["value"] for e in c.get("environment", [])},
+                command=list(override.get("command") or c.get("command") or []) or None,
+                environment={
+                    e["name"]: e["value"]
+                    for e in [*c.get("environment", []), *override.get("environment", [])]
+                },
                 secrets={s["name"]: s["valueFrom"] for s in c.get("secrets", [])},
                 ports=[int(p["containerPort"]) for p in c.get("portMappings", [])],
                 depends_on=[(d["containerName"], d["condition"]) for d in c.get("dependsOn", [])],
@@ -286,7 +303,7 @@ class LocalTask:
         return dict(json.loads(out)) if out.startswith("{") else {}
 
     def check(self) -> None:
-        """Raise DagopsError when an essential container has stopped (ECS would stop the task)."""
+        """Raise DagopsError when an essential container stopped or is unhealthy (ECS stops the task)."""
         for spec in self.specs:
             if not spec.essential or self.container(spec.name) not in self.started:
                 continue
@@ -296,6 +313,33 @@ class LocalTask:
                     f"Essential container {spec.name!r} of task {self.name} exited "
                     f"({state.get('ExitCode')}); ECS stops the task.\n{self.logs(spec.name)}"
                 )
+            if (state.get("Health") or {}).get("Status") == "unhealthy":
+                raise DagopsError(
+                    f"Essential container {spec.name!r} of task {self.name} is unhealthy; ECS stops the "
+                    f"task.\n{self.health_log(spec.name)}\n{self.logs(spec.name)}"
+                )
+
+    def health(self, name: str) -> str | None:
+        """Docker's health status of a container (starting, healthy, unhealthy), None without a check."""
+        return (self.state(name).get("Health") or {}).get("Status")
+
+    def health_log(self, name: str) -> str:
+        probes = (self.state(name).get("Health") or {}).get("Log") or []
+        return "\n".join(
+            f"health check exit {p.get('ExitCode')}: {p.get('Output', '').strip()}" for p in probes
+        )
+
+    def wait_stopped(self, timeout: float) -> int:
+        """Wait until an essential container exits (the task stops); its exit code (0: the task succeeded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for spec in self.specs:
+                state = self.state(spec.name)
+                if spec.essential and state.get("Status") in ("exited", "dead"):
+                    return int(state.get("ExitCode", -1))
+            if time.monotonic() > deadline:
+                raise DagopsError(f"Task {self.name} did not stop within {timeout:.0f} s.")
+            time.sleep(0.5)
 
     def logs(self, name: str, tail: int = 40) -> str:
         proc = subprocess.run(
@@ -375,14 +419,16 @@ def start_task(
     aws_env: Mapping[str, str],
     aliases: Sequence[str] = (),
     aws_client: Callable[[str], Any],
+    overrides: Sequence[Mapping[str, Any]] = (),
     dependency_timeout: float = DEPENDENCY_TIMEOUT,
 ) -> LocalTask:
     """Start the task's containers on ``network``; the returned task is running (dependencies honoured).
 
     ``image_override`` maps an image the task definition names to the local image used instead (the only
-    rewrite: an ECR image cannot be pulled here). ``aliases`` are the task's Cloud Map names.
+    rewrite: an ECR image cannot be pulled here). ``aliases`` are the task's Cloud Map names;
+    ``overrides`` RunTask's ``containerOverrides``.
     """
-    specs = container_specs(task_definition)
+    specs = container_specs(task_definition, overrides)
     region = str(task_definition["taskDefinitionArn"]).split(":")[3]
     platform_env = {
         "AWS_REGION": region,

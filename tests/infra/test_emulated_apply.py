@@ -525,7 +525,13 @@ def test_code_location_and_location_run_roles_are_scoped_to_their_prefixes(dep: 
         assert [_as_list(s["Resource"])[0].rsplit("/", 1)[-1] for s in logins] == (
             ["dagster_app"] if role.startswith("run-") else []
         )
-        statements = [s for s in statements if s not in logins]
+        # A code server reads its own location's S3 event queue (modules/sync-events); in the one-task
+        # stack the stack's role does, and runs never do.
+        queues = [s for s in statements if any(a.startswith("sqs:") for a in _as_list(s["Action"]))]
+        own_queue = f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT}:dagops-{dep.env}-sync-{location}"
+        consumes = role.startswith("code-") and "stack" not in dep.outputs["service_names"]
+        assert [r for s in queues for r in _as_list(s["Resource"])] == ([own_queue] if consumes else [])
+        statements = [s for s in statements if s not in logins and s not in queues]
         resources = {r for s in statements for r in _as_list(s["Resource"])}
         assert resources == {
             bucket_arn,

@@ -73,6 +73,26 @@ def test_start_order_puts_dependencies_first() -> None:
     assert [s.name for s in ecs_local.start_order(specs)] == ["init", "code", "web"]
 
 
+def test_container_overrides_as_run_task_applies_them() -> None:
+    """RunTask's containerOverrides: the command replaces, environment entries add to and win over."""
+    td = _td(
+        _c("run", command=["serve"], environment=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
+        _c("side", command=["tail"]),
+    )
+    run, side = ecs_local.container_specs(
+        td, [{"name": "run", "command": ["db-setup"], "environment": [{"name": "B", "value": "3"}]}]
+    )
+    assert run.command == ["db-setup"] and run.environment == {"A": "1", "B": "3"}
+    assert side.command == ["tail"]
+    # An environment-only override keeps the definition's command.
+    (only_env,) = ecs_local.container_specs(
+        _td(_c("run", command=["serve"])), [{"name": "run", "environment": [{"name": "X", "value": "y"}]}]
+    )
+    assert only_env.command == ["serve"] and only_env.environment == {"X": "y"}
+    with pytest.raises(DagopsError, match="not in the task"):
+        ecs_local.container_specs(td, [{"name": "nope", "command": ["x"]}])
+
+
 @pytest.mark.parametrize(
     ("containers", "message"),
     [
