@@ -11,6 +11,7 @@ from aws_stack import REGION, Stack
 from invoke import Context
 from invoke.exceptions import Exit
 
+from dagops import infra
 from dagops.aws import Deployment
 from dagops.aws.ecs import assess, deploy_image, validate_image_tag
 from dagops.errors import DagopsError
@@ -69,7 +70,7 @@ def applies(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
             if key in stack.services:
                 ecs.update_service(cluster="dagops-prod", service=stack.services[key], taskDefinition=arn)
 
-    monkeypatch.setattr(deploy_tasks.infra, "execute", apply)
+    monkeypatch.setattr(infra, "execute", apply)
     return calls
 
 
@@ -98,7 +99,7 @@ def test_deploy_records_the_pushed_tag_applies_and_waits(
 def test_a_second_deploy_moves_every_service_again(stack: Stack, applies: list[list[str]]) -> None:
     _push(stack, "v1", "v2")
     dep = Deployment.load("prod")
-    apply = lambda targets: deploy_tasks.infra.execute("apply", ["prod"], yes=True)  # noqa: E731
+    apply = lambda targets: infra.execute("apply", ["prod"], yes=True)  # noqa: E731
     first = deploy_image(dep, "v1", apply=apply, echo=lambda _: None, poll=0)
     second = deploy_image(dep, "v2", apply=apply, echo=lambda _: None, poll=0)
     assert set(first) == set(second) == set(stack.services.values())
@@ -125,7 +126,7 @@ def test_an_apply_that_does_not_roll_the_image_fails_the_deploy(
 ) -> None:
     # E.g. image_tag pinned in terraform.tfvars: tofu keeps the pin, the release would not happen.
     _push(stack, "v1")
-    monkeypatch.setattr(deploy_tasks.infra, "execute", lambda *_a, **_k: None)
+    monkeypatch.setattr(infra, "execute", lambda *_a, **_k: None)
     with pytest.raises(Exit, match=r"still run another image than .*:v1; is image_tag pinned"):
         deploy_tasks.release(Context(), env="prod", image_tag="v1")
 
@@ -231,7 +232,8 @@ def test_a_rollback_fails_the_deploy(
 def test_deploy_all_publishes_the_dags_and_restarts_the_services(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deploy_tasks.everything(Context(), env="prod")
+    # No sync agents run against the emulator: the wait for them is tested in tests/unit/sync.
+    deploy_tasks.everything(Context(), env="prod", wait=False)
 
     s3 = boto3.client("s3", region_name=REGION)
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=stack.outputs["bucket_name"])["Contents"]}
