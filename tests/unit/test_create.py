@@ -38,7 +38,7 @@ def test_created_pipeline_loads_and_its_test_passes(root: Path) -> None:
     location = root / "code_locations" / "main"
     assert created.module == location / "pipelines" / "my_pipeline.py"
     assert created.test == location / "tests" / "test_my_pipeline.py"
-    assert created.check.startswith("ok: definitions.py defines defs")
+    assert created.check.startswith("ok: module definitions defines ")
     # The generated test, run as a user would: the location loads the new asset and it lands in S3.
     env = {**os.environ, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     proc = subprocess.run(

@@ -88,7 +88,7 @@ def test_ci_runs_every_nox_session_and_plans_each_environment() -> None:
     ci = _load("ci.yml")
     assert set(ci["on"]) == {"pull_request"}
     noxfile = (REPO / "noxfile.py").read_text()
-    listed = re.search(r"nox\.options\.sessions = \[(.*?)\]", noxfile)
+    listed = re.search(r"nox\.options\.sessions = \[(.*?)\]", noxfile, re.S)
     assert listed, "noxfile.py sets no default sessions"
     default_sessions = set(re.findall(r'"(\w+)"', listed.group(1)))
     assert set(ci["jobs"]["nox"]["strategy"]["matrix"]["session"]) == default_sessions

@@ -168,7 +168,7 @@ def test_broken_tree_keeps_last_good_then_recovers(
             {"pipelines/assets.py": "import not_installed_anywhere_xyz\n"},
             "ModuleNotFoundError: No module named",
         ),
-        ({"definitions.py": "import dagster as dg\nx = 1\n"}, "defines no dagster.Definitions"),
+        ({"definitions.py": "import dagster as dg\nx = 1\n"}, "No Definitions, RepositoryDefinition"),
         (
             {
                 "definitions.py": "import dagster as dg\n\n@dg.asset(required_resource_keys={'db'})\n"
