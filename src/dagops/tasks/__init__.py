@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke.exceptions import Exit
 
 from dagops.errors import DagopsError
+
+if TYPE_CHECKING:
+    from dagops.aws import Deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,3 +31,17 @@ def user_errors(func: F) -> F:
             raise Exit(f"error: {exc}", code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def say(line: str) -> None:
+    """One progress line on stdout, flushed at once (tasks report as they go)."""
+    print(line, flush=True)
+
+
+def deployment(env: str) -> Deployment:
+    """The named environment's deployment; dagops.aws (boto3) is imported only when a task runs."""
+    from dagops.aws import Deployment
+
+    if not env:
+        raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
+    return Deployment.load(env)

@@ -13,24 +13,12 @@ from typing import TYPE_CHECKING
 from invoke import Collection, Context, task
 
 from dagops.errors import DagopsError
-from dagops.tasks import user_errors
+from dagops.tasks import deployment, say, user_errors
 
 if TYPE_CHECKING:
-    from dagops.aws import Deployment
+    pass
 
 # dagops.aws imports boto3: each task imports what it uses, so `invoke --list` stays fast.
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-def _deployment(env: str) -> Deployment:
-    from dagops.aws import Deployment
-
-    if not env:
-        raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
-    return Deployment.load(env)
 
 
 def _seconds(value: str, flag: str = "--timeout") -> float:
@@ -62,16 +50,16 @@ def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800
     from dagops.aws import image as images
 
     wait = _seconds(timeout)
-    dep = _deployment(env)
-    tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=_say)
+    dep = deployment(env)
+    tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=say)
     ecs.deploy_image(
         dep,
         tag,
         apply=lambda targets: infra.execute("apply", [env], yes=True, targets=targets),
-        echo=_say,
+        echo=say,
         timeout=wait,
     )
-    _say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
+    say(f"Environment {env!r} runs {dep.require('ecr_repository_url')}:{tag}.")
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for the setup task to finish (default 900)"})
@@ -81,7 +69,7 @@ def db_setup(c: Context, env: str = "", timeout: str = "900") -> None:
     from dagops.aws import db
 
     wait = _seconds(timeout)
-    db.setup_role(_deployment(env), echo=_say, timeout=wait)
+    db.setup_role(deployment(env), echo=say, timeout=wait)
 
 
 @task(
@@ -100,7 +88,7 @@ def everything(c: Context, env: str = "", timeout: str = "1800", wait: bool = Tr
     from dagops.sync.report import changed_revisions, confirm
 
     seconds = _seconds(timeout)
-    dep = _deployment(env)
+    dep = deployment(env)
     bucket = str(dep.require("bucket_name"))
     with aws_errors(dep):
         s3 = dep.client("s3")
@@ -108,11 +96,11 @@ def everything(c: Context, env: str = "", timeout: str = "1800", wait: bool = Tr
         for location in registry.load():
             result = publish_location(s3, bucket, location.name, location.path(), location.entry)
             results.append(result)
-            _say(result.summary())
-    ecs.restart_services(dep, echo=_say, timeout=seconds)
+            say(result.summary())
+    ecs.restart_services(dep, echo=say, timeout=seconds)
     if wait:
         with aws_errors(dep):
-            confirm(s3, bucket, changed_revisions(results), seconds, say=_say)
+            confirm(s3, bucket, changed_revisions(results), seconds, say=say)
 
 
 @task(
@@ -131,9 +119,9 @@ def logs(
     """Print the environment's CloudWatch logs, all services merged by time (or one service or location)."""
     from dagops.aws import logs as cloudwatch
 
-    dep = _deployment(env)
+    dep = deployment(env)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends --follow
-        cloudwatch.show(dep, service or None, location or None, since=since, follow=follow, echo=_say)
+        cloudwatch.show(dep, service or None, location or None, since=since, follow=follow, echo=say)
 
 
 @task(help={"env": ENV_HELP})
@@ -142,7 +130,7 @@ def show_url(c: Context, env: str = "") -> None:
     """Print the web UI's URL (the load balancer's, or the webserver task's public IP)."""
     from dagops.aws import url
 
-    print(url.webserver_url(_deployment(env)))
+    print(url.webserver_url(deployment(env)))
 
 
 @task(help={"env": ENV_HELP})
@@ -151,7 +139,7 @@ def credentials(c: Context, env: str = "") -> None:
     """Print the environment's S3 access key id and secret, one per line, and nothing else."""
     from dagops.aws.credentials import aws_credentials
 
-    key_id, secret = aws_credentials(_deployment(env))
+    key_id, secret = aws_credentials(deployment(env))
     print(key_id)
     print(secret)
 
@@ -163,7 +151,7 @@ def pause_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     from dagops.aws import pause
 
     wait = _seconds(timeout)
-    pause.pause(_deployment(env), echo=_say, timeout=wait)
+    pause.pause(deployment(env), echo=say, timeout=wait)
 
 
 @task(help={"env": ENV_HELP, "timeout": "seconds to wait for each step (default 1800)"})
@@ -173,7 +161,7 @@ def resume_env(c: Context, env: str = "", timeout: str = "1800") -> None:
     from dagops.aws import pause
 
     wait = _seconds(timeout)
-    pause.resume(_deployment(env), echo=_say, timeout=wait)
+    pause.resume(deployment(env), echo=say, timeout=wait)
 
 
 ns = Collection("deploy")

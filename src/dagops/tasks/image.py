@@ -6,25 +6,12 @@ from typing import TYPE_CHECKING
 
 from invoke import Collection, Context, task
 
-from dagops.errors import DagopsError
-from dagops.tasks import user_errors
+from dagops.tasks import deployment, say, user_errors
 
 if TYPE_CHECKING:
-    from dagops.aws import Deployment
+    pass
 
 # dagops.aws imports boto3: each task imports it when it runs, so `invoke --list` stays fast.
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-def _deployment(env: str) -> Deployment:
-    from dagops.aws import Deployment
-
-    if not env:
-        raise DagopsError("Name the environment with --env ENV (a folder under live/, e.g. dev or prod).")
-    return Deployment.load(env)
 
 
 @task(
@@ -41,8 +28,8 @@ def build(c: Context, tag: str = "", platform: str = "", python_image: str = "",
     from dagops.aws import image as images
 
     bases = images.base_images(python_image, uv_image)
-    ref = images.build(tag or None, platform or None, echo=_say, build_args=bases)
-    _say(f"Built {ref}.")
+    ref = images.build(tag or None, platform or None, echo=say, build_args=bases)
+    say(f"Built {ref}.")
 
 
 @task(
@@ -57,9 +44,9 @@ def push(c: Context, env: str = "", tag: str = "", platform: str = "") -> None:
     """Build the image for Fargate and push it to the environment's ECR repository as <git sha>."""
     from dagops.aws import image as images
 
-    dep = _deployment(env)
-    pushed = images.push(dep, tag or None, platform or images.PUSH_PLATFORM, echo=_say)
-    _say(f"Pushed {dep.require('ecr_repository_url')}:{pushed}.")
+    dep = deployment(env)
+    pushed = images.push(dep, tag or None, platform or images.PUSH_PLATFORM, echo=say)
+    say(f"Pushed {dep.require('ecr_repository_url')}:{pushed}.")
 
 
 ns = Collection("image")
