@@ -19,6 +19,7 @@ from dagops.aws import Deployment, Echo, aws_boundary
 from dagops.aws.ecs import validate_image_tag
 from dagops.errors import DagopsError
 from dagops.paths import repo_root
+from dagops.proc import run_checked
 
 DOCKERFILE = Path("images") / "Dockerfile"
 LOCAL_NAME = "dagops"
@@ -147,16 +148,11 @@ def ecr_login(dep: Deployment, echo: Echo = print) -> str:
     registry = str(dep.require("ecr_repository_url")).split("/", 1)[0]
     token = dep.client("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
     user, _, password = base64.b64decode(token).decode().partition(":")
-    proc = subprocess.run(
+    run_checked(
         ["docker", "login", "--username", user, "--password-stdin", registry],
+        f"docker login to {registry} failed",
         input=password,
-        capture_output=True,
-        text=True,
-        check=False,
     )
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DagopsError(f"docker login to {registry} failed: {detail}.")
     echo(f"Logged in to {registry}.")
     return registry
 

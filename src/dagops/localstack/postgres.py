@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dagops.errors import DagopsError
+from dagops.proc import run_checked
 
 SERVICE_USER = "postgres"
 
@@ -112,7 +113,7 @@ class LocalPostgres:
             return False
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._hand_over(self.data_dir)
-        proc = subprocess.run(
+        run_checked(
             [
                 self._tool("initdb"),
                 "-D",
@@ -123,14 +124,9 @@ class LocalPostgres:
                 "--encoding=UTF8",
                 "--locale=C",
             ],
-            capture_output=True,
-            text=True,
-            check=False,
+            f"initdb failed for {self.data_dir}",
             **self.popen_kwargs(),
         )
-        if proc.returncode != 0:
-            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DagopsError(f"initdb failed for {self.data_dir}: {detail}.")
         return True
 
     def _hand_over(self, path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keyword
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from dagops import registry
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.paths import repo_root
+from dagops.proc import run_checked
 
 TEMPLATE_DIR = Path("code_locations") / "_template"
 # A module name is a location-style name (dagops.names) that is also a Python identifier: no '-'.
@@ -107,16 +107,9 @@ def _defined_names(package: Path) -> set[str]:
 
 def load_check(loc_dir: Path, entry: str) -> str:
     """Load the location as its code server would (a fresh interpreter); its summary, or DagopsError."""
-    proc = subprocess.run(
+    proc = run_checked(
         [sys.executable, "-m", "dagops.sync.loadcheck", str(loc_dir), entry],
-        capture_output=True,
-        text=True,
-        check=False,
+        "The location would not load with the new pipeline, so nothing was created",
         timeout=300,
     )
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise DagopsError(
-            f"The location would not load with the new pipeline, so nothing was created: {detail}"
-        )
     return proc.stdout.strip()

@@ -27,6 +27,7 @@ from dagops.localstack import s3 as local_s3
 from dagops.localstack.config import DevConfig, check_ports_free
 from dagops.localstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
 from dagops.localstack.supervisor import Child, Supervisor
+from dagops.proc import run_checked
 
 STATE_FILE = "stack.json"
 PID_FILE = "supervisor.pid"
@@ -242,16 +243,11 @@ class _Stack:
         if row and row[0]:
             return
         self.sup.say("creating Dagster's tables in the new database")
-        proc = subprocess.run(
+        run_checked(
             [sys.executable, "-m", "dagster", "instance", "migrate"],
+            "Creating Dagster's tables failed",
             env=self.env(),
-            capture_output=True,
-            text=True,
-            check=False,
         )
-        if proc.returncode != 0:
-            detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise DagopsError(f"Creating Dagster's tables failed: {detail}")
 
     def start_s3(self) -> None:
         cfg = self.config
