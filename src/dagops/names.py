@@ -9,16 +9,31 @@ from dagops.errors import DagopsError
 
 LOCATION_NAME = re.compile(r"[a-z][a-z0-9_-]{0,38}")
 ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,15}")
+# docker's tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def _matching(pattern: re.Pattern[str], value: str, what: str, rule: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise DagopsError(f"Invalid {what} {value!r}: use {rule}.")
+    return value
 
 
 def validate_location_name(name: str) -> str:
     """Return ``name`` if it can name a code location (S3 prefix, log group, service), else raise."""
-    if not isinstance(name, str) or not LOCATION_NAME.fullmatch(name):
-        raise DagopsError(
-            f"Invalid code location name {name!r}: use 1-39 characters, a lowercase letter first, "
-            "then lowercase letters, digits, '-' or '_'."
-        )
-    return name
+    return _matching(
+        LOCATION_NAME,
+        name,
+        "code location name",
+        "1-39 characters, a lowercase letter first, then lowercase letters, digits, '-' or '_'",
+    )
+
+
+def validate_image_tag(tag: str) -> str:
+    """Return ``tag`` if docker accepts it as an image tag, else raise."""
+    return _matching(
+        IMAGE_TAG, tag, "image tag", "1-128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+    )
 
 
 def is_env_root(folder: Path) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -10,21 +9,10 @@ from typing import Any
 
 from dagops.aws import Deployment, Echo, aws_boundary, db
 from dagops.errors import DagopsError
+from dagops.names import validate_image_tag
 
 # The live roots' address of the run task definition (modules/dagster `module "run_task"`).
 RUN_TASK_ADDRESS = "module.dagster.module.run_task"
-# docker's tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
-IMAGE_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-
-
-def validate_image_tag(tag: str) -> str:
-    """Return ``tag`` if docker accepts it as an image tag, else raise."""
-    if not isinstance(tag, str) or not IMAGE_TAG.fullmatch(tag):
-        raise DagopsError(
-            f"Invalid image tag {tag!r}: use 1-128 letters, digits, '_', '.' or '-', "
-            "not starting with '.' or '-'."
-        )
-    return tag
 
 
 def image_ref(dep: Deployment, tag: str) -> str:

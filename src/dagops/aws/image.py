@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dagops.aws import Deployment, Echo, aws_boundary
-from dagops.aws.ecs import validate_image_tag
 from dagops.errors import DagopsError
+from dagops.names import validate_image_tag
 from dagops.paths import repo_root
 from dagops.proc import run_checked
 

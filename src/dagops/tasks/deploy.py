@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from invoke import Collection, Context, task
 
 from dagops.errors import DagopsError
+from dagops.names import validate_image_tag
 from dagops.tasks import deployment, say, user_errors
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ def release(c: Context, env: str = "", image_tag: str = "", timeout: str = "1800
 
     wait = _seconds(timeout)
     dep = deployment(env)
-    tag = ecs.validate_image_tag(image_tag) if image_tag else images.push(dep, echo=say)
+    tag = validate_image_tag(image_tag) if image_tag else images.push(dep, echo=say)
     ecs.deploy_image(
         dep,
         tag,

@@ -13,8 +13,9 @@ from invoke.exceptions import Exit
 
 from dagops import infra
 from dagops.aws import Deployment
-from dagops.aws.ecs import assess, deploy_image, validate_image_tag
+from dagops.aws.ecs import assess, deploy_image
 from dagops.errors import DagopsError
+from dagops.names import validate_image_tag
 from dagops.tasks import deploy as deploy_tasks
 
 
