@@ -36,26 +36,11 @@ from typing import Any
 from dagops import registry, workspace
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
+from dagops.ports import first_free_port, port_open
 
 RELOAD_WORKSPACE = "mutation { reloadWorkspace { __typename } }"
 PENDING_TIMEOUT = 300.0
 Say = Callable[[str], None]
-
-
-def _free_port(host: str, taken: set[int], start: int) -> int:
-    import socket
-
-    port = start
-    while port < 65536:
-        if port not in taken:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                try:
-                    sock.bind((host, port))
-                    return port
-                except OSError:
-                    pass
-        port += 1
-    raise DagopsError(f"No free TCP port on {host} from {start} up for a new code server.")
 
 
 def reload_workspace(ui_url: str, timeout: float = 30.0) -> str:
@@ -122,11 +107,7 @@ class RegistryWatcher:
         self.wanted = list(self.ports)
         self.pending: dict[str, float] = {}  # added, waiting for its code server: name -> deadline
         self.pending_timeout = pending_timeout
-        if ready is None:
-            from dagops.sync.codeserver import port_open
-
-            ready = port_open
-        self.ready = ready
+        self.ready = ready or port_open
 
     def _stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -184,7 +165,8 @@ class RegistryWatcher:
             del self.ports[name]
             self.pending.pop(name, None)
         for loc in added:
-            port = _free_port(self.host, set(self.ports.values()), max(self.ports.values(), default=4000) + 1)
+            taken = set(self.ports.values())
+            port = first_free_port(self.host, max(taken, default=4000) + 1, taken)
             self.say(f"registry: {loc.name} was added; starting its sync agent (gRPC port {port})")
             try:
                 self.publish(loc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -13,6 +12,8 @@ from typing import Any
 
 from dagops.errors import ConfigError, DagopsError
 from dagops.paths import repo_root, state_dir
+from dagops.ports import free_port as free_port
+from dagops.ports import port_in_use as port_in_use
 
 ENV_PREFIX = "DAGOPS_DEV_"
 MODES = ("auto", "embedded", "compose")
@@ -166,17 +167,6 @@ class DevConfig:
         return self.s3_url or f"http://{self.host}:{self.s3_port}"
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """True when something already listens on ``host:port`` (or the port cannot be bound)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
     """Raise one clear sentence naming the first port of ``ports`` (purpose -> port) that is taken."""
     for purpose, port in ports.items():
@@ -185,10 +175,3 @@ def check_ports_free(host: str, ports: Mapping[str, int]) -> None:
                 f"Port {port} on {host} ({purpose}) is already in use; stop what uses it or choose another "
                 f"port (dev.* in invoke.yaml or {ENV_PREFIX}* variables)."
             )
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from dagops.localstack import s3 as local_s3
 from dagops.localstack.config import DevConfig, check_ports_free
 from dagops.localstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
 from dagops.localstack.supervisor import Child, Supervisor
+from dagops.ports import port_open
 from dagops.proc import run_checked
 
 STATE_FILE = "stack.json"
@@ -44,14 +44,6 @@ def _bin(name: str) -> str:
     if not found:
         raise DagopsError(f"{name} was not found; install the project's dependencies (uv sync).")
     return found
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 # State files ------------------------------------------------------------------------------------
@@ -318,7 +310,7 @@ class _Stack:
         pending = {name: (host, port) for name, host, port in self.code_servers()}
         while pending and time.monotonic() < deadline:
             for name, (host, port) in list(pending.items()):
-                if _listening(host, port):
+                if port_open(host, port):
                     del pending[name]
             time.sleep(0.2)
         for name in pending:
@@ -381,7 +373,7 @@ class _Stack:
                 time.sleep(0.5)
                 continue
             failing = {n: s for n, s in states.items() if s["loadStatus"] != "LOADED" or s["error"]}
-            retry = [n for n in failing if n in servers and reloads.get(n, 0) < 3 and _listening(*servers[n])]
+            retry = [n for n in failing if n in servers and reloads.get(n, 0) < 3 and port_open(*servers[n])]
             if not retry and all(s["loadStatus"] == "LOADED" for s in states.values()):
                 for name, s in failing.items():
                     self.sup.say(f"warning: code location {name} failed to load: {s['error'].strip()[:300]}")
