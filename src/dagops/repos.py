@@ -158,7 +158,8 @@ def _check_name_free(name: str, root: Path, locations: list[registry.Location]) 
             f"{OWN_LOCATIONS_DIR}/{name} already exists (one of the project's own locations); "
             "choose another name."
         )
-    if (root / REPOS_DIR / name).exists() or (root / REPOS_DIR / name).is_symlink():
+    in_use = any(loc.url and loc.source == f"{REPOS_DIR}/{name}" for loc in locations)
+    if not in_use and ((root / REPOS_DIR / name).exists() or (root / REPOS_DIR / name).is_symlink()):
         raise DagopsError(
             f"{REPOS_DIR}/{name} exists but is not registered; delete it or choose another name."
         )
@@ -237,6 +238,16 @@ def remote_commit(url: str, ref: str | None) -> str | None:
     for name in wanted:
         if re.fullmatch(r"[0-9a-f]{40}", found.get(name, "")):
             return found[name]
+    return None
+
+
+def default_branch(url: str) -> str | None:
+    """The branch ``url``'s HEAD names, from ``git ls-remote --symref`` (no clone); None if none."""
+    out = git(["ls-remote", "--symref", "--", url, "HEAD"], what=f"git ls-remote of {url}")
+    for line in out.splitlines():
+        target, _, head = line.partition("\t")
+        if head.strip() == "HEAD" and target.startswith("ref: refs/heads/"):
+            return target.removeprefix("ref: refs/heads/")
     return None
 
 
@@ -555,12 +566,27 @@ def _prepare(
     """Clone into ``work``, find and load-check the Definitions; return (ref, commit, entry)."""
     ref, commit = clone(url, ref, work)
     log(f"cloned {ref} at {commit[:12]}")
-    check_tree(work)
-    entry = find_entry(work, entry, path)
-    before = {rel: item for rel, (_path, item) in scan(work).items()}
+    entry = _check_project(work, entry, path, work.parent / "check", root, log, name, commit)
+    return ref, commit, entry
+
+
+def _check_project(
+    tree: Path,
+    entry: str | None,
+    path: str | None,
+    scratch: Path,
+    root: Path,
+    log: Log,
+    name: str | None,
+    commit: str,
+) -> str:
+    """Find the Definitions of the project in ``tree`` and load-check them on a copy (``scratch``);
+    return the entry. ``tree`` must be unchanged by the check."""
+    check_tree(tree)
+    entry = find_entry(tree, entry, path)
+    before = {rel: item for rel, (_path, item) in scan(tree).items()}
     # The repository's code runs on a copy: what it writes (files, links to outside) is never published.
-    scratch = work.parent / "check"
-    shutil.copytree(work, scratch, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    shutil.copytree(tree, scratch, symlinks=True, ignore=shutil.ignore_patterns(".git"))
     try:
         target = resolve_target(scratch, entry)
         env = location_env(scratch, state_dir(root) / "code", log=log, entry=entry)
@@ -568,11 +594,11 @@ def _prepare(
         check_loads(scratch, entry, env, name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    if {rel: item for rel, (_path, item) in scan(work).items()} != before:
+    if {rel: item for rel, (_path, item) in scan(tree).items()} != before:
         raise DagopsError(
             "The repository's files changed while its code was being checked; refusing to publish them."
         )
-    return ref, commit, entry
+    return entry
 
 
 def _check_prefix_free(s3: Any, bucket: str | None, name: str) -> None:
@@ -622,6 +648,16 @@ def add(
         path = validate_path(path)
     _check_prefix_free(s3, bucket, name)
     log(f"adding {name}: {url}" + (f" at {ref}" if ref else ""))
+    locations = registry.load(root)
+    shared = shared_clone(url, ref, locations, root, log)
+    clone_dir = root / REPOS_DIR / name
+    if (clone_dir.exists() or clone_dir.is_symlink()) and (
+        shared is None or shared.source != f"{REPOS_DIR}/{name}"
+    ):
+        users = ", ".join(loc.name for loc in locations if loc.source == f"{REPOS_DIR}/{name}")
+        raise DagopsError(f"{REPOS_DIR}/{name} holds the clone that {users} uses; choose another name.")
+    if shared is not None:
+        return _add_shared(name, shared, s3=s3, bucket=bucket, entry=entry, path=path, root=root, log=log)
     work = _work_dir(root, name)
     tree = work / "tree"
     dest = repos_dir(root) / name
@@ -655,6 +691,67 @@ def add(
     return location
 
 
+def shared_clone(
+    url: str, ref: str | None, locations: list[registry.Location], root: Path, log: Log = print
+) -> registry.Location | None:
+    """The registered location whose clone a new location of ``url`` at ``ref`` (the default branch when
+    None) shares: same URL, same ref, clone present and at the ref's newest commit (``git ls-remote``, no
+    clone). None when there is none: the new location gets a fresh clone of the newest commit."""
+    same_url = [loc for loc in locations if loc.url == url and loc.ref and loc.path(root).is_dir()]
+    if not same_url:
+        return None
+    wanted = ref or default_branch(url)
+    same_ref = [loc for loc in same_url if loc.ref == wanted]
+    if not same_ref:
+        return None
+    newest = remote_commit(url, wanted)
+    current = next((loc for loc in same_ref if loc.commit == newest), None)
+    if current is None:
+        log(
+            f"the clone of {same_ref[0].name} is behind {wanted}: cloning afresh "
+            f"(`invoke repo.update {same_ref[0].name}` first lets the two share one clone)"
+        )
+    return current
+
+
+def _add_shared(
+    name: str,
+    shared: registry.Location,
+    *,
+    s3: Any,
+    bucket: str | None,
+    entry: str | None,
+    path: str | None,
+    root: Path,
+    log: Log,
+) -> registry.Location:
+    """Add location ``name`` from the clone ``shared`` already uses (same URL and ref, its commit):
+    check its project, upload, register with the same source. Nothing is cloned or moved."""
+    commit = shared.commit or ""
+    log(f"sharing the clone {shared.source} (of {shared.name}) at {commit[:12]} ({shared.ref})")
+    work = _work_dir(root, name)
+    uploaded = False
+    try:
+        tree = shared.path(root)
+        entry = _check_project(tree, entry, path, work / "check", root, log, name, commit)
+        uploaded = True
+        _publish(s3, bucket, name, tree, entry, log)
+        locations = registry.load(root)
+        _check_name_free(name, root, locations)  # someone may have taken it meanwhile
+        if not any(loc.url == shared.url and loc.source == shared.source for loc in locations):
+            raise DagopsError(f"{shared.source} was removed while {name} was being added; add it again.")
+        location = dataclasses.replace(shared, name=name, entry=entry, extra={})
+        registry.save([*locations, location], root)
+    except BaseException:
+        if uploaded:
+            _undo_upload(s3, bucket, name, log)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"added {name}: {shared.url} at {shared.ref} ({commit[:12]}), entry {entry}, clone {shared.source}")
+    return location
+
+
 def _undo_upload(s3: Any, bucket: str | None, name: str, log: Log) -> None:
     try:
         _unpublish(s3, bucket, name, log)
@@ -674,33 +771,48 @@ def external(name: str, root: Path) -> registry.Location:
     return location
 
 
+def sharing(location: registry.Location, locations: list[registry.Location]) -> list[registry.Location]:
+    """The external locations that use ``location``'s clone, ``location`` first."""
+    others = [loc for loc in locations if loc.url and loc.source == location.source and loc != location]
+    return [location, *others]
+
+
 def update(
     name: str, *, s3: Any, bucket: str | None, root: Path | None = None, log: Log = print
 ) -> registry.Location:
-    """Fetch the newest commit of the location's ref, check it, redeploy it and record the commit."""
+    """Fetch the newest commit of the location's ref, check it, redeploy it and record the commit.
+
+    Every location that shares the clone moves with it: each is checked at the new commit before any
+    is uploaded, and the update is refused, naming the one that fails, unless all of them load."""
     root = root or repo_root()
     current = external(name, root)
+    group = sharing(current, registry.load(root))
     dest = current.path(root)
     tracked = current.ref if current.ref and current.ref != "HEAD" else None
+    also = f" (with {', '.join(loc.name for loc in group[1:])})" if group[1:] else ""
     if dest.is_dir() and current.commit and remote_commit(current.url or "", tracked) == current.commit:
-        log(f"{name} is up to date at {current.commit[:12]} ({current.ref or 'HEAD'})")
+        log(f"{name}{also} is up to date at {current.commit[:12]} ({current.ref or 'HEAD'})")
         return current
     work = _work_dir(root, name)
     tree, old = work / "tree", work / "old"
-    published = swapped = False
+    published: list[registry.Location] = []
+    swapped = False
     try:
         ref, commit, entry = _prepare(current.url or "", tracked, current.entry, tree, root, log, name=name)
         if commit == current.commit and dest.is_dir():
-            log(f"{name} is up to date at {commit[:12]} ({ref})")
+            log(f"{name}{also} is up to date at {commit[:12]} ({ref})")
             return current
-        published = True
-        _publish(s3, bucket, name, tree, entry, log)
+        _check_sharers(group[1:], name, tree, work / "check", root, log, commit)
+        for loc in group:
+            published.append(loc)
+            _publish(s3, bucket, loc.name, tree, entry if loc is current else loc.entry, log)
         if dest.exists():
             os.rename(dest, old)
         os.rename(tree, dest)
         swapped = True
+        names = {loc.name for loc in group}
         locations = [
-            dataclasses.replace(loc, commit=commit, ref=ref) if loc.name == name else loc
+            dataclasses.replace(loc, commit=commit, ref=ref) if loc.name in names else loc
             for loc in registry.load(root)
         ]
         registry.save(locations, root)
@@ -709,13 +821,27 @@ def update(
             os.rename(dest, tree)
             if old.exists():
                 os.rename(old, dest)
-        if published and dest.is_dir():
-            _restore_upload(s3, bucket, name, dest, tree, current.entry, log)
+        for loc in published if dest.is_dir() else []:
+            _restore_upload(s3, bucket, loc.name, dest, tree, loc.entry, log)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    log(f"updated {name}: {(current.commit or '?')[:12]} -> {commit[:12]} ({ref})")
+    log(f"updated {name}{also}: {(current.commit or '?')[:12]} -> {commit[:12]} ({ref})")
     return registry.get(name, root)
+
+
+def _check_sharers(
+    others: list[registry.Location], name: str, tree: Path, scratch: Path, root: Path, log: Log, commit: str
+) -> None:
+    """Load-check, at the new commit in ``tree``, every other location sharing ``name``'s clone."""
+    for loc in others:
+        try:
+            _check_project(tree, loc.entry, None, scratch, root, log, loc.name, commit)
+        except DagopsError as exc:
+            raise DagopsError(
+                f"Not updating {name}: {loc.name} shares its clone and would not load at {commit[:12]} "
+                f"({str(exc).rstrip('.')})."
+            ) from None
 
 
 def _restore_upload(
@@ -765,9 +891,13 @@ def remove(
     root = root or repo_root()
     location = external(name, root)
     _unpublish(s3, bucket, name, log)
-    registry.save([loc for loc in registry.load(root) if loc.name != name], root)
+    remaining = [loc for loc in registry.load(root) if loc.name != name]
+    registry.save(remaining, root)
     clone_dir = location.path(root)
-    if clone_dir.exists():
+    users = [loc.name for loc in remaining if loc.url and loc.source == location.source]
+    if users:
+        log(f"kept {location.source}: {', '.join(users)} still uses it")
+    elif clone_dir.exists():
         aside = Path(tempfile.mkdtemp(dir=root, prefix=f".repo-{name}-")) / "old"
         os.rename(clone_dir, aside)
         shutil.rmtree(aside.parent, ignore_errors=True)

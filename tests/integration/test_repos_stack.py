@@ -427,6 +427,9 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
     keys = _asset_keys(config.ui_url)
     assert ["alpha_asset"] in keys and ["tool_says_42"] in keys
     assert registry.get("beta", project).url == registry.get("alpha", project).url == url
+    # The second project of the repository shares the first one's clone (one registry entry each).
+    assert registry.get("beta", project).source == registry.get("alpha", project).source == "repos/alpha"
+    assert not (project / "repos" / "beta").exists()
 
 
 def test_another_dagster_version_is_refused_in_one_sentence(

@@ -271,6 +271,74 @@ def test_add_list_update_remove(root: Path, s3: Any, upstream: Upstream) -> None
     assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
 
 
+def two_projects() -> dict[str, str | bytes]:
+    """A repository holding two Dagster projects, one per folder."""
+    return {
+        "README.md": "# two projects\n",
+        "proj_a/pyproject.toml": '[tool.dagster]\nmodule_name = "definitions"\n',
+        "proj_a/definitions.py": GOOD_DEFS.format(asset="a_numbers"),
+        "proj_a/helpers.py": "VALUE = 1\n",
+        "proj_b/pyproject.toml": '[tool.dagster]\nmodule_name = "definitions"\n',
+        "proj_b/definitions.py": GOOD_DEFS.format(asset="b_numbers"),
+        "proj_b/helpers.py": "VALUE = 2\n",
+    }
+
+
+def test_two_locations_of_one_repository_share_its_clone(
+    root: Path, s3: Any, tmp_path: Path, upstream: Upstream
+) -> None:
+    mono = Upstream(tmp_path / "mono")
+    first = mono.commit(two_projects(), "first")
+    a = add(root, s3, "proj-a", mono.url, path="proj_a")
+
+    before = snapshot(root, s3)
+    with pytest.raises(DagopsError, match="has no folder 'proj_c'"):
+        add(root, s3, "proj-c", mono.url, path="proj_c")
+    assert snapshot(root, s3) == before
+
+    messages: list[str] = []
+    b = repos.add("proj-b", mono.url, s3=s3, bucket=BUCKET, root=root, log=messages.append, path="proj_b")
+
+    assert a.source == b.source == "repos/proj-a"
+    assert (a.entry, b.entry) == ("proj_a/definitions.py", "proj_b/definitions.py")
+    assert (a.commit, b.commit, b.ref) == (first, first, "main")
+    assert any("sharing the clone repos/proj-a" in m for m in messages)
+    assert not any(m.startswith("cloned") for m in messages)  # no second clone
+    assert [p.name for p in (root / "repos").iterdir()] == ["proj-a"]
+    assert (manifest(s3, "proj-a")["entry"], manifest(s3, "proj-b")["entry"]) == (a.entry, b.entry)
+
+    second = mono.commit({"proj_a/helpers.py": "VALUE = 3\n"})
+    messages.clear()
+    repos.update("proj-b", s3=s3, bucket=BUCKET, root=root, log=messages.append)
+    assert registry.get("proj-a", root).commit == registry.get("proj-b", root).commit == second
+    assert registry.get("proj-a", root).source == registry.get("proj-b", root).source == "repos/proj-a"
+    for name in ("proj-a", "proj-b"):
+        body = s3.get_object(Bucket=BUCKET, Key=f"dags/{name}/proj_a/helpers.py")["Body"].read()
+        assert body == b"VALUE = 3\n"
+    assert any("updated proj-b (with proj-a)" in m for m in messages)
+
+    mono.commit({"proj_a/definitions.py": "raise RuntimeError('project a is broken')\n"})
+    before = snapshot(root, s3)
+    with pytest.raises(DagopsError, match="Not updating proj-b: proj-a shares its clone and would not load"):
+        repos.update("proj-b", s3=s3, bucket=BUCKET, root=root, log=quiet)
+    assert snapshot(root, s3) == before
+
+    messages.clear()
+    repos.remove("proj-a", s3=s3, bucket=BUCKET, root=root, log=messages.append)
+    assert "kept repos/proj-a: proj-b still uses it" in messages
+    assert [loc.name for loc in registry.load(root)] == ["main", "proj-b"]
+    assert (root / "repos" / "proj-a" / "proj_b" / "definitions.py").is_file()
+    assert manifest(s3, "proj-b")["entry"] == "proj_b/definitions.py"
+    before = snapshot(root, s3)
+    with pytest.raises(DagopsError, match="repos/proj-a holds the clone that proj-b uses"):
+        add(root, s3, "proj-a", upstream.url)
+    assert snapshot(root, s3) == before
+
+    repos.remove("proj-b", s3=s3, bucket=BUCKET, root=root, log=quiet)
+    assert not (root / "repos" / "proj-a").exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
+
+
 def test_restore_clones_missing_repositories_at_the_recorded_commit(
     root: Path, s3: Any, upstream: Upstream
 ) -> None:
