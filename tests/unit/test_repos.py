@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from gitrepos import Upstream, git, wheel
 from moto import mock_aws
 
 from dagops import registry, repos, requirements
@@ -47,49 +47,6 @@ defs = dg.Definitions(assets=[{asset}])
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-class Upstream:
-    """A git repository made by the test; ``url`` is its file:// URL."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        _git(path, "init", "--quiet", "--initial-branch", "main")
-
-    @property
-    def url(self) -> str:
-        return self.path.as_uri()
-
-    def commit(
-        self, files: dict[str, str | bytes], message: str = "change", remove: tuple[str, ...] = ()
-    ) -> str:
-        for rel, content in files.items():
-            target = self.path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content)
-        for rel in remove:
-            (self.path / rel).unlink()
-        _git(self.path, "add", "-A")
-        _git(self.path, "commit", "--quiet", "-m", message)
-        return _git(self.path, "rev-parse", "HEAD")
 
 
 def good_files(asset: str = "numbers", value: int = 1) -> dict[str, str | bytes]:
@@ -201,27 +158,11 @@ def manifest(s3: Any, name: str) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
-def wheel(name: str, version: str, module_source: str) -> bytes:
-    """A minimal pure-Python wheel (built in memory: no build backend, no index)."""
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for rel, text in files.items():
-            zf.writestr(rel, text)
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------- the happy path
 
 
 def test_add_list_update_remove(root: Path, s3: Any, upstream: Upstream) -> None:
-    first = _git(upstream.path, "rev-parse", "HEAD")
+    first = git(upstream.path, "rev-parse", "HEAD")
 
     location = add(root, s3, "pipelines", upstream.url)
 
@@ -350,7 +291,7 @@ def test_restore_clones_missing_repositories_at_the_recorded_commit(
     shutil.rmtree(root / "repos")
 
     assert repos.restore(root, log=quiet) == ["pipelines"]
-    assert _git(root / "repos" / "pipelines", "rev-parse", "HEAD") == recorded
+    assert git(root / "repos" / "pipelines", "rev-parse", "HEAD") == recorded
     assert (root / "repos" / "pipelines" / "helpers.py").read_text() == "VALUE = 1\n"
     assert repos.restore(root, log=quiet) == []
     assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
@@ -362,9 +303,9 @@ def test_add_at_a_branch_and_package_entry(root: Path, s3: Any, tmp_path: Path) 
     files["etl/definitions.py"] = str(files["etl/definitions.py"]).replace("from helpers", "from etl.helpers")
     files["etl/__init__.py"] = ""
     upstream.commit({"README.md": "main branch\n"}, "first")
-    _git(upstream.path, "checkout", "--quiet", "-b", "release")
+    git(upstream.path, "checkout", "--quiet", "-b", "release")
     release = upstream.commit(files, "release")
-    _git(upstream.path, "checkout", "--quiet", "main")
+    git(upstream.path, "checkout", "--quiet", "main")
 
     location = add(root, s3, "etl-release", upstream.url, ref="release")
 
@@ -617,8 +558,8 @@ def test_bad_update_changes_nothing(
 ) -> None:
     seed(root, s3, "pipelines", upstream)
     if change == "delete-branch":
-        _git(upstream.path, "checkout", "--quiet", "-b", "other")
-        _git(upstream.path, "branch", "--quiet", "-D", "main")
+        git(upstream.path, "checkout", "--quiet", "-b", "other")
+        git(upstream.path, "branch", "--quiet", "-D", "main")
     elif change:
         change(upstream)
     if puts_allowed is not None:
@@ -893,11 +834,15 @@ def test_cli_list_shows_the_repositories(root: Path, s3: Any, upstream: Upstream
 
 
 def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
+    from dagops.aws import Deployment
+
     log = tmp_path / "sync-etl.log"
     log.write_text("one\ntwo\n")
-    assert list(repos.follow_file(log, follow=False)) == ["one", "two"]
+    out = io.StringIO()
+    repos.local_logs(tmp_path, "etl", follow=False, out=out)
+    assert [line.split("| ", 1)[1] for line in out.getvalue().splitlines()] == ["one", "two"]
     with pytest.raises(DagopsError, match="No log file"):
-        list(repos.follow_file(tmp_path / "sync-none.log", follow=False))
+        repos.local_logs(tmp_path, "none", follow=False, out=out)
 
     logs = boto3.client("logs", region_name="ap-southeast-2")
     logs.create_log_group(logGroupName="/dagops/test/code-etl")
@@ -908,10 +853,13 @@ def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
         logStreamName="sync/abc",
         logEvents=[{"timestamp": now, "message": "swapped to abc"}, {"timestamp": now + 1, "message": "ok"}],
     )
-    lines = list(repos.cloudwatch_lines(logs, "/dagops/test/code-etl", follow=False, since_ms=now - 1000))
-    assert lines == ["sync/abc swapped to abc", "sync/abc ok"]
+    groups = {"code-etl": "/dagops/test/code-etl", "code-gone": "/dagops/test/nothing"}
+    dep = Deployment(env="test", outputs={"region": "ap-southeast-2", "log_group_names": groups})
+    lines: list[str] = []
+    assert repos.env_logs(dep, "etl", since_minutes=1, follow=False, echo=lines.append) == 2
+    assert [line.split(" ", 1)[1] for line in lines] == ["code-etl swapped to abc", "code-etl ok"]
     with pytest.raises(DagopsError, match="does not exist"):
-        list(repos.cloudwatch_lines(logs, "/dagops/test/nothing", follow=False, since_ms=0))
+        repos.env_logs(dep, "gone", since_minutes=1, follow=False, echo=lines.append)
 
 
 def test_requirements_without_an_installer_fail_clearly(

@@ -7,8 +7,6 @@ last, so every other part (workspace, local stack, tofu roots) sees a location o
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
@@ -246,17 +244,14 @@ def logs(c: Context, name: str | None = None, env: str = "", follow: bool = Fals
     validate_location_name(name)
     try:
         if env:
+            from dagops.aws import Deployment
+
             validate_env_name(env, repo_root() / "live")
-            client, group = repos.env_log_group(env, name)
-            since_ms = int((time.time() - since * 60) * 1000)
-            lines = repos.cloudwatch_lines(client, group, follow=follow, since_ms=since_ms)
+            repos.env_logs(Deployment.load(env), name, since_minutes=since, follow=follow, echo=_say)
         else:
             logs_dir = repos.local_target(_dev_settings(c)).logs_dir
             assert logs_dir is not None
-            lines = repos.follow_file(logs_dir / f"sync-{name}.log", follow=follow)
-        for line in lines:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            repos.local_logs(logs_dir, name, follow=follow)
     except KeyboardInterrupt:
         pass
 
