@@ -363,6 +363,19 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
     assert registry.get("beta", project).source == registry.get("alpha", project).source == "repos/alpha"
     assert not (project / "repos" / "beta").exists()
 
+    # repo.update of either moves both: each checked at the new commit, uploaded, served.
+    (tmp_path / "mono" / "projects" / "beta" / "beta" / "definitions.py").write_text(
+        BETA_DEFS.replace('name=f"tool_says_{said}"', 'name=f"tool_now_says_{said}"')
+    )
+    git(tmp_path / "mono", "commit", "--quiet", "-am", "beta: another asset")
+    updated = _invoke(["repo.update", "--name", "alpha"], env, project)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "updated alpha (with beta)" in updated.stdout
+    commit = git(tmp_path / "mono", "rev-parse", "HEAD")
+    assert registry.get("alpha", project).commit == registry.get("beta", project).commit == commit
+    keys = _asset_keys(config.ui_url)
+    assert ["tool_now_says_42"] in keys and ["alpha_asset"] in keys
+
 
 def test_another_dagster_version_is_refused_in_one_sentence(
     repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path

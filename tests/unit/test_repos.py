@@ -264,6 +264,12 @@ def test_two_locations_of_one_repository_share_its_clone(
         repos.update("proj-b", s3=s3, bucket=BUCKET, root=root, log=quiet)
     assert snapshot(root, s3) == before
 
+    import shutil
+
+    shutil.rmtree(root / "repos")  # a fresh checkout: one clone restored, both locations served by it
+    assert repos.restore(root, log=quiet) == ["proj-a"]
+    assert git(root / "repos" / "proj-a", "rev-parse", "HEAD") == second
+
     messages.clear()
     repos.remove("proj-a", s3=s3, bucket=BUCKET, root=root, log=messages.append)
     assert "kept repos/proj-a: proj-b still uses it" in messages

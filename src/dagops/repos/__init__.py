@@ -19,7 +19,7 @@ left byte-for-byte as it was. :mod:`.table` lists the repositories, :mod:`.targe
 from dagops.repos.check import check_loads, check_tree
 from dagops.repos.git import clone, clone_commit, default_branch, git, remote_commit
 from dagops.repos.logs import env_logs, local_logs
-from dagops.repos.lifecycle import add, external, remove, restore, shared_clone, update
+from dagops.repos.lifecycle import add, external, remove, restore, shared_clone, sharing, update
 from dagops.repos.projects import find_entry, find_projects
 from dagops.repos.table import RepoStatus, format_table, list_repos, sync_status
 from dagops.repos.target import Target, env_target, local_target
@@ -48,6 +48,7 @@ __all__ = [
     "remove",
     "restore",
     "shared_clone",
+    "sharing",
     "sync_status",
     "update",
     "validate_entry",
