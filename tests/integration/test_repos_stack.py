@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitrepos import git, make_repo, wheel
 
 from dagops import registry, repos
 from dagops.localstack import graphql
-from dagops.localstack.config import DevConfig, free_port
+from dagops.localstack.config import DevConfig
 from dagops.localstack.postgres import PostgresDatabase
 from dagops.registry_watch import wait_for_location
 
@@ -57,18 +58,6 @@ defs = dg.Definitions(assets=[from_upstream])
 """
 
 
-def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
 def _invoke(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
@@ -97,37 +86,16 @@ def project() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def repo_stack(
-    postgres: PostgresDatabase, moto_endpoint: str, project: Path
+    postgres: PostgresDatabase, moto_endpoint: str, project: Path, stack_starter: Any
 ) -> Iterator[tuple[DevConfig, dict[str, str]]]:
-    """`invoke dev --detach` in ``project``, on the session's Postgres and S3 server."""
-    settings = {
-        "MODE": "embedded",
-        "UI_PORT": free_port(),
-        "CODE_SERVER_BASE_PORT": free_port(),
-        "S3_URL": moto_endpoint,
-        "BUCKET": BUCKET,
-        "POSTGRES_HOST": postgres.host,
-        "POSTGRES_PORT": postgres.port,
-        "POSTGRES_USER": postgres.user,
-        "POSTGRES_PASSWORD": postgres.password,
-        "POSTGRES_DB": postgres.db,
-        "SYNC_INTERVAL": 1.0,
+    """`invoke dev --detach` in ``project`` (the conftest's ``start_stack``), with its own bucket."""
+    extra = {
+        "DAGOPS_ROOT": str(project),
+        "DAGOPS_DEV_BUCKET": BUCKET,
+        "GIT_CONFIG_GLOBAL": os.devnull,
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
-    env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in settings.items()})
-    env.update(
-        DAGOPS_ROOT=str(project), DAGOPS_STATE_DIR=str(project / ".dagops"), GIT_CONFIG_GLOBAL=os.devnull
-    )
-    config = DevConfig.resolve({}, environ=env, state_dir=str(project / ".dagops"))
-    started = _invoke(["dev", "--detach"], env, project, timeout=400)
-    if started.returncode != 0:
-        _invoke(["stop"], env, project, timeout=120)
-        pytest.fail(f"`invoke dev --detach` failed: {started.stdout}{started.stderr}")
-    try:
-        yield config, env
-    finally:
-        stopped = _invoke(["stop"], env, project, timeout=180)
-        assert stopped.returncode == 0, stopped.stderr
+    with stack_starter(postgres, moto_endpoint, project / ".dagops", extra) as stack:
+        yield stack.config, stack.env
 
 
 def test_repo_add_and_remove_show_in_the_running_stack(
@@ -136,10 +104,10 @@ def test_repo_add_and_remove_show_in_the_running_stack(
     config, env = repo_stack
     upstream = tmp_path / "upstream"
     upstream.mkdir()
-    _git(upstream, "init", "--quiet", "--initial-branch", "main")
+    git(upstream, "init", "--quiet", "--initial-branch", "main")
     (upstream / "definitions.py").write_text(REPO_DEFS)
-    _git(upstream, "add", "-A")
-    _git(upstream, "commit", "--quiet", "-m", "first")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "--quiet", "-m", "first")
     wait_for_location(config.ui_url, "main", present=True, timeout=120)
     assert set(graphql.locations(config.ui_url)) == {"main"}
 
@@ -183,42 +151,6 @@ def _asset_keys(url: str) -> list[list[str]]:
 # running stack; it must reach LOADED with its assets, and never show as failed on the way (the
 # workspace gets a location only once its code server answers). Local packages are wheels built in
 # memory (no index needed for them).
-
-
-def _wheel(name: str, version: str, module_source: str, scripts: dict[str, str] | None = None) -> bytes:
-    import io
-    import zipfile
-
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    if scripts:
-        files[f"{info}/entry_points.txt"] = "[console_scripts]\n" + "".join(
-            f"{script} = {target}\n" for script, target in scripts.items()
-        )
-    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for rel, text in files.items():
-            zf.writestr(rel, text)
-    return buf.getvalue()
-
-
-def _upstream(base: Path, files: dict[str, str | bytes]) -> str:
-    base.mkdir(parents=True)
-    _git(base, "init", "--quiet", "--initial-branch", "main")
-    for rel, content in files.items():
-        (base / rel).parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            (base / rel).write_bytes(content)
-        else:
-            (base / rel).write_text(content)
-    _git(base, "add", "-A")
-    _git(base, "commit", "--quiet", "-m", "first")
-    return base.as_uri()
 
 
 def _add_until_loaded(
@@ -351,7 +283,7 @@ def test_package_with_relative_imports_and_a_dg_src_project(
     repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path, figures: dict[str, str]
 ) -> None:
     config, env = repo_stack
-    package = _upstream(
+    package = make_repo(
         tmp_path / "pkgrel",
         {
             "pyproject.toml": PKG_PYPROJECT,
@@ -366,7 +298,7 @@ def test_package_with_relative_imports_and_a_dg_src_project(
     assert ["rel_asset"] in _asset_keys(config.ui_url)
     assert registry.get("pkgrel", project).entry == "pkgrel/definitions.py"
 
-    dg_project = _upstream(
+    dg_project = make_repo(
         tmp_path / "dgproj",
         {
             "pyproject.toml": DG_PYPROJECT,
@@ -389,11 +321,11 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
     repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path, figures: dict[str, str]
 ) -> None:
     config, env = repo_stack
-    minidep = _wheel("minidep", "1.0", "VALUE = 41\n")
-    minitool = _wheel("minitool", "1.0", "def main():\n    print(42)\n", {"minitool": "minitool:main"})
+    minidep = wheel("minidep", "1.0", "VALUE = 41\n")
+    minitool = wheel("minitool", "1.0", "def main():\n    print(42)\n", {"minitool": "minitool:main"})
     # The local packages are wheels kept in the repository (files outside it are refused): setup.py and
     # pyproject name them by name, a requirements.txt beside each says where the wheel is.
-    url = _upstream(
+    url = make_repo(
         tmp_path / "mono",
         {
             "README.md": "# several projects\n",
@@ -427,6 +359,22 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
     keys = _asset_keys(config.ui_url)
     assert ["alpha_asset"] in keys and ["tool_says_42"] in keys
     assert registry.get("beta", project).url == registry.get("alpha", project).url == url
+    # The second project of the repository shares the first one's clone (one registry entry each).
+    assert registry.get("beta", project).source == registry.get("alpha", project).source == "repos/alpha"
+    assert not (project / "repos" / "beta").exists()
+
+    # repo.update of either moves both: each checked at the new commit, uploaded, served.
+    (tmp_path / "mono" / "projects" / "beta" / "beta" / "definitions.py").write_text(
+        BETA_DEFS.replace('name=f"tool_says_{said}"', 'name=f"tool_now_says_{said}"')
+    )
+    git(tmp_path / "mono", "commit", "--quiet", "-am", "beta: another asset")
+    updated = _invoke(["repo.update", "--name", "alpha"], env, project)
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "updated alpha (with beta)" in updated.stdout
+    commit = git(tmp_path / "mono", "rev-parse", "HEAD")
+    assert registry.get("alpha", project).commit == registry.get("beta", project).commit == commit
+    keys = _asset_keys(config.ui_url)
+    assert ["tool_now_says_42"] in keys and ["alpha_asset"] in keys
 
 
 def test_another_dagster_version_is_refused_in_one_sentence(
@@ -434,7 +382,7 @@ def test_another_dagster_version_is_refused_in_one_sentence(
 ) -> None:
     _config, env = repo_stack
     before = registry.registry_path(project).read_bytes()
-    url = _upstream(
+    url = make_repo(
         tmp_path / "olddagster",
         {
             "pyproject.toml": "[project]\nname = 'old'\nversion = '0.1'\ndependencies = ['dagster==1.9.0']\n",
@@ -455,7 +403,7 @@ def test_a_name_added_again_never_serves_the_removed_code(
     repo_stack: tuple[DevConfig, dict[str, str]], project: Path, tmp_path: Path
 ) -> None:
     config, env = repo_stack
-    first = _upstream(tmp_path / "first", {"definitions.py": REPO_DEFS.replace("from_upstream", "old_code")})
+    first = make_repo(tmp_path / "first", {"definitions.py": REPO_DEFS.replace("from_upstream", "old_code")})
     _add_until_loaded(config, env, project, "again", first)
     removed = _invoke(["repo.remove", "--name", "again"], env, project)
     assert removed.returncode == 0, removed.stderr
@@ -466,7 +414,7 @@ def test_a_name_added_again_never_serves_the_removed_code(
         time.sleep(0.2)
     assert not copy.exists(), "the stack kept the removed location's synced copy"
 
-    second = _upstream(
+    second = make_repo(
         tmp_path / "second", {"definitions.py": REPO_DEFS.replace("from_upstream", "new_code")}
     )
     started = _invoke(["repo.add", "--url", second, "--name", "again"], env, project)

@@ -3,16 +3,14 @@ and its requirements cannot reach outside their own files or choose an index the
 
 from __future__ import annotations
 
-import io
 import os
 import stat
-import subprocess
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from gitrepos import git, make_repo, wheel
 from moto import mock_aws
 
 from dagops import registry, repos
@@ -29,46 +27,6 @@ SECRETS = {
     "DAGOPS_SLACK_TOKEN": "hostile-dagops-token-1a0b",
     "GITHUB_TOKEN": "hostile-github-token-7c6d",
 }
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in SECRETS},
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def upstream(path: Path, files: dict[str, str | bytes]) -> str:
-    """A git repository holding ``files``; returns its file:// URL."""
-    path.mkdir(parents=True)
-    _git(path, "init", "--quiet", "--initial-branch", "main")
-    for rel, content in files.items():
-        target = path / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content if isinstance(content, bytes) else content.encode())
-    _git(path, "add", "-A")
-    _git(path, "commit", "--quiet", "-m", "c")
-    return path.as_uri()
-
-
-def wheel(name: str, version: str, module_source: str) -> bytes:
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for rel, text in files.items():
-            zf.writestr(rel, text)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -156,7 +114,7 @@ def test_the_import_check_sees_no_secret_and_its_own_home(
     root: Path, s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = str(Path.home())
-    url = upstream(tmp_path / "snoop", {"definitions.py": SNOOPING_DEFS.format(home=home)})
+    url = make_repo(tmp_path / "snoop", {"definitions.py": SNOOPING_DEFS.format(home=home)})
     lines: list[str] = []
     repos.add("snoop", url, s3=s3, bucket=BUCKET, root=root, log=lines.append)
     assert set(s3_files(s3, "snoop")) == {"definitions.py", "_manifest.json"}
@@ -167,7 +125,7 @@ def test_what_the_repository_s_code_writes_is_never_published(root: Path, s3: An
     secret = tmp_path / "outside" / "credentials"
     secret.parent.mkdir()
     secret.write_text(SECRETS["AWS_SECRET_ACCESS_KEY"])
-    url = upstream(tmp_path / "planter", {"definitions.py": PLANTING_DEFS.format(secret=str(secret))})
+    url = make_repo(tmp_path / "planter", {"definitions.py": PLANTING_DEFS.format(secret=str(secret))})
     repos.add("planter", url, s3=s3, bucket=BUCKET, root=root, log=lambda _: None)
     published = s3_files(s3, "planter")
     assert set(published) == {"definitions.py", "_manifest.json"}
@@ -177,7 +135,7 @@ def test_what_the_repository_s_code_writes_is_never_published(root: Path, s3: An
 
 
 def test_code_that_changes_the_clone_while_checked_is_refused(root: Path, s3: Any, tmp_path: Path) -> None:
-    url = upstream(tmp_path / "reacher", {"definitions.py": REACHING_DEFS})
+    url = make_repo(tmp_path / "reacher", {"definitions.py": REACHING_DEFS})
     before = registry.registry_path(root).read_bytes()
     with pytest.raises(DagopsError, match="changed while its code was being checked") as err:
         repos.add("reacher", url, s3=s3, bucket=BUCKET, root=root, log=lambda _: None)
@@ -192,10 +150,10 @@ def test_update_to_a_planting_commit_publishes_only_the_commit(root: Path, s3: A
     secret.parent.mkdir()
     secret.write_text(SECRETS["AWS_SECRET_ACCESS_KEY"])
     path = tmp_path / "later"
-    url = upstream(path, {"definitions.py": "import dagster as dg\n\ndefs = dg.Definitions()\n"})
+    url = make_repo(path, {"definitions.py": "import dagster as dg\n\ndefs = dg.Definitions()\n"})
     repos.add("later", url, s3=s3, bucket=BUCKET, root=root, log=lambda _: None)
     (path / "definitions.py").write_text(PLANTING_DEFS.format(secret=str(secret)))
-    _git(path, "commit", "--quiet", "-am", "plant")
+    git(path, "commit", "--quiet", "-am", "plant")
     repos.update("later", s3=s3, bucket=BUCKET, root=root, log=lambda _: None)
     published = s3_files(s3, "later")
     assert set(published) == {"definitions.py", "_manifest.json"}
@@ -450,7 +408,7 @@ def test_a_repository_with_a_name_agents_refuse_is_refused_before_anything(
     name: str, root: Path, s3: Any, tmp_path: Path
 ) -> None:
     """Such a repository used to be registered ("ADDED") and never served; now nothing is written."""
-    url = upstream(
+    url = make_repo(
         tmp_path / "badname",
         {"definitions.py": "import dagster as dg\n\ndefs = dg.Definitions()\n", name: "x"},
     )

@@ -6,28 +6,17 @@ serve through the real stack in tests/integration/test_repos_stack.py)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import gitrepos
 import pytest
+from gitrepos import write_files
 
 from dagops import repos, requirements
 from dagops.errors import DagopsError
 from dagops.sync import target
 from dagops.sync.warmserver import _forget_tree, _moved
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
-    return root
-
 
 DG_PYPROJECT = """\
 [project]
@@ -176,7 +165,7 @@ FIND: list[tuple[str, dict[str, str], str | None, str | None, str]] = [
 def test_find_entry_in_real_layouts(
     tmp_path: Path, files: dict[str, str], path: str | None, expected: str | None, message: str
 ) -> None:
-    write(tmp_path, files)
+    write_files(tmp_path, files)
     if expected is None:
         with pytest.raises(DagopsError, match=message.replace("(", r"\(").replace(")", r"\)")):
             repos.find_entry(tmp_path, path=path)
@@ -204,7 +193,7 @@ TARGETS: list[tuple[str, dict[str, str], tuple[str, str, str | None]]] = [
 def test_load_target_rule(
     tmp_path: Path, entry: str, files: dict[str, str], expected: tuple[str, str, str | None]
 ) -> None:
-    write(tmp_path, {**files, entry: ""})
+    write_files(tmp_path, {**files, entry: ""})
     found = target.resolve(tmp_path, entry)
     assert (found.project, found.import_root, found.module) == expected
     args = found.dagster_args()
@@ -220,7 +209,7 @@ def test_load_target_rule(
 def test_warm_server_moves_paths_and_forgets_namespace_packages(tmp_path: Path) -> None:
     build, current = str(tmp_path / "build"), str(tmp_path / "current")
     assert _moved([f"{build}/src", "/site", build], build, current) == [f"{current}/src", "/site", current]
-    write(tmp_path / "build", {"nspkg/mod.py": "X = 1\n"})  # nspkg: a namespace package, no __file__
+    write_files(tmp_path / "build", {"nspkg/mod.py": "X = 1\n"})  # nspkg: a namespace package, no __file__
     sys.path.insert(0, build)
     try:
         import nspkg.mod  # type: ignore[import-not-found]
@@ -236,26 +225,28 @@ def test_warm_server_moves_paths_and_forgets_namespace_packages(tmp_path: Path) 
 
 def test_dependency_sources_of_a_project(tmp_path: Path) -> None:
     pyproject = '[project]\nname = "p"\nversion = "1"\ndependencies = ["minidep"]\n'
-    both = write(tmp_path / "both", {"pyproject.toml": pyproject, "requirements.txt": "extra==1.0\n"})
+    both = write_files(tmp_path / "both", {"pyproject.toml": pyproject, "requirements.txt": "extra==1.0\n"})
     assert [p.name for p in requirements.requirement_sources(both)] == ["pyproject.toml", "requirements.txt"]
 
     # A requirements.txt saved as UTF-16 (PowerShell's `>`) does not parse: the valid pyproject wins.
-    utf16 = write(
+    utf16 = write_files(
         tmp_path / "utf16", {"pyproject.toml": pyproject, "requirements.txt": "minidep\n".encode("utf-16")}
     )
     warnings: list[str] = []
     assert [p.name for p in requirements.requirement_sources(utf16, warnings.append)] == ["pyproject.toml"]
     assert warnings == ["warning: requirements.txt ignored (it is not UTF-8 text); using pyproject.toml"]
 
-    alone = write(tmp_path / "alone", {"requirements.txt": "pandas=2.0\n"})  # conda syntax
+    alone = write_files(tmp_path / "alone", {"requirements.txt": "pandas=2.0\n"})  # conda syntax
     with pytest.raises(DagopsError, match=r"line 1 \('pandas=2.0'\) is not a requirement; fix it"):
         requirements.requirement_sources(alone)
 
-    setup = write(tmp_path / "setup", {"setup.py": "", "setup.cfg": ""})
+    setup = write_files(tmp_path / "setup", {"setup.py": "", "setup.cfg": ""})
     assert [p.name for p in requirements.requirement_sources(setup)] == ["setup.py"]
-    dynamic = write(tmp_path / "dyn", {"pyproject.toml": '[project]\nname="d"\ndynamic=["dependencies"]\n'})
+    dynamic = write_files(
+        tmp_path / "dyn", {"pyproject.toml": '[project]\nname="d"\ndynamic=["dependencies"]\n'}
+    )
     assert [p.name for p in requirements.requirement_sources(dynamic)] == ["pyproject.toml"]
-    tools_only = write(tmp_path / "tools", {"pyproject.toml": "[tool.ruff]\nline-length = 100\n"})
+    tools_only = write_files(tmp_path / "tools", {"pyproject.toml": "[tool.ruff]\nline-length = 100\n"})
     assert requirements.requirement_sources(tools_only) == []
 
 
@@ -312,7 +303,7 @@ def test_installer_error_keeps_uvs_explanation() -> None:
 def test_a_project_pinning_another_dagster_is_refused_with_uvs_cause(tmp_path: Path) -> None:
     version = requirements.base_packages()["dagster"]
     other = "1.9.0" if version != "1.9.0" else "1.8.0"
-    project = write(
+    project = write_files(
         tmp_path / "tree",
         {
             "pyproject.toml": f'[project]\nname = "old"\nversion = "1"\n'
@@ -334,19 +325,8 @@ def test_a_project_pinning_another_dagster_is_refused_with_uvs_cause(tmp_path: P
 
 
 def test_remote_commit_reads_branches_and_annotated_tags(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-    }
-
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
-        ).stdout.strip()
+        return gitrepos.git(tmp_path, *args)
 
     git("init", "--quiet", "--initial-branch", "main")
     git("commit", "--quiet", "--allow-empty", "-m", "one")

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from gitrepos import Upstream, git, wheel
 from moto import mock_aws
 
 from dagops import registry, repos, requirements
@@ -47,49 +47,6 @@ defs = dg.Definitions(assets=[{asset}])
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-    }
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-class Upstream:
-    """A git repository made by the test; ``url`` is its file:// URL."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.mkdir(parents=True)
-        _git(path, "init", "--quiet", "--initial-branch", "main")
-
-    @property
-    def url(self) -> str:
-        return self.path.as_uri()
-
-    def commit(
-        self, files: dict[str, str | bytes], message: str = "change", remove: tuple[str, ...] = ()
-    ) -> str:
-        for rel, content in files.items():
-            target = self.path / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content)
-        for rel in remove:
-            (self.path / rel).unlink()
-        _git(self.path, "add", "-A")
-        _git(self.path, "commit", "--quiet", "-m", message)
-        return _git(self.path, "rev-parse", "HEAD")
 
 
 def good_files(asset: str = "numbers", value: int = 1) -> dict[str, str | bytes]:
@@ -201,27 +158,11 @@ def manifest(s3: Any, name: str) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
-def wheel(name: str, version: str, module_source: str) -> bytes:
-    """A minimal pure-Python wheel (built in memory: no build backend, no index)."""
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for rel, text in files.items():
-            zf.writestr(rel, text)
-    return buf.getvalue()
-
-
 # --------------------------------------------------------------------------- the happy path
 
 
 def test_add_list_update_remove(root: Path, s3: Any, upstream: Upstream) -> None:
-    first = _git(upstream.path, "rev-parse", "HEAD")
+    first = git(upstream.path, "rev-parse", "HEAD")
 
     location = add(root, s3, "pipelines", upstream.url)
 
@@ -271,6 +212,80 @@ def test_add_list_update_remove(root: Path, s3: Any, upstream: Upstream) -> None
     assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
 
 
+def two_projects() -> dict[str, str | bytes]:
+    """A repository holding two Dagster projects, one per folder."""
+    return {
+        "README.md": "# two projects\n",
+        "proj_a/pyproject.toml": '[tool.dagster]\nmodule_name = "definitions"\n',
+        "proj_a/definitions.py": GOOD_DEFS.format(asset="a_numbers"),
+        "proj_a/helpers.py": "VALUE = 1\n",
+        "proj_b/pyproject.toml": '[tool.dagster]\nmodule_name = "definitions"\n',
+        "proj_b/definitions.py": GOOD_DEFS.format(asset="b_numbers"),
+        "proj_b/helpers.py": "VALUE = 2\n",
+    }
+
+
+def test_two_locations_of_one_repository_share_its_clone(
+    root: Path, s3: Any, tmp_path: Path, upstream: Upstream
+) -> None:
+    mono = Upstream(tmp_path / "mono")
+    first = mono.commit(two_projects(), "first")
+    a = add(root, s3, "proj-a", mono.url, path="proj_a")
+
+    before = snapshot(root, s3)
+    with pytest.raises(DagopsError, match="has no folder 'proj_c'"):
+        add(root, s3, "proj-c", mono.url, path="proj_c")
+    assert snapshot(root, s3) == before
+
+    messages: list[str] = []
+    b = repos.add("proj-b", mono.url, s3=s3, bucket=BUCKET, root=root, log=messages.append, path="proj_b")
+
+    assert a.source == b.source == "repos/proj-a"
+    assert (a.entry, b.entry) == ("proj_a/definitions.py", "proj_b/definitions.py")
+    assert (a.commit, b.commit, b.ref) == (first, first, "main")
+    assert any("sharing the clone repos/proj-a" in m for m in messages)
+    assert not any(m.startswith("cloned") for m in messages)  # no second clone
+    assert [p.name for p in (root / "repos").iterdir()] == ["proj-a"]
+    assert (manifest(s3, "proj-a")["entry"], manifest(s3, "proj-b")["entry"]) == (a.entry, b.entry)
+
+    second = mono.commit({"proj_a/helpers.py": "VALUE = 3\n"})
+    messages.clear()
+    repos.update("proj-b", s3=s3, bucket=BUCKET, root=root, log=messages.append)
+    assert registry.get("proj-a", root).commit == registry.get("proj-b", root).commit == second
+    assert registry.get("proj-a", root).source == registry.get("proj-b", root).source == "repos/proj-a"
+    for name in ("proj-a", "proj-b"):
+        body = s3.get_object(Bucket=BUCKET, Key=f"dags/{name}/proj_a/helpers.py")["Body"].read()
+        assert body == b"VALUE = 3\n"
+    assert any("updated proj-b (with proj-a)" in m for m in messages)
+
+    mono.commit({"proj_a/definitions.py": "raise RuntimeError('project a is broken')\n"})
+    before = snapshot(root, s3)
+    with pytest.raises(DagopsError, match="Not updating proj-b: proj-a shares its clone and would not load"):
+        repos.update("proj-b", s3=s3, bucket=BUCKET, root=root, log=quiet)
+    assert snapshot(root, s3) == before
+
+    import shutil
+
+    shutil.rmtree(root / "repos")  # a fresh checkout: one clone restored, both locations served by it
+    assert repos.restore(root, log=quiet) == ["proj-a"]
+    assert git(root / "repos" / "proj-a", "rev-parse", "HEAD") == second
+
+    messages.clear()
+    repos.remove("proj-a", s3=s3, bucket=BUCKET, root=root, log=messages.append)
+    assert "kept repos/proj-a: proj-b still uses it" in messages
+    assert [loc.name for loc in registry.load(root)] == ["main", "proj-b"]
+    assert (root / "repos" / "proj-a" / "proj_b" / "definitions.py").is_file()
+    assert manifest(s3, "proj-b")["entry"] == "proj_b/definitions.py"
+    before = snapshot(root, s3)
+    with pytest.raises(DagopsError, match="repos/proj-a holds the clone that proj-b uses"):
+        add(root, s3, "proj-a", upstream.url)
+    assert snapshot(root, s3) == before
+
+    repos.remove("proj-b", s3=s3, bucket=BUCKET, root=root, log=quiet)
+    assert not (root / "repos" / "proj-a").exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
+
+
 def test_restore_clones_missing_repositories_at_the_recorded_commit(
     root: Path, s3: Any, upstream: Upstream
 ) -> None:
@@ -282,7 +297,7 @@ def test_restore_clones_missing_repositories_at_the_recorded_commit(
     shutil.rmtree(root / "repos")
 
     assert repos.restore(root, log=quiet) == ["pipelines"]
-    assert _git(root / "repos" / "pipelines", "rev-parse", "HEAD") == recorded
+    assert git(root / "repos" / "pipelines", "rev-parse", "HEAD") == recorded
     assert (root / "repos" / "pipelines" / "helpers.py").read_text() == "VALUE = 1\n"
     assert repos.restore(root, log=quiet) == []
     assert not [p for p in root.iterdir() if p.name.startswith(".repo-")]
@@ -294,9 +309,9 @@ def test_add_at_a_branch_and_package_entry(root: Path, s3: Any, tmp_path: Path) 
     files["etl/definitions.py"] = str(files["etl/definitions.py"]).replace("from helpers", "from etl.helpers")
     files["etl/__init__.py"] = ""
     upstream.commit({"README.md": "main branch\n"}, "first")
-    _git(upstream.path, "checkout", "--quiet", "-b", "release")
+    git(upstream.path, "checkout", "--quiet", "-b", "release")
     release = upstream.commit(files, "release")
-    _git(upstream.path, "checkout", "--quiet", "main")
+    git(upstream.path, "checkout", "--quiet", "main")
 
     location = add(root, s3, "etl-release", upstream.url, ref="release")
 
@@ -549,8 +564,8 @@ def test_bad_update_changes_nothing(
 ) -> None:
     seed(root, s3, "pipelines", upstream)
     if change == "delete-branch":
-        _git(upstream.path, "checkout", "--quiet", "-b", "other")
-        _git(upstream.path, "branch", "--quiet", "-D", "main")
+        git(upstream.path, "checkout", "--quiet", "-b", "other")
+        git(upstream.path, "branch", "--quiet", "-D", "main")
     elif change:
         change(upstream)
     if puts_allowed is not None:
@@ -825,11 +840,15 @@ def test_cli_list_shows_the_repositories(root: Path, s3: Any, upstream: Upstream
 
 
 def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
+    from dagops.aws import Deployment
+
     log = tmp_path / "sync-etl.log"
     log.write_text("one\ntwo\n")
-    assert list(repos.follow_file(log, follow=False)) == ["one", "two"]
+    out = io.StringIO()
+    repos.local_logs(tmp_path, "etl", follow=False, out=out)
+    assert [line.split("| ", 1)[1] for line in out.getvalue().splitlines()] == ["one", "two"]
     with pytest.raises(DagopsError, match="No log file"):
-        list(repos.follow_file(tmp_path / "sync-none.log", follow=False))
+        repos.local_logs(tmp_path, "none", follow=False, out=out)
 
     logs = boto3.client("logs", region_name="ap-southeast-2")
     logs.create_log_group(logGroupName="/dagops/test/code-etl")
@@ -840,10 +859,13 @@ def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
         logStreamName="sync/abc",
         logEvents=[{"timestamp": now, "message": "swapped to abc"}, {"timestamp": now + 1, "message": "ok"}],
     )
-    lines = list(repos.cloudwatch_lines(logs, "/dagops/test/code-etl", follow=False, since_ms=now - 1000))
-    assert lines == ["sync/abc swapped to abc", "sync/abc ok"]
+    groups = {"code-etl": "/dagops/test/code-etl", "code-gone": "/dagops/test/nothing"}
+    dep = Deployment(env="test", outputs={"region": "ap-southeast-2", "log_group_names": groups})
+    lines: list[str] = []
+    assert repos.env_logs(dep, "etl", since_minutes=1, follow=False, echo=lines.append) == 2
+    assert [line.split(" ", 1)[1] for line in lines] == ["code-etl swapped to abc", "code-etl ok"]
     with pytest.raises(DagopsError, match="does not exist"):
-        list(repos.cloudwatch_lines(logs, "/dagops/test/nothing", follow=False, since_ms=0))
+        repos.env_logs(dep, "gone", since_minutes=1, follow=False, echo=lines.append)
 
 
 def test_requirements_without_an_installer_fail_clearly(

@@ -7,8 +7,6 @@ last, so every other part (workspace, local stack, tofu roots) sees a location o
 
 from __future__ import annotations
 
-import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
@@ -47,7 +45,7 @@ WAIT_HELP = "wait until the location's running sync agents serve it (default; --
 TIMEOUT_HELP = "seconds to wait for the agents (default 180)"
 
 
-def _confirm(c: Context, target: repos.Target, name: str, wait: bool, timeout: str, env: str) -> None:
+def _confirm(c: Context, target: repos.Target, names: list[str], wait: bool, timeout: str, env: str) -> None:
     """Like `invoke dags.deploy`: wake the local agents, then wait for them to serve what was uploaded."""
     from dagops.tasks.dags import wait_seconds, wake_local_agents
 
@@ -57,13 +55,17 @@ def _confirm(c: Context, target: repos.Target, name: str, wait: bool, timeout: s
     from dagops.publish import read_manifest
     from dagops.sync.report import confirm
 
-    manifest, _etag = read_manifest(target.s3, target.bucket, name)
-    if manifest is None:
+    revisions = {}
+    for name in names:
+        manifest, _etag = read_manifest(target.s3, target.bucket, name)
+        if manifest is not None:
+            revisions[name] = manifest.revision
+    if not revisions:
         return
     if not env:
-        wake_local_agents(c, [name])
+        wake_local_agents(c, list(revisions))
     if wait:
-        confirm(target.s3, target.bucket, {name: manifest.revision}, seconds, say=_say)
+        confirm(target.s3, target.bucket, revisions, seconds, say=_say)
 
 
 MAKE_STYLE = ("REPO_URL", "REPO_NAME", "REF", "ENTRY", "ENV")
@@ -123,7 +125,7 @@ def add(
         # A new location has no agent in the environment until its service exists: nothing to wait for.
         _say(f"next: `invoke infra.apply --env {env}` creates its ECS service, Cloud Map name and log group")
         return
-    _confirm(c, target, name, wait, timeout, env)
+    _confirm(c, target, [name], wait, timeout, env)
 
 
 @task(
@@ -171,15 +173,18 @@ def _name(name: str | None) -> str:
 def update(
     c: Context, name: str | None = None, env: str = "", wait: bool = True, timeout: str = "180"
 ) -> None:
-    """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit."""
-    from dagops import repos
+    """Pull the newest commit of a repository's ref, check it loads, redeploy it, record the commit
+    (with every location that shares its clone)."""
+    from dagops import registry, repos
 
     name = _name(name)
     if not name:
         raise DagopsError("Give --name NAME (see `invoke repo.list`).")
     target = _target(c, env)
-    repos.update(name, s3=target.s3, bucket=target.bucket, log=_say)
-    _confirm(c, target, name, wait, timeout, env)
+    updated = repos.update(name, s3=target.s3, bucket=target.bucket, log=_say)
+    # Every location sharing the clone moved with it: wait for all of them.
+    names = [loc.name for loc in repos.sharing(updated, registry.load())]
+    _confirm(c, target, names, wait, timeout, env)
 
 
 @task(
@@ -246,17 +251,14 @@ def logs(c: Context, name: str | None = None, env: str = "", follow: bool = Fals
     validate_location_name(name)
     try:
         if env:
+            from dagops.aws import Deployment
+
             validate_env_name(env, repo_root() / "live")
-            client, group = repos.env_log_group(env, name)
-            since_ms = int((time.time() - since * 60) * 1000)
-            lines = repos.cloudwatch_lines(client, group, follow=follow, since_ms=since_ms)
+            repos.env_logs(Deployment.load(env), name, since_minutes=since, follow=follow, echo=_say)
         else:
             logs_dir = repos.local_target(_dev_settings(c)).logs_dir
             assert logs_dir is not None
-            lines = repos.follow_file(logs_dir / f"sync-{name}.log", follow=follow)
-        for line in lines:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+            repos.local_logs(logs_dir, name, follow=follow)
     except KeyboardInterrupt:
         pass
 
