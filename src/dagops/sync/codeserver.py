@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dagops.errors import DagopsError
 from dagops.sync import target as load_target
@@ -130,6 +131,9 @@ class CodeServer:
         self.container_context = container_context
         self.proc: subprocess.Popen[bytes] | None = None
         self.warm: subprocess.Popen[bytes] | None = None
+        # A process that has imported dagster and waits for the next check (see ``spawn_standby``):
+        # (process, read end of its result pipe, the fd number it writes to, its environment).
+        self.standby: tuple[subprocess.Popen[bytes], int, int, dict[str, str]] | None = None
         self.started_at = 0.0
         self._reapers: list[threading.Thread] = []
 
@@ -180,6 +184,83 @@ class CodeServer:
         self.started_at = time.monotonic()
         self.log(f"code server started (pid {self.proc.pid}, port {self.port})")
 
+    def _outside_tree(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` without its PYTHONPATH entries under this location's folder (a build, ``current``)."""
+        root = os.path.abspath(self.current.parent)
+        result = dict(env)
+        paths = [
+            p
+            for p in result.get("PYTHONPATH", "").split(os.pathsep)
+            if p and not (os.path.abspath(p) + "/").startswith(root.rstrip("/") + "/")
+        ]
+        result["PYTHONPATH"] = os.pathsep.join(paths)
+        if not paths:
+            del result["PYTHONPATH"]
+        return result
+
+    def has_standby(self) -> bool:
+        return self.standby is not None and self.standby[0].poll() is None
+
+    def spawn_standby(self, env: Mapping[str, str] | None = None) -> None:
+        """Start the standby for the next check, unless one runs: ``python -m dagops.sync.warmserver
+        --standby`` imports dagster and what ``dagster api grpc`` imports now, and then blocks on its
+        stdin, so the next ``warm_check`` costs only the user's code. ``env``: the environment of the
+        serving release (its requirements); only a check with the same one outside the tree uses it.
+        At most one at a time; it dies with the agent (``discard_standby``, and the kernel's death signal).
+        """
+        if self.has_standby():
+            return
+        self.discard_standby()
+        base = self._outside_tree(os.environ if env is None else env)
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-m", "dagops.sync.warmserver", "--standby"],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+                cwd=str(self.current.parent),
+                env=base,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        except OSError as exc:
+            os.close(read_end)
+            self.log(f"no standby for the next check: {exc}")
+            return
+        finally:
+            os.close(write_end)
+        self.standby = (proc, read_end, write_end, base)
+
+    def discard_standby(self) -> None:
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return
+        proc, read_end, _fd, _env = standby
+        os.close(read_end)
+        proc.kill()  # it holds nothing but imports (and may still be importing): no need to wait for it
+        proc.wait()
+        with contextlib.suppress(OSError):
+            if proc.stdin:
+                proc.stdin.close()
+
+    def _take_standby(self, options: list[str], tree: Path, env: dict[str, str]) -> tuple[Any, int] | None:
+        """Hand the check to the standby when it is alive and has the same environment outside the tree:
+        (its process, the read end of its result pipe); else None (and the standby is discarded)."""
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return None
+        proc, read_end, fd, base = standby
+        if proc.poll() is None and proc.stdin is not None and self._outside_tree(env) == base:
+            job = {"argv": ["--result-fd", str(fd), *options], "env": env, "cwd": str(tree)}
+            try:
+                proc.stdin.write(json.dumps(job).encode() + b"\n")
+                proc.stdin.flush()
+                return proc, read_end
+            except OSError:
+                pass
+        self.standby = standby
+        self.discard_standby()
+        return None
+
     def warm_check(
         self, tree: Path, entry: str, timeout: float = 300.0, env: dict[str, str] | None = None
     ) -> str | None:
@@ -187,15 +268,12 @@ class CodeServer:
 
         None when the tree loads (the process waits, warm), else the one-line error. ``env`` carries the
         tree's requirements (PYTHONPATH); the same cache directory serves ``current`` after the swap.
+        The check runs in the standby when there is a fitting one (``spawn_standby``), else in a new
+        process.
         """
         self.discard_warm()
-        read_end, write_end = os.pipe()
-        command = [
-            self.python,
-            "-m",
-            "dagops.sync.warmserver",
-            "--result-fd",
-            str(write_end),
+        env = load_target.with_paths(load_target.resolve(tree, entry), os.environ if env is None else env)
+        options = [
             "--tree",
             str(tree),
             "--entry",
@@ -208,19 +286,25 @@ class CodeServer:
             # The arguments of `python -m dagster`, for the tree once it is `current`.
             *self.command(entry, load_target.resolve(tree, entry).retarget(self.current))[3:],
         ]
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                pass_fds=(write_end,),
-                cwd=str(tree),
-                env=load_target.with_paths(
-                    load_target.resolve(tree, entry), os.environ if env is None else env
-                ),
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-        finally:
-            os.close(write_end)
+        taken = self._take_standby(options, tree, env)
+        if taken is not None:
+            proc, read_end = taken
+        else:
+            read_end, write_end = os.pipe()
+            try:
+                proc = subprocess.Popen(
+                    [self.python, "-m", "dagops.sync.warmserver", "--result-fd", str(write_end), *options],
+                    stdin=subprocess.PIPE,
+                    pass_fds=(write_end,),
+                    cwd=str(tree),
+                    env=env,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                )
+            except BaseException:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
         with os.fdopen(read_end, "rb") as result:
             ready, _, _ = select.select([result], [], [], timeout)
             line = result.readline().decode(errors="replace").strip() if ready else ""
