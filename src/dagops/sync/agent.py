@@ -166,7 +166,8 @@ class Agent:
         if result.outcome == SWAPPED:
             self.log(
                 f"swapped to {(result.revision or '?')[:12]}: {result.downloaded} downloaded, "
-                f"{result.linked} kept, {result.bytes_downloaded} bytes, {result.seconds:.2f}s"
+                f"{result.linked} kept, {result.bytes_downloaded} bytes, {result.seconds:.2f}s "
+                f"(import check {result.check_seconds:.2f}s)"
             )
             self._last_logged = None
             return

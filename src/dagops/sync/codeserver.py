@@ -257,6 +257,8 @@ class CodeServer:
                 return proc, read_end
             except OSError:
                 pass
+        else:
+            self.log("standby not used: it exited, or the check's requirements differ from its own")
         self.standby = standby
         self.discard_standby()
         return None
