@@ -99,10 +99,8 @@ class Agent:
         webserver_url: str | None = None,
         waker: Waker | None = None,
         reporter: Reporter | None = None,
-        standby: bool = False,
     ) -> None:
         self.syncer = syncer
-        self.standby = standby
         self.reporter = reporter
         self.location = syncer.location
         self.log = syncer.log
@@ -272,7 +270,7 @@ class Agent:
             self._set_child_state(f"serving (pid {self.code_server.pid}, port {self.code_server.port})")
             self._reload_webserver()
             self._send_report(serving=True)  # after the reload: the UI shows what is reported
-            self._spawn_standby()  # after: it must not slow the start it prepares the next one for
+            self._spawn_standby()  # unless one runs (started when the last one took its check)
         elif not self.stopping.is_set():
             code = self.code_server.exit_code()
             self.log(f"code server did not become ready (exit code {code})")
@@ -280,7 +278,7 @@ class Agent:
 
     def _spawn_standby(self) -> None:
         """Have a standby ready for the next change (``CodeServer.spawn_standby``) when enabled."""
-        if not (self.standby and self.code_server) or self.code_server.has_standby():
+        if not (self.code_server and self.code_server.keep_standby) or self.code_server.has_standby():
             return
         try:
             env = self.syncer.serving_env() if self.syncer.serving else None
@@ -443,7 +441,15 @@ def main(argv: list[str] | None = None) -> int:
             host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
             port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
             context = run_container_context()  # this location's run role, when tofu set one
-            code_server = CodeServer(location, syncer.layout.root, host, port, log, container_context=context)
+            code_server = CodeServer(
+                location,
+                syncer.layout.root,
+                host,
+                port,
+                log,
+                container_context=context,
+                keep_standby=_env_flag("DAGOPS_SYNC_STANDBY"),
+            )
             server = code_server
             timeout = syncer.check_timeout
             syncer.checker = lambda tree, entry, env: server.warm_check(tree, entry, timeout, env)
@@ -455,8 +461,7 @@ def main(argv: list[str] | None = None) -> int:
 
             waker = SqsWaker(aws_client("sqs"), queue_url, location, log).start()
         reporter = Reporter(s3, bucket, location, heartbeat=max(DEFAULT_HEARTBEAT, interval), log=log)
-        standby = _env_flag("DAGOPS_SYNC_STANDBY")
-        agent = Agent(syncer, interval, code_server, webserver_url, waker, reporter, standby=standby)
+        agent = Agent(syncer, interval, code_server, webserver_url, waker, reporter)
         agent.install_signal_handlers()
         log(
             f"watching s3://{bucket}/{settings.location_prefix(location)} every {interval:g}s "

@@ -9,8 +9,9 @@ stdin (no polling) until the agent sends one JSON line ``{"argv": [...], "env": 
 the arguments of the first form, the check's environment and working directory. It then takes that
 environment and the ``sys.path`` a fresh ``python -m`` in TREE would have, and goes on exactly as the
 first form (steps 1-4 below), so a change costs only the user's code, not dagster's import. End of
-input before a job: exit 0. The agent starts one after each serve (``CodeServer.spawn_standby``) and
-uses it only when its environment matches the check's outside the tree (same requirements).
+input before a job: exit 0. The agent starts the next one as soon as one takes its check, else after
+a serve (``CodeServer.spawn_standby``), and uses it only when its environment matches the check's
+outside the tree (same requirements).
 
 1. imports dagster and checks ``BUILD/FILE`` exactly as ``dagops.sync.loadcheck`` does;
 2. writes ``OK <summary>`` or ``FAIL <one line>`` to file descriptor N (a pipe to the agent), closes it;

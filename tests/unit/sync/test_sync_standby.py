@@ -140,10 +140,11 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
 
 def test_a_standby_with_other_requirements_is_not_used_and_not_left_behind(tmp_path: Path) -> None:
     """Another environment outside the tree (other requirements) would load other packages: a fresh
-    process checks, and the standby exits rather than waiting beside it."""
+    process checks, and the standby exits rather than waiting beside it. With the same environment the
+    standby checks, and the next one starts at once."""
     tree = write_tree(tmp_path / "loc" / "releases" / ".build-1", GOOD_TREE)
     (tmp_path / "loc" / "current").mkdir()
-    server = CodeServer("main", tmp_path / "loc", "127.0.0.1", free_port(), lambda _: None)
+    server = CodeServer("main", tmp_path / "loc", "127.0.0.1", free_port(), lambda _: None, keep_standby=True)
     other = tmp_path / "other-requirements"
     other.mkdir()
     base = {k: v for k, v in agent_env("http://127.0.0.1:1", None).items() if k != "PYTHONPATH"}
@@ -162,8 +163,12 @@ def test_a_standby_with_other_requirements_is_not_used_and_not_left_behind(tmp_p
         assert server.standby is not None
         again = server.standby[0]
         assert server.warm_check(tree, "definitions.py", timeout=120, env=dict(base)) is None
-        assert server.warm is not None and server.warm.pid == again.pid and server.standby is None
+        assert server.warm is not None and server.warm.pid == again.pid
+        # Handing the check over started the next standby at once (it imports while this one serves).
+        assert server.has_standby() and server.standby is not None
+        following = server.standby[0]
+        assert following.pid not in (standby.pid, again.pid)
     finally:
         server.discard_standby()
         server.discard_warm()
-    assert standby.poll() is not None and again.poll() is not None
+    assert standby.poll() is not None and again.poll() is not None and following.poll() is not None
