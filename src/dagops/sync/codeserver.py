@@ -296,10 +296,6 @@ class CodeServer:
         taken = self._take_standby(options, tree, env)
         if taken is not None:
             proc, read_end = taken
-            if self.keep_standby:
-                # The next one imports dagster while this change is checked and served: ready sooner
-                # for a change that follows closely (a second on an idle machine, more under load).
-                self.spawn_standby(env)
         else:
             read_end, write_end = os.pipe()
             try:
@@ -319,6 +315,11 @@ class CodeServer:
         with os.fdopen(read_end, "rb") as result:
             ready, _, _ = select.select([result], [], [], timeout)
             line = result.readline().decode(errors="replace").strip() if ready else ""
+        if taken is not None and self.keep_standby:
+            # The next one imports dagster while this change is swapped and served: ready sooner for a
+            # change that follows closely. Not before the check is done: two imports at once would
+            # slow this one down when the standby it took was still importing (a busy machine).
+            self.spawn_standby(env)
         if line.startswith("OK"):
             self.warm = proc
             return None
