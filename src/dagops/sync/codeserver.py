@@ -107,6 +107,30 @@ def run_container_context(env: Mapping[str, str] = os.environ) -> str | None:
     return json.dumps({"ecs": {"task_role_arn": arn}}, separators=(",", ":"))
 
 
+READY = b"READY\n"  # what a standby writes on its result pipe once dagster is imported
+
+
+def _result_line(read_end: int, timeout: float) -> tuple[bool, str]:
+    """The first line other than READY from the check's result pipe (closed after): (whether one came
+    within ``timeout``, the line; empty at end of file)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while True:
+            while b"\n" in data:
+                line, data = data.split(b"\n", 1)
+                if line + b"\n" != READY:
+                    return True, line.decode(errors="replace").strip()
+            if not select.select([read_end], [], [], max(deadline - time.monotonic(), 0.0))[0]:
+                return False, ""
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                return True, data.decode(errors="replace").strip()
+            data += chunk
+    finally:
+        os.close(read_end)
+
+
 class CodeServer:
     """One ``dagster api grpc`` child serving ``<location_root>/current/<entry>``."""
 
@@ -220,7 +244,7 @@ class CodeServer:
         read_end, write_end = os.pipe()
         try:
             proc = subprocess.Popen(
-                [self.python, "-m", "dagops.sync.warmserver", "--standby"],
+                [self.python, "-m", "dagops.sync.warmserver", "--standby", "--result-fd", str(write_end)],
                 stdin=subprocess.PIPE,
                 pass_fds=(write_end,),
                 cwd=str(self.current.parent),
@@ -247,19 +271,24 @@ class CodeServer:
             if proc.stdin:
                 proc.stdin.close()
 
-    def _take_standby(self, options: list[str], tree: Path, env: dict[str, str]) -> tuple[Any, int] | None:
+    def _take_standby(
+        self, options: list[str], tree: Path, env: dict[str, str]
+    ) -> tuple[Any, int, bool] | None:
         """Hand the check to the standby when it is alive and has the same environment outside the tree:
-        (its process, the read end of its result pipe); else None (and the standby is discarded)."""
+        (its process, the read end of its result pipe, whether it had finished importing); else None
+        (and the standby is discarded)."""
         standby, self.standby = self.standby, None
         if standby is None:
             return None
         proc, read_end, fd, base = standby
         if proc.poll() is None and proc.stdin is not None and self._outside_tree(env) == base:
+            # Nothing but its READY line can be in the pipe before it has the job.
+            ready = bool(select.select([read_end], [], [], 0)[0]) and os.read(read_end, 64) == READY
             job = {"argv": ["--result-fd", str(fd), *options], "env": env, "cwd": str(tree)}
             try:
                 proc.stdin.write(json.dumps(job).encode() + b"\n")
                 proc.stdin.flush()
-                return proc, read_end
+                return proc, read_end, ready
             except OSError:
                 pass
         else:
@@ -295,7 +324,11 @@ class CodeServer:
         ]
         taken = self._take_standby(options, tree, env)
         if taken is not None:
-            proc, read_end = taken
+            proc, read_end, was_ready = taken
+            if was_ready and self.keep_standby:
+                # The next one imports dagster while this change is checked, swapped and served: ready
+                # sooner for a change that follows closely.
+                self.spawn_standby(env)
         else:
             read_end, write_end = os.pipe()
             try:
@@ -312,13 +345,10 @@ class CodeServer:
                 raise
             finally:
                 os.close(write_end)
-        with os.fdopen(read_end, "rb") as result:
-            ready, _, _ = select.select([result], [], [], timeout)
-            line = result.readline().decode(errors="replace").strip() if ready else ""
+        ready, line = _result_line(read_end, timeout)
         if taken is not None and self.keep_standby:
-            # The next one imports dagster while this change is swapped and served: ready sooner for a
-            # change that follows closely. Not before the check is done: two imports at once would
-            # slow this one down when the standby it took was still importing (a busy machine).
+            # The standby taken was still importing: the next one starts only now, as two imports at
+            # once would slow this check down (a busy machine); a no-op when one started above.
             self.spawn_standby(env)
         if line.startswith("OK"):
             self.warm = proc

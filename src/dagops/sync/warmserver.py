@@ -2,16 +2,17 @@
 
     python -m dagops.sync.warmserver --result-fd N --tree BUILD --entry FILE --chdir DIR [--location NAME]
                                      -- api grpc ...
-    python -m dagops.sync.warmserver --standby
+    python -m dagops.sync.warmserver --standby --result-fd N
 
-The standby form imports dagster, the loader and what ``dagster api grpc`` imports, then blocks on
-stdin (no polling) until the agent sends one JSON line ``{"argv": [...], "env": {...}, "cwd": TREE}``:
-the arguments of the first form, the check's environment and working directory. It then takes that
-environment and the ``sys.path`` a fresh ``python -m`` in TREE would have, and goes on exactly as the
-first form (steps 1-4 below), so a change costs only the user's code, not dagster's import. End of
-input before a job: exit 0. The agent starts the next one as soon as one takes its check, else after
-a serve (``CodeServer.spawn_standby``), and uses it only when its environment matches the check's
-outside the tree (same requirements).
+The standby form imports dagster, the loader and what ``dagster api grpc`` imports, writes ``READY``
+to file descriptor N, then blocks on stdin (no polling) until the agent sends one JSON line
+``{"argv": [...], "env": {...}, "cwd": TREE}``: the arguments of the first form, the check's environment
+and working directory. It then takes that environment and the ``sys.path`` a fresh ``python -m`` in TREE
+would have, and goes on exactly as the first form (steps 1-4 below), so a change costs only the user's
+code, not dagster's import. End of input before a job: exit 0. The agent starts the next one when one
+takes its check (once that check is done if it was still importing), else after a serve
+(``CodeServer.spawn_standby``), and uses it only when its environment matches the check's outside the
+tree (same requirements).
 
 1. imports dagster and checks ``BUILD/FILE`` exactly as ``dagops.sync.loadcheck`` does;
 2. writes ``OK <summary>`` or ``FAIL <one line>`` to file descriptor N (a pipe to the agent), closes it;
@@ -85,9 +86,11 @@ def _preload_cli() -> None:
             continue
 
 
-def standby() -> int:
-    """Import what a check and a code server need, then wait for the job (module docstring)."""
+def standby(result_fd: int) -> int:
+    """Import what a check and a code server need, say READY on ``result_fd``, then wait for the job
+    (module docstring; the job's arguments name the same descriptor)."""
     _preload_cli()
+    os.write(result_fd, b"READY\n")
     line = sys.stdin.readline()
     if not line.strip():
         return 0
@@ -108,8 +111,8 @@ def standby() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["--standby"]:
-        return standby()
+    if args[:2] == ["--standby", "--result-fd"] and len(args) == 3:
+        return standby(int(args[2]))
     if "--" not in args:
         print("usage: python -m dagops.sync.warmserver OPTIONS -- DAGSTER_ARGS", file=sys.stderr)
         return 2
