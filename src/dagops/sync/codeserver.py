@@ -264,9 +264,9 @@ class CodeServer:
         if standby is None:
             return
         proc, read_end, _fd, _env = standby
-        os.close(read_end)
         proc.kill()  # it holds nothing but imports (and may still be importing): no need to wait for it
         proc.wait()
+        os.close(read_end)  # after: a standby still importing must not meet a closed pipe and complain
         with contextlib.suppress(OSError):
             if proc.stdin:
                 proc.stdin.close()
