@@ -162,6 +162,7 @@ class _Stack:
                 "DAGOPS_ENV": "local",
                 "DAGOPS_CODE_DIR": str(cfg.code_dir),
                 "DAGOPS_SYNC_INTERVAL": str(cfg.sync_interval),
+                "DAGOPS_SYNC_STANDBY": "true",  # a change loads without importing dagster again
                 "DAGOPS_WEBSERVER_URL": cfg.ui_url,
                 "DAGOPS_CODE_LOCATIONS": ",".join(f"{n}={h}:{p}" for n, h, p in self.code_servers()),
                 "PYTHONUNBUFFERED": "1",

@@ -13,6 +13,10 @@ Defaults come from ``DAGOPS_LOCATION``, ``DAGOPS_CODE_DIR``, ``DAGOPS_SYNC_INTER
 of this location's S3 events, which wakes the loop as soon as a manifest is written; see
 dagops.sync.notify); ``DAGSTER_S3_BUCKET`` is required by run and once. ``DAGOPS_RUN_TASK_ROLE_ARN``
 (set by tofu in AWS) becomes the code server's ``--container-context``: the location's runs get that role.
+``DAGOPS_SYNC_STANDBY=true`` (the local stack sets it) keeps one more process beside the code server:
+a standby that has already imported dagster, so the import check of the next change, which then becomes
+the code server, skips that import (about 2 s of CPU); it costs that process's memory (about 150 MB)
+while idle, so it is off by default (a code-location task in AWS has 512 MiB).
 SIGTERM/SIGINT stop the child and exit 0; SIGUSR1 makes the next poll happen now.
 """
 
@@ -160,7 +164,8 @@ class Agent:
         if result.outcome == SWAPPED:
             self.log(
                 f"swapped to {(result.revision or '?')[:12]}: {result.downloaded} downloaded, "
-                f"{result.linked} kept, {result.bytes_downloaded} bytes, {result.seconds:.2f}s"
+                f"{result.linked} kept, {result.bytes_downloaded} bytes, {result.seconds:.2f}s "
+                f"(import check {result.check_seconds:.2f}s)"
             )
             self._last_logged = None
             return
@@ -187,6 +192,7 @@ class Agent:
             self._start_child()
         else:
             self.log("no release on disk; waiting for a good one from S3")
+            self._spawn_standby()
             while not self.stopping.is_set() and not self.syncer.serving:
                 self.poll()
                 if not self.syncer.serving:
@@ -211,11 +217,13 @@ class Agent:
                     continue
                 if self.code_server:
                     self.code_server.discard_warm()
+                    self._spawn_standby()  # the last one checked a rejected tree
                 next_poll = time.monotonic() + self.next_delay()
         return self._shutdown()
 
     def _shutdown(self) -> int:
         if self.code_server:
+            self.code_server.discard_standby()
             self.code_server.discard_warm()
             self.code_server.stop()
             self._set_child_state("stopped")
@@ -262,10 +270,21 @@ class Agent:
             self._set_child_state(f"serving (pid {self.code_server.pid}, port {self.code_server.port})")
             self._reload_webserver()
             self._send_report(serving=True)  # after the reload: the UI shows what is reported
+            self._spawn_standby()  # unless one runs (started when the last one took its check)
         elif not self.stopping.is_set():
             code = self.code_server.exit_code()
             self.log(f"code server did not become ready (exit code {code})")
             self._set_child_state(f"failing (exit code {code})")
+
+    def _spawn_standby(self) -> None:
+        """Have a standby ready for the next change (``CodeServer.spawn_standby``) when enabled."""
+        if not (self.code_server and self.code_server.keep_standby) or self.code_server.has_standby():
+            return
+        try:
+            env = self.syncer.serving_env() if self.syncer.serving else None
+        except DagopsError:
+            return  # the requirements of ``current`` cannot be installed: the next check starts afresh
+        self.code_server.spawn_standby(env)
 
     def _serve_new_release(self) -> None:
         """After a swap: promote the warm, already checked server, or restart the child on ``current``."""
@@ -330,6 +349,15 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise DagopsError(f"{name}={raw!r} is not a number of seconds.") from None
+
+
+def _env_flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise DagopsError(f"{name}={raw!r} is not true or false.")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -413,7 +441,15 @@ def main(argv: list[str] | None = None) -> int:
             host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
             port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
             context = run_container_context()  # this location's run role, when tofu set one
-            code_server = CodeServer(location, syncer.layout.root, host, port, log, container_context=context)
+            code_server = CodeServer(
+                location,
+                syncer.layout.root,
+                host,
+                port,
+                log,
+                container_context=context,
+                keep_standby=_env_flag("DAGOPS_SYNC_STANDBY"),
+            )
             server = code_server
             timeout = syncer.check_timeout
             syncer.checker = lambda tree, entry, env: server.warm_check(tree, entry, timeout, env)

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dagops.errors import DagopsError
 from dagops.sync import target as load_target
@@ -106,6 +107,30 @@ def run_container_context(env: Mapping[str, str] = os.environ) -> str | None:
     return json.dumps({"ecs": {"task_role_arn": arn}}, separators=(",", ":"))
 
 
+READY = b"READY\n"  # what a standby writes on its result pipe once dagster is imported
+
+
+def _result_line(read_end: int, timeout: float) -> tuple[bool, str]:
+    """The first line other than READY from the check's result pipe (closed after): (whether one came
+    within ``timeout``, the line; empty at end of file)."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while True:
+            while b"\n" in data:
+                line, data = data.split(b"\n", 1)
+                if line + b"\n" != READY:
+                    return True, line.decode(errors="replace").strip()
+            if not select.select([read_end], [], [], max(deadline - time.monotonic(), 0.0))[0]:
+                return False, ""
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                return True, data.decode(errors="replace").strip()
+            data += chunk
+    finally:
+        os.close(read_end)
+
+
 class CodeServer:
     """One ``dagster api grpc`` child serving ``<location_root>/current/<entry>``."""
 
@@ -119,8 +144,11 @@ class CodeServer:
         python: str = sys.executable,
         stop_timeout: float = 15.0,
         container_context: str | None = None,
+        keep_standby: bool = False,
     ) -> None:
         self.location = location
+        # Hand each check to a standby and start the next one at once (see ``spawn_standby``).
+        self.keep_standby = keep_standby
         self.current = Path(location_root) / "current"
         self.host = host
         self.port = port
@@ -130,6 +158,9 @@ class CodeServer:
         self.container_context = container_context
         self.proc: subprocess.Popen[bytes] | None = None
         self.warm: subprocess.Popen[bytes] | None = None
+        # A process that has imported dagster and waits for the next check (see ``spawn_standby``):
+        # (process, read end of its result pipe, the fd number it writes to, its environment).
+        self.standby: tuple[subprocess.Popen[bytes], int, int, dict[str, str]] | None = None
         self.started_at = 0.0
         self._reapers: list[threading.Thread] = []
 
@@ -180,6 +211,92 @@ class CodeServer:
         self.started_at = time.monotonic()
         self.log(f"code server started (pid {self.proc.pid}, port {self.port})")
 
+    def _outside_tree(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` without its PYTHONPATH entries under this location's folder (a build, ``current``)."""
+        root = os.path.abspath(self.current.parent)
+        result = dict(env)
+        paths = [
+            p
+            for p in result.get("PYTHONPATH", "").split(os.pathsep)
+            if p and not (os.path.abspath(p) + "/").startswith(root.rstrip("/") + "/")
+        ]
+        result["PYTHONPATH"] = os.pathsep.join(paths)
+        if not paths:
+            del result["PYTHONPATH"]
+        return result
+
+    def has_standby(self) -> bool:
+        return self.standby is not None and self.standby[0].poll() is None
+
+    def spawn_standby(self, env: Mapping[str, str] | None = None) -> None:
+        """Start the standby for the next check, unless one runs: ``python -m dagops.sync.warmserver
+        --standby`` imports dagster and what ``dagster api grpc`` imports now, and then blocks on its
+        stdin, so the next ``warm_check`` costs only the user's code. ``env``: the environment of the
+        release it will most likely check after (its requirements); only a check with the same one
+        outside the tree uses it. At most one at a time; it dies with the agent (``discard_standby``,
+        and the kernel's death signal). With ``keep_standby``, ``warm_check`` starts the next one as
+        soon as one takes its check.
+        """
+        if self.has_standby():
+            return
+        self.discard_standby()
+        base = self._outside_tree(os.environ if env is None else env)
+        read_end, write_end = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [self.python, "-m", "dagops.sync.warmserver", "--standby", "--result-fd", str(write_end)],
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+                cwd=str(self.current.parent),
+                env=base,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        except OSError as exc:
+            os.close(read_end)
+            self.log(f"no standby for the next check: {exc}")
+            return
+        finally:
+            os.close(write_end)
+        self.standby = (proc, read_end, write_end, base)
+
+    def discard_standby(self) -> None:
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return
+        proc, read_end, _fd, _env = standby
+        proc.kill()  # it holds nothing but imports (and may still be importing): no need to wait for it
+        proc.wait()
+        os.close(read_end)  # after: a standby still importing must not meet a closed pipe and complain
+        with contextlib.suppress(OSError):
+            if proc.stdin:
+                proc.stdin.close()
+
+    def _take_standby(
+        self, options: list[str], tree: Path, env: dict[str, str]
+    ) -> tuple[Any, int, bool] | None:
+        """Hand the check to the standby when it is alive and has the same environment outside the tree:
+        (its process, the read end of its result pipe, whether it had finished importing); else None
+        (and the standby is discarded)."""
+        standby, self.standby = self.standby, None
+        if standby is None:
+            return None
+        proc, read_end, fd, base = standby
+        if proc.poll() is None and proc.stdin is not None and self._outside_tree(env) == base:
+            # Nothing but its READY line can be in the pipe before it has the job.
+            ready = bool(select.select([read_end], [], [], 0)[0]) and os.read(read_end, 64) == READY
+            job = {"argv": ["--result-fd", str(fd), *options], "env": env, "cwd": str(tree)}
+            try:
+                proc.stdin.write(json.dumps(job).encode() + b"\n")
+                proc.stdin.flush()
+                return proc, read_end, ready
+            except OSError:
+                pass
+        else:
+            self.log("standby not used: it exited, or the check's requirements differ from its own")
+        self.standby = standby
+        self.discard_standby()
+        return None
+
     def warm_check(
         self, tree: Path, entry: str, timeout: float = 300.0, env: dict[str, str] | None = None
     ) -> str | None:
@@ -187,15 +304,12 @@ class CodeServer:
 
         None when the tree loads (the process waits, warm), else the one-line error. ``env`` carries the
         tree's requirements (PYTHONPATH); the same cache directory serves ``current`` after the swap.
+        The check runs in the standby when there is a fitting one (``spawn_standby``), else in a new
+        process.
         """
         self.discard_warm()
-        read_end, write_end = os.pipe()
-        command = [
-            self.python,
-            "-m",
-            "dagops.sync.warmserver",
-            "--result-fd",
-            str(write_end),
+        env = load_target.with_paths(load_target.resolve(tree, entry), os.environ if env is None else env)
+        options = [
             "--tree",
             str(tree),
             "--entry",
@@ -208,22 +322,34 @@ class CodeServer:
             # The arguments of `python -m dagster`, for the tree once it is `current`.
             *self.command(entry, load_target.resolve(tree, entry).retarget(self.current))[3:],
         ]
-        try:
-            proc = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                pass_fds=(write_end,),
-                cwd=str(tree),
-                env=load_target.with_paths(
-                    load_target.resolve(tree, entry), os.environ if env is None else env
-                ),
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
-        finally:
-            os.close(write_end)
-        with os.fdopen(read_end, "rb") as result:
-            ready, _, _ = select.select([result], [], [], timeout)
-            line = result.readline().decode(errors="replace").strip() if ready else ""
+        taken = self._take_standby(options, tree, env)
+        if taken is not None:
+            proc, read_end, was_ready = taken
+            if was_ready and self.keep_standby:
+                # The next one imports dagster while this change is checked, swapped and served: ready
+                # sooner for a change that follows closely.
+                self.spawn_standby(env)
+        else:
+            read_end, write_end = os.pipe()
+            try:
+                proc = subprocess.Popen(
+                    [self.python, "-m", "dagops.sync.warmserver", "--result-fd", str(write_end), *options],
+                    stdin=subprocess.PIPE,
+                    pass_fds=(write_end,),
+                    cwd=str(tree),
+                    env=env,
+                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                )
+            except BaseException:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
+        ready, line = _result_line(read_end, timeout)
+        if taken is not None and self.keep_standby:
+            # The standby taken was still importing: the next one starts only now, as two imports at
+            # once would slow this check down (a busy machine); a no-op when one started above.
+            self.spawn_standby(env)
         if line.startswith("OK"):
             self.warm = proc
             return None

@@ -76,6 +76,7 @@ class PollResult:
     bytes_downloaded: int = 0
     requests: int = 0
     seconds: float = 0.0
+    check_seconds: float = 0.0  # of ``seconds``: requirements and the import check
 
     @property
     def transient(self) -> bool:
@@ -274,7 +275,9 @@ class Syncer:
                     build = self._build_dir(revision)
                     self._partial = None
                     self._fill(build, manifest, serving, result)
+                    checking = time.monotonic()
                     error = self._check(build, manifest.entry)
+                    result.check_seconds = time.monotonic() - checking
                     if error:
                         self.bad_revision = revision
                         self.problem = f"revision {revision[:12]} rejected, still serving " + (

@@ -2,6 +2,17 @@
 
     python -m dagops.sync.warmserver --result-fd N --tree BUILD --entry FILE --chdir DIR [--location NAME]
                                      -- api grpc ...
+    python -m dagops.sync.warmserver --standby --result-fd N
+
+The standby form imports dagster, the loader and what ``dagster api grpc`` imports, writes ``READY``
+to file descriptor N, then blocks on stdin (no polling) until the agent sends one JSON line
+``{"argv": [...], "env": {...}, "cwd": TREE}``: the arguments of the first form, the check's environment
+and working directory. It then takes that environment and the ``sys.path`` a fresh ``python -m`` in TREE
+would have, and goes on exactly as the first form (steps 1-4 below), so a change costs only the user's
+code, not dagster's import. End of input before a job: exit 0. The agent starts the next one when one
+takes its check (once that check is done if it was still importing), else after a serve
+(``CodeServer.spawn_standby``), and uses it only when its environment matches the check's outside the
+tree (same requirements).
 
 1. imports dagster and checks ``BUILD/FILE`` exactly as ``dagops.sync.loadcheck`` does;
 2. writes ``OK <summary>`` or ``FAIL <one line>`` to file descriptor N (a pipe to the agent), closes it;
@@ -17,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import runpy
 import sys
@@ -58,6 +70,7 @@ _CLI_MODULES = (
     "dagster._cli.api",
     "dagster._grpc.server",
     "dagster._core.definitions.reconstruct",
+    "dagster._core.types.loadable_target_origin",
     "dagster._core.workspace.autodiscovery",
     "dagster._utils.test.definitions",
     "dagster._utils.log",
@@ -73,8 +86,33 @@ def _preload_cli() -> None:
             continue
 
 
+def standby(result_fd: int) -> int:
+    """Import what a check and a code server need, say READY on ``result_fd``, then wait for the job
+    (module docstring; the job's arguments name the same descriptor)."""
+    _preload_cli()
+    os.write(result_fd, b"READY\n")
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    job = json.loads(line)
+    argv, env, cwd = list(job["argv"]), dict(job["env"]), str(job["cwd"])
+    os.chdir(cwd)
+    startup = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ.clear()
+    os.environ.update(env)
+    # As `python -m` started in ``cwd`` with this PYTHONPATH: the folder first, then the entries this
+    # process did not start with (the tree's own folders; the agent checked that the rest is the same).
+    added = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in startup]
+    sys.path[0] = cwd
+    sys.path[1:1] = [os.path.abspath(p) for p in added]
+    importlib.invalidate_caches()
+    return main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args[:2] == ["--standby", "--result-fd"] and len(args) == 3:
+        return standby(int(args[2]))
     if "--" not in args:
         print("usage: python -m dagops.sync.warmserver OPTIONS -- DAGSTER_ARGS", file=sys.stderr)
         return 2

@@ -36,9 +36,9 @@ def _dev_settings(c: Context) -> dict[str, Any]:
 
 def _target(c: Context, env: str, bucket: str, endpoint_url: str) -> tuple[Any, str, str]:
     """(S3 client, bucket, description) of where to publish."""
-    import boto3
-
     if env:
+        import boto3
+
         from dagops import outputs
 
         validate_env_name(env, repo_root() / "live")
@@ -52,6 +52,8 @@ def _target(c: Context, env: str, bucket: str, endpoint_url: str) -> tuple[Any, 
             f"The S3 endpoint {endpoint_url!r} is not an http(s) URL such as http://127.0.0.1:9000."
         )
     if bucket:
+        import boto3
+
         # An explicit bucket: AWS itself, or the S3-compatible endpoint given with it.
         return boto3.client("s3", endpoint_url=endpoint_url or None), bucket, endpoint_url or "AWS"
     from dagops.localstack import s3 as local_s3
