@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,7 +19,7 @@ from benchmarks.soak import judge, process_rss, table  # noqa: E402
 # An "agent" whose children are a code server holding ~60 MB and a run worker holding ~60 MB.
 AGENT = """
 import subprocess, sys, time
-hold = "x = bytearray(60 * 1024 * 1024); x[::4096] = b'1' * len(x[::4096]); import time; time.sleep(60)"
+hold = "import time; x = b'1' * (60 << 20); time.sleep(60)"  # short: the markers stay in view
 server = subprocess.Popen([sys.executable, "-c", hold, "api", "grpc"])
 run = subprocess.Popen([sys.executable, "-c", hold, "execute_run"])
 time.sleep(60)
@@ -109,3 +110,16 @@ def test_cloud_benchmark_needs_the_project_image_named(monkeypatch: pytest.Monke
     monkeypatch.delenv("DAGOPS_IMAGE", raising=False)
     with pytest.raises(RuntimeError, match="DAGOPS_IMAGE is unset"):
         cloudshape.cloud_events()
+
+
+def test_cloud_benchmark_reads_the_agents_swap_times_of_its_location_from_the_logs() -> None:
+    line = "[sync {}] swapped to {:012x}: 1 downloaded, 5 kept, 221 bytes, {}s"
+    logs = {
+        "webserver": "",
+        "code-main": "\n".join(line.format("main", n, f"{n}.50") for n in range(5)),
+        "code-sales_ops": line.format("sales_ops", 1, "7.00"),
+    }
+    task = SimpleNamespace(
+        specs=[SimpleNamespace(name=name) for name in logs], logs=lambda name, tail=40: logs[name]
+    )
+    assert cloudshape._swap_seconds(SimpleNamespace(tasks=[task]), 3) == [2.5, 3.5, 4.5]
