@@ -69,7 +69,9 @@ def _memory(args: argparse.Namespace) -> list[Row]:
 def _soak(args: argparse.Namespace) -> list[Row]:
     from benchmarks.soak import SOAK_RUNS, soak
 
-    rows, text = soak(runs=args.runs or SOAK_RUNS, seconds=args.soak_seconds)
+    rows, text = soak(
+        runs=args.runs or SOAK_RUNS, seconds=args.soak_seconds, code_server_limit_mb=args.soak_code_server_mb
+    )
     args.extra_text.append(text)
     return rows
 
@@ -139,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--soak-seconds", type=float, default=None, help="soak: stop launching runs after this long"
+    )
+    parser.add_argument(
+        "--soak-code-server-mb",
+        type=float,
+        default=0.0,
+        help="soak: the agents replace their code server past this RSS (default 0: no limit)",
     )
     parser.add_argument("--out", default="", help="results file (default .dagops/bench/results.json)")
     args = parser.parse_args(argv)

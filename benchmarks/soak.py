@@ -115,12 +115,18 @@ def judge(
 
 
 def soak(
-    runs: int = SOAK_RUNS, every: int = SOAK_EVERY, in_flight: int = 4, seconds: float | None = None
+    runs: int = SOAK_RUNS,
+    every: int = SOAK_EVERY,
+    in_flight: int = 4,
+    seconds: float | None = None,
+    code_server_limit_mb: float = 0.0,
 ) -> tuple[list[Row], str]:
     """Run ``runs`` runs, sample RSS per process every ``every`` runs; rows and the printed RSS table.
 
     With ``seconds``, no run is launched after that long: the rows then say how many runs were made.
-    Every sample is also written to .dagops/bench/soak-samples.json as it is taken (a long soak that is
+    ``code_server_limit_mb`` sets the agents' DAGOPS_CODE_SERVER_MAX_RSS_MB (0: none, the default): the
+    rows then count the replacements, and every run must still succeed.
+    Every sample is also written to .dagops/bench/soak[-limit]-samples.json as it is taken (a long soak that is
     stopped keeps what it measured).
     """
     import json
@@ -129,13 +135,18 @@ def soak(
     from dagops.localstack import stack
     from dagops.paths import state_dir
 
-    progress = state_dir() / "bench" / "soak-samples.json"
+    label = "soak-limit" if code_server_limit_mb else "soak"
+    progress = state_dir() / "bench" / f"{label}-samples.json"
     progress.parent.mkdir(parents=True, exist_ok=True)
 
     locations = [loc.name for loc in registry.load()]
     first = locations[0]
     cmd = reproduce("soak") + f" --runs {runs}"
-    with _stack(2.0, "soak") as (config, _):
+    env = {}
+    if code_server_limit_mb:
+        cmd += f" --soak-code-server-mb {code_server_limit_mb:g}"
+        env["DAGOPS_CODE_SERVER_MAX_RSS_MB"] = f"{code_server_limit_mb:g}"
+    with _stack(2.0, label, env=env) as (config, _):
         time.sleep(10)  # let the start-up settle before the first sample
 
         def sample() -> dict[str, float]:
@@ -174,6 +185,10 @@ def soak(
                 while next_sample <= done:
                     next_sample += every
         elapsed = time.monotonic() - began
+        replaced = {
+            loc: (config.logs_dir / f"sync-{loc}.log").read_text(errors="replace").count("replacing it")
+            for loc in locations
+        }
     done = sum(outcomes.values())
     ok_runs = outcomes.get("SUCCESS", 0)
     verdicts = judge(samples, window=min(SOAK_GROWTH_WINDOW, max(done // 2, every)))
@@ -188,9 +203,22 @@ def soak(
             cmd,
             value=float(ok_runs),
             unit="runs",
-            details={"samples": samples, "outcomes": outcomes, "seconds": elapsed},
+            details={"samples": samples, "outcomes": outcomes, "seconds": elapsed, "replaced": replaced},
         )
     ]
+    if code_server_limit_mb:
+        rows.append(
+            Row(
+                "9 soak",
+                f"code servers replaced past {code_server_limit_mb:g} MB (DAGOPS_CODE_SERVER_MAX_RSS_MB)",
+                ", ".join(f"{loc} {n} times" for loc, n in replaced.items()),
+                "-",
+                INFO,
+                cmd,
+                value=float(sum(replaced.values())),
+                unit="replacements",
+            )
+        )
     for name, v in verdicts.items():
         size = f"{v['end_mb']:.0f} MB after {done} runs, " if v["capped"] else f"{v['end_mb']:.0f} MB, "
         budget = (
