@@ -126,8 +126,8 @@ def soak(
     With ``seconds``, no run is launched after that long: the rows then say how many runs were made.
     ``code_server_limit_mb`` sets the agents' DAGOPS_CODE_SERVER_MAX_RSS_MB (0: none, the default): the
     rows then count the replacements, and every run must still succeed.
-    Every sample is also written to .dagops/bench/soak[-limit]-samples.json as it is taken (a long soak that is
-    stopped keeps what it measured).
+    Every sample is also written to .dagops/bench/soak[-limit]-samples.json as it is taken (a long soak
+    that is stopped keeps what it measured).
     """
     import json
 
