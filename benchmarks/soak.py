@@ -198,7 +198,7 @@ def soak(
             "9 soak",
             f"{done} runs of {job} in {elapsed:.0f} s",
             f"{ok_runs} succeeded, outcomes {outcomes}",
-            "every run succeeds",
+            f"{runs} runs, every one SUCCESS",
             verdict(ok_runs == done == runs),  # fewer runs than asked (a time budget) is a FAIL
             cmd,
             value=float(ok_runs),
