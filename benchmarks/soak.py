@@ -10,6 +10,7 @@ server at most 256 MB after the last run, and growth under 5 % over the last 250
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from typing import Any
@@ -149,8 +150,15 @@ def soak(
     with _stack(2.0, label, env=env) as (config, _):
         time.sleep(10)  # let the start-up settle before the first sample
 
-        def sample() -> dict[str, float]:
-            return process_rss(stack.read_state(config)["components"], locations)
+        def sample(reads: int = 5) -> dict[str, float]:
+            """Per process, the median of ``reads`` readings 0.5 s apart: a request the code server is
+            answering at that instant (a schedule tick, a reload) lifts one reading, not the sample."""
+            got = []
+            for n in range(reads):
+                got.append(process_rss(stack.read_state(config)["components"], locations))
+                if n + 1 < reads:
+                    time.sleep(0.5)
+            return {name: statistics.median(r[name] for r in got) for name in got[0]}
 
         samples: list[tuple[int, dict[str, float]]] = [(0, sample())]
         repo, job = _job_name(config.ui_url, first)
