@@ -35,7 +35,7 @@ SOAK_EVERY = 50
 SOAK_RSS_BUDGET_MB = 256.0
 SOAK_GROWTH_BUDGET = 0.05
 SOAK_GROWTH_WINDOW = 250
-CODE_SERVER_MARKER = "api grpc"
+REFUSED_LIMIT = 60  # launch attempts the webserver may refuse in all before the soak gives up
 
 
 def process_rss(components: dict[str, int], locations: list[str]) -> dict[str, float]:
@@ -133,6 +133,7 @@ def soak(
     import json
 
     from dagops import registry
+    from dagops.errors import DagopsError
     from dagops.localstack import stack
     from dagops.paths import state_dir
 
@@ -164,6 +165,7 @@ def soak(
         repo, job = _job_name(config.ui_url, first)
         outcomes: dict[str, int] = {}
         pending: list[str] = []
+        refused: list[str] = []
         launched = 0
         began = time.monotonic()
         next_sample = every
@@ -173,7 +175,16 @@ def soak(
 
         while launching() or pending:
             while len(pending) < in_flight and launching():
-                pending.append(_launch(config.ui_url, first, repo, job))
+                try:
+                    pending.append(_launch(config.ui_url, first, repo, job))
+                except DagopsError as exc:
+                    # As a person would click Launch again: the location is briefly away while its code
+                    # server is replaced. Counted and reported; a run that was accepted is never retried.
+                    refused.append(str(exc))
+                    if len(refused) > REFUSED_LIMIT:
+                        raise
+                    time.sleep(1.0)
+                    continue
                 launched += 1
             time.sleep(0.5)
             for run_id, status in _statuses(config.ui_url, pending).items():
@@ -205,7 +216,8 @@ def soak(
         Row(
             "9 soak",
             f"{done} runs of {job} in {elapsed:.0f} s",
-            f"{ok_runs} succeeded, outcomes {outcomes}",
+            f"{ok_runs} succeeded, outcomes {outcomes}; launches refused and tried again: {len(refused)}"
+            + (f" (last: {refused[-1]})" if refused else ""),
             f"{runs} runs, every one SUCCESS",
             verdict(ok_runs == done == runs),  # fewer runs than asked (a time budget) is a FAIL
             cmd,
