@@ -16,6 +16,8 @@ dagops.sync.notify); ``DAGSTER_S3_BUCKET`` is required by run and once. ``DAGOPS
 SIGTERM/SIGINT stop the child and exit 0; SIGUSR1 makes the next poll happen now.
 ``DAGOPS_CODE_SERVER_MAX_RSS_MB`` (``--max-rss-mb``, default 0: no limit) bounds the code server's memory:
 past it, a fresh server loads the same release beside the old one and takes over, as after a swap.
+Meant for AWS, where runs are ECS tasks: a local code server's runs are its own children, and while
+they run the old server refuses launches with an error the run queue does not retry.
 """
 
 from __future__ import annotations
