@@ -63,7 +63,23 @@ def _startup(args: argparse.Namespace) -> list[Row]:
 def _memory(args: argparse.Namespace) -> list[Row]:
     from benchmarks.stack import memory
 
-    return memory(runs=args.runs, time_budget_s=args.memory_seconds)
+    return memory(runs=args.runs or 200, time_budget_s=args.memory_seconds)
+
+
+def _soak(args: argparse.Namespace) -> list[Row]:
+    from benchmarks.soak import SOAK_RUNS, soak
+
+    rows, text = soak(
+        runs=args.runs or SOAK_RUNS, seconds=args.soak_seconds, code_server_limit_mb=args.soak_code_server_mb
+    )
+    args.extra_text.append(text)
+    return rows
+
+
+def _cloud(args: argparse.Namespace) -> list[Row]:
+    from benchmarks.cloudshape import CHANGES, cloud_events
+
+    return cloud_events(changes=max(args.changes, CHANGES))
 
 
 # Quick ones first; the stack benchmarks each start a whole local stack.
@@ -76,6 +92,8 @@ BENCHMARKS: dict[str, tuple[str, Callable[[argparse.Namespace], list[Row]]]] = {
     "startup": ("4 start-up", _startup),
     "memory": ("3 stack memory", _memory),
     "watch": ("8 save and see", _watch),
+    "soak": ("9 soak", _soak),
+    "cloud": ("10 cloud shape events", _cloud),
 }
 
 
@@ -115,9 +133,20 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)} (default: all)"
     )
     parser.add_argument("--changes", type=int, default=10, help="latency: number of changes timed (>= 10)")
-    parser.add_argument("--runs", type=int, default=200, help="memory: runs of the small job")
+    parser.add_argument(
+        "--runs", type=int, default=None, help="memory (default 200), soak (default 500): runs"
+    )
     parser.add_argument(
         "--memory-seconds", type=float, default=300.0, help="memory: stop launching runs after this long"
+    )
+    parser.add_argument(
+        "--soak-seconds", type=float, default=None, help="soak: stop launching runs after this long"
+    )
+    parser.add_argument(
+        "--soak-code-server-mb",
+        type=float,
+        default=0.0,
+        help="soak: the agents replace their code server past this RSS (default 0: no limit)",
     )
     parser.add_argument("--out", default="", help="results file (default .dagops/bench/results.json)")
     args = parser.parse_args(argv)

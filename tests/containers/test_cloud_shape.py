@@ -22,11 +22,12 @@ pulled; the project image built here stands in (one override, visible in ``start
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,7 @@ from stacks import (
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "infra"))
 from test_emulated_apply import LOCATIONS, Deployment  # noqa: E402
-from tfharness import REGION, copy_tree, find_binary, make_tofu, write_override  # noqa: E402
+from tfharness import REGION, Tofu, copy_tree, find_binary, make_tofu, write_override  # noqa: E402
 
 from dagops import ecs_local  # noqa: E402
 from dagops.aws.db import CONTAINER as RUN_CONTAINER  # noqa: E402
@@ -123,10 +124,17 @@ def shapes(
     if binary is None:
         pytest.fail("neither tofu nor terraform is on PATH: the cloud shape needs an apply")
     tofu = make_tofu(binary, tmp_path_factory.mktemp("tfhome"))
-    base = tmp_path_factory.mktemp("cloudshape")
+    with applied_shapes(("dev", "prod"), image, tofu, tmp_path_factory.mktemp("cloudshape")) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def applied_shapes(envs: Iterable[str], image: str, tofu: Tofu, base: Path) -> Iterator[dict[str, Shape]]:
+    """Each root of ``envs`` applied (side by side) to its own moto container on its own Docker network;
+    every container, task and network removed after. ``benchmarks/cloudshape.py`` uses it too."""
     made: dict[str, Shape] = {}
     try:
-        for env in ("dev", "prod"):
+        for env in envs:
             network = unique(f"cloud-{env}")
             docker("network", "create", network)
             moto = MotoContainer(name=f"{network}-moto", network=network)
@@ -146,7 +154,7 @@ def shapes(
                 tail = docker("logs", "--tail", "80", shape.containers[0], check=False)
                 print(f"--- moto ({shape.env})\n{tail}")
                 raise future.exception()  # type: ignore[misc]
-        print(f"\n[cloud shape] dev and prod applied to moto in {time.monotonic() - started:.0f} s")
+        print(f"\n[cloud shape] {' and '.join(made)} applied to moto in {time.monotonic() - started:.0f} s")
         yield made
     finally:
         for shape in made.values():

@@ -18,12 +18,17 @@ a standby that has already imported dagster, so the import check of the next cha
 the code server, skips that import (about 2 s of CPU); it costs that process's memory (about 150 MB)
 while idle, so it is off by default (a code-location task in AWS has 512 MiB).
 SIGTERM/SIGINT stop the child and exit 0; SIGUSR1 makes the next poll happen now.
+``DAGOPS_CODE_SERVER_MAX_RSS_MB`` (``--max-rss-mb``, default 0: no limit) bounds the code server's memory:
+past it, a fresh server loads the same release beside the old one and takes over, as after a swap.
+Meant for AWS, where runs are ECS tasks: a local code server's runs are its own children, and while
+they run the old server refuses launches with an error the run queue does not retry.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -36,7 +41,7 @@ from typing import Any, Literal, Protocol
 from dagops import settings
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
-from dagops.sync.codeserver import CodeServer, reload_location, run_container_context
+from dagops.sync.codeserver import CodeServer, reload_location, rss_kib, run_container_context
 from dagops.sync.layout import LocationDir
 from dagops.sync.report import DEFAULT_HEARTBEAT, Reporter
 from dagops.sync.status import format_status, read_status
@@ -45,6 +50,9 @@ from dagops.sync.syncer import ABSENT, SWAPPED, UNREACHABLE, PollResult, Syncer
 DEFAULT_CODE_DIR = "/opt/dagster/code"
 MAX_CHILD_BACKOFF = 60.0
 CHILD_STABLE_SECONDS = 60.0
+# A code server is replaced for its memory no sooner than this after it started (no flapping when a
+# fresh server is already over the limit: then it is replaced once a minute, and each time logged).
+MEMORY_GRACE_SECONDS = CHILD_STABLE_SECONDS
 
 
 class Waker(Protocol):
@@ -99,8 +107,12 @@ class Agent:
         webserver_url: str | None = None,
         waker: Waker | None = None,
         reporter: Reporter | None = None,
+        max_rss_mb: float = 0.0,
+        memory_grace: float = MEMORY_GRACE_SECONDS,
     ) -> None:
         self.syncer = syncer
+        self.max_rss_mb = max_rss_mb
+        self.memory_grace = memory_grace
         self.reporter = reporter
         self.location = syncer.location
         self.log = syncer.log
@@ -210,6 +222,7 @@ class Agent:
             if self.stopping.is_set():
                 break
             self._supervise_child()
+            self._bound_child_memory()
             if woken or time.monotonic() >= next_poll:
                 if self.poll().outcome == SWAPPED:
                     self._serve_new_release()
@@ -318,6 +331,40 @@ class Agent:
         self._child_next_start = now + delay
         self._restart_child(f"it exited with code {server.exit_code()} (restart {self._child_failures})")
 
+    def _bound_child_memory(self) -> None:
+        """Replace a code server whose RSS passed ``max_rss_mb`` (its runs are other processes).
+
+        A fresh server loads the release ``current`` serves beside the old one, then takes over as after
+        a swap (``promote``: the old one stops listening first, its running runs finish), and the
+        webserver reloads the location; launches in that moment are retried by the run queue.
+        """
+        server = self.code_server
+        if not server or self.max_rss_mb <= 0 or not server.alive():
+            return
+        if time.monotonic() - server.started_at < self.memory_grace:
+            return
+        rss = rss_kib(server.pid)
+        if rss is None or rss <= self.max_rss_mb * 1024:
+            return
+        self.log(
+            f"code server (pid {server.pid}) holds {rss / 1024:.0f} MB, over its limit of "
+            f"{self.max_rss_mb:g} MB: replacing it"
+        )
+        started = time.monotonic()
+        entry = self.syncer.status.entry or "definitions.py"
+        try:
+            env = self.syncer.serving_env()
+        except DagopsError as exc:
+            self.log(f"code server not replaced: {exc}")
+            server.started_at = time.monotonic()  # tried again after the grace period
+            return
+        problem = server.warm_check(server.current, entry, self.syncer.check_timeout, env)
+        if problem is None and server.promote():
+            self._await_child(started)
+        else:
+            self.log(f"code server not replaced: {problem or 'the fresh server exited'}")
+            server.started_at = time.monotonic()
+
     def _reload_webserver(self) -> None:
         if not self.webserver_url:
             return
@@ -360,6 +407,19 @@ def _env_flag(name: str) -> bool:
     raise DagopsError(f"{name}={raw!r} is not true or false.")
 
 
+def _max_rss_mb(given: float | None, name: str = "DAGOPS_CODE_SERVER_MAX_RSS_MB") -> float:
+    """The code server's memory limit in MB: ``--max-rss-mb``, else ``name``, else 0 (no limit)."""
+    raw = str(given) if given is not None else os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        where = "--max-rss-mb" if given is not None else name
+        raise DagopsError(f"{where}={raw!r} is not a number of megabytes (0 for no limit).")
+    return value
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -391,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-code-server", action="store_true", help="only sync; do not run a code server")
     run.add_argument(
         "--queue-url", default=None, help="SQS queue of this location's S3 events ($DAGOPS_SYNC_QUEUE_URL)"
+    )
+    run.add_argument(
+        "--max-rss-mb",
+        type=float,
+        default=None,
+        help="replace the code server past this RSS ($DAGOPS_CODE_SERVER_MAX_RSS_MB, 0: no limit)",
     )
     once = sub.add_parser("once", help="sync one time and exit 0 when the published revision is in place")
     common(once)
@@ -436,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         interval = args.interval if args.interval is not None else _env_float("DAGOPS_SYNC_INTERVAL", 60.0)
         if interval <= 0:
             raise DagopsError(f"The poll interval must be positive, not {interval}.")
+        max_rss = _max_rss_mb(args.max_rss_mb)
         code_server = None
         if not args.no_code_server:
             host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
@@ -461,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
 
             waker = SqsWaker(aws_client("sqs"), queue_url, location, log).start()
         reporter = Reporter(s3, bucket, location, heartbeat=max(DEFAULT_HEARTBEAT, interval), log=log)
-        agent = Agent(syncer, interval, code_server, webserver_url, waker, reporter)
+        agent = Agent(syncer, interval, code_server, webserver_url, waker, reporter, max_rss_mb=max_rss)
         agent.install_signal_handlers()
         log(
             f"watching s3://{bucket}/{settings.location_prefix(location)} every {interval:g}s "
