@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from dagops.backoff import doubling
+
 PREFIX_WIDTH = 10
 BACKOFF_MAX = 30.0
 # A child that ran this long before dying is restarted without waiting (it was healthy).
@@ -42,7 +44,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     restarts: int = 0
-    backoff: float = 1.0
+    quick_exits: int = 0  # exits in a row, each before HEALTHY_AFTER: the restart delay doubles
     restart_at: float | None = None
 
     @property
@@ -141,14 +143,12 @@ class Supervisor:
                     continue
                 if child.restart_at is None:
                     ran = now - child.started_at
-                    if ran >= HEALTHY_AFTER:
-                        child.backoff = 1.0
-                    child.restart_at = now + child.backoff
+                    child.quick_exits = 1 if ran >= HEALTHY_AFTER else child.quick_exits + 1
+                    delay = doubling(child.quick_exits, cap=BACKOFF_MAX)
+                    child.restart_at = now + delay
                     self.say(
-                        f"{child.name} exited with code {code} after {ran:.0f} s; "
-                        f"restarting in {child.backoff:.0f} s"
+                        f"{child.name} exited with code {code} after {ran:.0f} s; restarting in {delay:.0f} s"
                     )
-                    child.backoff = min(child.backoff * 2, BACKOFF_MAX)
                     continue
                 if now < child.restart_at:
                     continue

@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from dagops import settings
+from dagops.backoff import doubling
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.sync.codeserver import CodeServer, reload_location, rss_kib, run_container_context
 from dagops.sync.layout import LocationDir
+from dagops.sync.notify import EventWaker
 from dagops.sync.report import DEFAULT_HEARTBEAT, Reporter
 from dagops.sync.status import format_status, read_status
 from dagops.sync.syncer import ABSENT, SWAPPED, UNREACHABLE, PollResult, Syncer
@@ -64,19 +66,6 @@ class Waker(Protocol):
     def wait(self, timeout: float) -> bool: ...
 
     def trigger(self) -> None: ...
-
-
-class EventWaker:
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def wait(self, timeout: float) -> bool:
-        woken = self._event.wait(max(timeout, 0.0))
-        self._event.clear()
-        return woken
-
-    def trigger(self) -> None:
-        self._event.set()
 
 
 def make_logger(location: str) -> Any:
@@ -193,7 +182,7 @@ class Agent:
     def next_delay(self) -> float:
         """The interval, or exponential backoff (1 s doubling, capped at the interval) after S3 failures."""
         if self._failures:
-            return min(self.interval, 2.0 ** (self._failures - 1))
+            return doubling(self._failures, cap=self.interval)
         return self.interval
 
     def run(self) -> int:
@@ -327,7 +316,7 @@ class Agent:
         if now < self._child_next_start:
             return
         self._child_failures += 1
-        delay = min(MAX_CHILD_BACKOFF, 2.0 ** (self._child_failures - 1))
+        delay = doubling(self._child_failures, cap=MAX_CHILD_BACKOFF)
         self._child_next_start = now + delay
         self._restart_child(f"it exited with code {server.exit_code()} (restart {self._child_failures})")
 

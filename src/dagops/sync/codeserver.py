@@ -19,7 +19,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +29,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dagops.backoff import doubling
 from dagops.errors import DagopsError
+from dagops.ports import connect_host, port_open, port_refuses
 from dagops.sync import target as load_target
 
 RUN_TASK_ROLE_ENV = "DAGOPS_RUN_TASK_ROLE_ARN"
@@ -50,36 +51,12 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def _connect_host(host: str) -> str:
-    return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a listen address
-
-
-def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((_connect_host(host), port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def port_refuses(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True only when host:port actively refuses connections (nothing listens; a timeout is not that)."""
-    try:
-        with socket.create_connection((_connect_host(host), port), timeout=timeout):
-            return False
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
-
-
 def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
     """True when a dagster gRPC server at host:port answers the health check with SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    target = f"{_connect_host(host)}:{port}"
+    target = f"{connect_host(host)}:{port}"
     with grpc.insecure_channel(target) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
@@ -458,7 +435,6 @@ def reload_location(
     """
     url = webserver_url.rstrip("/") + "/graphql"
     body = json.dumps({"query": RELOAD_MUTATION, "variables": {"n": location}}).encode()
-    delay = 0.5
     last: Exception | None = None
     for attempt in range(attempts):
         request = urllib.request.Request(  # noqa: S310 - the URL is the operator's setting
@@ -474,8 +450,7 @@ def reload_location(
         except (OSError, ValueError) as exc:
             last = exc
         if attempt + 1 < attempts and not should_stop():
-            time.sleep(delay)
-            delay = min(delay * 2, 8.0)
+            time.sleep(doubling(attempt + 1, first=0.5, cap=8.0))
     raise OSError(f"reload through {url} failed: {last}")
 
 

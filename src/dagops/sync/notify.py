@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from dagops import settings
+from dagops.backoff import doubling
 from dagops.manifest import MANIFEST_NAME
 
 LONG_POLL_SECONDS = 20
@@ -42,8 +43,23 @@ def manifest_keys(body: str) -> list[str]:
     return keys
 
 
-class SqsWaker:
-    """A ``Waker`` (see dagops.sync.agent) fed by an SQS queue of S3 events, plus SIGUSR1/``trigger``."""
+class EventWaker:
+    """A ``Waker`` (see dagops.sync.agent) woken by ``trigger`` (SIGUSR1, a local publish's nudge)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        woken = self._event.wait(max(timeout, 0.0))
+        self._event.clear()
+        return woken
+
+    def trigger(self) -> None:
+        self._event.set()
+
+
+class SqsWaker(EventWaker):
+    """An ``EventWaker`` also fed by an SQS queue of S3 events (long-polled in a thread)."""
 
     def __init__(
         self, sqs: Any, queue_url: str, location: str, log: Callable[[str], None] | None = None
@@ -52,7 +68,7 @@ class SqsWaker:
         self.queue_url = queue_url
         self.manifest_key = settings.location_prefix(location) + MANIFEST_NAME
         self.log = log or (lambda line: None)
-        self._event = threading.Event()
+        super().__init__()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="sqs-waker", daemon=True)
         self.events = 0
@@ -63,14 +79,6 @@ class SqsWaker:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._event.set()
-
-    def wait(self, timeout: float) -> bool:
-        woken = self._event.wait(max(timeout, 0.0))
-        self._event.clear()
-        return woken
-
-    def trigger(self) -> None:
         self._event.set()
 
     def _listen(self) -> None:
@@ -87,7 +95,7 @@ class SqsWaker:
                 if error != last_error:
                     self.log(f"event queue unavailable, polling only: {error}")
                     last_error = error
-                self._stopped.wait(min(60.0, 2.0 ** min(failures, 6)))
+                self._stopped.wait(doubling(failures + 1, cap=60.0))
                 continue
             if last_error:
                 self.log("event queue back")

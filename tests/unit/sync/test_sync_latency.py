@@ -11,8 +11,9 @@ from typing import Any
 
 from conftest import free_port, wait_for, write_tree
 
+from dagops.ports import port_open
 from dagops.sync.agent import Agent
-from dagops.sync.codeserver import CodeServer, port_open
+from dagops.sync.codeserver import CodeServer
 from dagops.sync.syncer import Syncer
 
 SLOW_EXIT_SECONDS = 8.0
