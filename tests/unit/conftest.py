@@ -1,36 +1,23 @@
-"""Shared by the unit tests: fake AWS credentials, a moto S3 server on loopback, a client, a fresh bucket.
+"""The unit tests' moto S3 server (``s3``, ``bucket`` and ``fake_aws`` are in tests/conftest.py).
 
-A test module opts into the credentials with ``pytestmark = pytest.mark.usefixtures("fake_aws")`` (or a
-conftest's autouse fixture); ``s3`` and ``bucket`` start the server on first use, once per session (per
-pytest-xdist worker): each test gets a bucket of its own, so tests never see each other's objects.
+The server starts on first use, once per session (per pytest-xdist worker); each test gets a bucket of
+its own, so tests never see each other's objects.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
+import os
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
-from moto_s3 import make_client
 
 from dagops.localstack.config import free_port
 
-_bucket_numbers = itertools.count()
-
-
-@pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials in us-east-1; no profile, endpoint, bucket or agent setting from the shell."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "DAGSTER_S3_BUCKET"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("LOCATION", "CODE_DIR", "SYNC_INTERVAL", "GRPC_HOST", "GRPC_PORT", "WEBSERVER_URL"):
-        monkeypatch.delenv(f"DAGOPS_{name}", raising=False)
+# moto's EC2 loads some 5,000 default AMIs into every region a mock starts (about 1 s per test that
+# touches EC2, half the set-up of tests/unit/aws); no unit test reads them.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 @pytest.fixture(scope="session")
@@ -42,16 +29,3 @@ def moto_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-@pytest.fixture
-def s3(moto_endpoint: str) -> Any:
-    return make_client(moto_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    """A new, empty bucket on the moto server."""
-    name = f"unit-test-{next(_bucket_numbers)}"
-    s3.create_bucket(Bucket=name)
-    return name

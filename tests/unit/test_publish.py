@@ -26,7 +26,7 @@ FILES = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/unit/conftest.py, like s3 and bucket
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 @pytest.fixture

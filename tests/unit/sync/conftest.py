@@ -1,7 +1,7 @@
 """Fixtures of the sync agent tests: source trees, a publish into the test's bucket, agent processes.
 
-The moto S3 server, ``s3``, ``bucket`` and ``fake_aws`` are tests/unit/conftest.py's; ``free_port`` and
-``make_client`` are re-exported here for the test modules that import them from this conftest.
+The moto S3 server is tests/unit/conftest.py's; ``s3``, ``bucket`` and ``fake_aws`` are tests/conftest.py's.
+``free_port`` and ``make_client`` are re-exported here for the test modules that import them from here.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def tree_contents(root: Path) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 def _fake_aws(fake_aws: None) -> None:
-    """Every sync test runs with tests/unit/conftest.py's fake credentials."""
+    """Every sync test runs with tests/conftest.py's fake credentials."""
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ DEFS = "import dagster as dg\n\ndefs = dg.Definitions()\n"
 _numbers = itertools.count()
 
 
-pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/unit/conftest.py, like s3 and bucket
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 @pytest.fixture
