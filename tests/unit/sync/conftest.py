@@ -1,20 +1,19 @@
 """Fixtures of the sync agent tests: source trees, a publish into the test's bucket, agent processes.
 
 The moto S3 server is tests/unit/conftest.py's; ``s3``, ``bucket`` and ``fake_aws`` are tests/conftest.py's.
-``free_port`` and ``make_client`` are re-exported here for the test modules that import them from here.
+``free_port``, ``make_client`` and ``wait_for`` are re-exported for the test modules importing them here.
 """
 
 from __future__ import annotations
 
 import os
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto_s3 import make_client as make_client
+from polling import wait_for as wait_for
 
 from dagops.localstack.config import free_port as free_port
 from dagops.publish import publish_location
@@ -89,15 +88,3 @@ def agent_env(endpoint: str, bucket: str | None, **extra: str) -> dict[str, str]
         env["DAGSTER_S3_BUCKET"] = bucket
     env.update(extra)
     return env
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the agent exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
