@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import nox
 
@@ -36,7 +37,7 @@ def _sync(session: nox.Session, *groups: str) -> None:
 
 
 def _pytest(session: nox.Session, *paths: str, workers: int = 0) -> None:
-    """Run pytest on ``paths`` (or on the session's posargs when given) with fake AWS credentials.
+    """Run pytest on ``paths`` (or on the paths the session's posargs name) with fake AWS credentials.
 
     ``workers`` > 0 spreads the test files over that many pytest-xdist processes (a file's tests stay
     in one process, so module-scoped fixtures such as an emulated apply are made once).
@@ -51,7 +52,11 @@ def _pytest(session: nox.Session, *paths: str, workers: int = 0) -> None:
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     }
     parallel = ["-n", str(workers), "--dist", "loadfile"] if workers else []
-    session.run("pytest", *parallel, *(session.posargs or paths), env=env)
+    # Arguments that name no test path (`nox -s unit -- -k sync`) narrow the session's own paths.
+    words = [arg for arg in session.posargs if not arg.startswith("-")]
+    names_a_path = any(Path(word.split("::")[0]).exists() for word in words)
+    args = session.posargs if names_a_path else [*session.posargs, *paths]
+    session.run("pytest", *parallel, *args, env=env)
 
 
 @nox.session(python=PYTHON)
@@ -71,14 +76,16 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Unit tests: hermetic, moto for AWS, no network beyond loopback."""
-    _pytest(session, "tests/unit", "code_locations")
+    """Unit tests: hermetic, moto for AWS, no network beyond loopback; two pytest-xdist workers."""
+    _pytest(session, "tests/unit", "code_locations", workers=2)
 
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """Integration: real Postgres, moto server, real webserver, daemon, code servers and sync agents."""
-    _pytest(session, "tests/integration")
+    """Integration: real Postgres, moto server, real webserver, daemon, code servers and sync agents, and
+    the tests that run invoke, Dagster or pytest as real processes; two workers (free ports and temporary
+    folders throughout; a file's tests, and so its stack, stay in one worker)."""
+    _pytest(session, "tests/integration", workers=2)
 
 
 @nox.session(python=PYTHON)
@@ -127,7 +134,7 @@ def security(session: nox.Session) -> None:
     """hadolint over the image, actionlint and zizmor over the workflows."""
     _sync(session, "lint")
     session.run("hadolint", "images/Dockerfile")
-    workflows = sorted(str(p) for p in __import__("pathlib").Path(".github/workflows").glob("*.y*ml"))
+    workflows = sorted(str(p) for p in Path(".github/workflows").glob("*.y*ml"))
     session.run("actionlint", *workflows)
     session.run("zizmor", "--offline", ".github/workflows")
 

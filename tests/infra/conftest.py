@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from tfharness import (
     MOTO_ACCOUNT,
-    REGION,
     MotoServer,
     Tofu,
     copy_tree,
@@ -43,13 +41,7 @@ class Applied:
     outputs: dict[str, Any]
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.moto.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return self.moto.client(service)
 
 
 @pytest.fixture(scope="session")

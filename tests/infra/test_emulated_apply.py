@@ -27,9 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from tfharness import MOTO_ACCOUNT, REGION, REPO, MotoServer, Tofu, copy_tree, start_moto, write_override
+from tfharness import (
+    CONTRACT_OUTPUTS,
+    MOTO_ACCOUNT,
+    REGION,
+    REPO,
+    MotoServer,
+    Tofu,
+    copy_tree,
+    start_moto,
+    write_override,
+)
 
 LOCATIONS = ["main", "sales_ops"]
 GITHUB_REPOSITORY = "acme/data-platform"
@@ -39,22 +48,6 @@ NOT_EMULATED = (
     "aws_appautoscaling_policy",
     "aws_appautoscaling_scheduled_action",
 )
-CONTRACT_OUTPUTS = {
-    "region",
-    "environment",
-    "account_id",
-    "bucket_name",
-    "ecr_repository_url",
-    "cluster_name",
-    "service_names",
-    "task_definition_families",
-    "log_group_names",
-    "db_instance_identifier",
-    "webserver_url",
-    "aws_credentials_secret_arn",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-}
 
 
 @dataclass
@@ -78,13 +71,7 @@ class Deployment:
         return [f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]', *self.extra_vars]
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.moto.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return self.moto.client(service)
 
     def apply(self) -> None:
         t = self.tofu

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from tfharness import REPO, Tofu, copy_tree
+from tfharness import CONTRACT_OUTPUTS, REPO, Tofu, copy_tree
 
 from dagops import cost, infra
 from dagops.errors import DagopsError
@@ -24,22 +24,6 @@ ENV_ROOTS = [r for r in ROOTS if r != "bootstrap"]
 SHARED = REPO / "live" / "_shared"
 SHARED_FILES = ("main.tf", "variables.tf", "outputs.tf", "providers.tf", "versions.tf", "backend.tf")
 PER_ENV_FILES = {"terraform.tfvars", "backend.hcl", ".terraform.lock.hcl", "README.md"}
-CONTRACT_OUTPUTS = {
-    "region",
-    "environment",
-    "account_id",
-    "bucket_name",
-    "ecr_repository_url",
-    "cluster_name",
-    "service_names",
-    "task_definition_families",
-    "log_group_names",
-    "db_instance_identifier",
-    "webserver_url",
-    "aws_credentials_secret_arn",
-    "aws_access_key_id",
-    "aws_secret_access_key",
-}
 
 
 def blocks(text: str, kind: str) -> dict[str, str]:

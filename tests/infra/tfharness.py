@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 # A provider mirror makes init offline and fast (the CI image and this machine have one); without it
@@ -20,6 +21,23 @@ REPO = Path(__file__).resolve().parents[2]
 MIRROR = Path(os.environ.get("DAGOPS_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
 MOTO_ACCOUNT = "123456789012"
 REGION = "ap-southeast-2"
+# The outputs every live root promises (the task layer and the deploy workflow read them).
+CONTRACT_OUTPUTS = {
+    "region",
+    "environment",
+    "account_id",
+    "bucket_name",
+    "ecr_repository_url",
+    "cluster_name",
+    "service_names",
+    "task_definition_families",
+    "log_group_names",
+    "db_instance_identifier",
+    "webserver_url",
+    "aws_credentials_secret_arn",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+}
 
 
 def find_binary() -> str | None:
@@ -174,6 +192,18 @@ class MotoServer:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of ``service`` on this server (fake credentials, the roots' region)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:

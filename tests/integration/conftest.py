@@ -163,18 +163,35 @@ def stack(
         yield started
 
 
+# Figures of the whole run: this process's, and under pytest-xdist every worker's (see pytest_testnodedown).
+_FIGURES: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def figures(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """Measured figures, printed at the end of the run (and written to .dagops/figures/integration.json)."""
     found: dict[str, str] = {}
     yield found
-    if not found:
+    workeroutput = getattr(request.config, "workeroutput", None)
+    if workeroutput is not None:
+        # A pytest-xdist worker prints nothing: the controller gets them when the worker finishes.
+        workeroutput["figures"] = json.dumps(found)
+    else:
+        _FIGURES.update(found)
+
+
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, in the controller: a worker finished; keep its figures."""
+    _FIGURES.update(json.loads(getattr(node, "workeroutput", {}).get("figures", "{}")))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
         return
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    lines = ["", "measured figures:"] + [f"  {k}: {v}" for k, v in found.items()]
-    if reporter is not None:
-        for line in lines:
-            reporter.write_line(line)
+    terminalreporter.write_line("")
+    terminalreporter.write_line("measured figures:")
+    for key, value in sorted(_FIGURES.items()):
+        terminalreporter.write_line(f"  {key}: {value}")
     out = REPO / ".dagops" / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "integration.json").write_text(json.dumps(found, indent=2))
+    (out / "integration.json").write_text(json.dumps(_FIGURES, indent=2))

@@ -70,8 +70,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield ecs
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def instance() -> Iterator[DagsterInstance]:
+    # One instance for the module (creating its storage is most of a test's time): each test adds its
+    # own run and reads back only that run, by id.
     with instance_for_test() as inst:
         yield inst
 

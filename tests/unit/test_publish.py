@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
-from moto.server import ThreadedMotoServer
 
 from dagops import publish as publish_mod
 from dagops.errors import DagopsError
@@ -31,38 +26,7 @@ FILES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(retries={"total_max_attempts": 1})
-    )
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"publish-test-{next(_numbers)}"
-    s3.create_bucket(Bucket=name)
-    return name
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 @pytest.fixture
@@ -330,10 +294,10 @@ def test_unpublish_deletes_the_manifest_first_then_everything(s3: Any, bucket: s
 
 
 def test_cli_publishes_and_reports(
-    s3: Any, bucket: str, source: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    s3: Any, bucket: str, source: Path, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ):
     monkeypatch.setenv("DAGSTER_S3_BUCKET", bucket)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     assert main(["--location", "main", "--source", str(source)]) == 0
     out = capsys.readouterr().out
     assert "main: 4 uploaded, 0 deleted, 0 unchanged" in out
@@ -357,7 +321,7 @@ def test_cli_errors_are_one_line_and_exit_1(
     s3: Any,
     bucket: str,
     source: Path,
-    endpoint: str,
+    moto_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
     env: dict,
@@ -365,7 +329,7 @@ def test_cli_errors_are_one_line_and_exit_1(
     message: str,
 ):
     monkeypatch.delenv("DAGSTER_S3_BUCKET", raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     for name, value in env.items():
         monkeypatch.setenv(name, value.replace("BUCKET", bucket))
     argv = [a.replace("SRC", str(source)) for a in argv]
@@ -376,7 +340,7 @@ def test_cli_errors_are_one_line_and_exit_1(
 
 
 def test_a_publish_that_finished_while_this_one_planned_is_never_overwritten(
-    s3: Any, endpoint: str, bucket: str, source: Path, tmp_path: Path
+    s3: Any, moto_endpoint: str, bucket: str, source: Path, tmp_path: Path
 ):
     """This publish plans its uploads before taking the lease; another publish of the same location
     takes the lease, writes, and lets go in between. Uploading the stale plan would put this tree's bytes
@@ -394,7 +358,7 @@ def test_a_publish_that_finished_while_this_one_planned_is_never_overwritten(
     def the_other_publish_wins(params: Any, model: Any, **_: Any) -> None:
         # Just before this publish asks for the lease: the other one runs from start to finish.
         if not raced and model.name == "PutObject" and params.get("url_path", "").endswith(LOCK_NAME):
-            rival = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            rival = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
             raced.append(publish_location(rival, bucket, "main", other))
 
     s3.meta.events.register("before-call.s3", the_other_publish_wins)

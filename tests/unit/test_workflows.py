@@ -171,3 +171,20 @@ def test_each_job_does_only_its_kind_of_release() -> None:
         assert job["strategy"]["matrix"]["environment"] == ["dev", "prod"]
         assert job["strategy"]["max-parallel"] == 1  # dev first, then prod
         assert job["environment"] == "${{ matrix.environment }}"  # prod waits for its GitHub Environment
+
+
+def test_the_ci_script_runs_every_default_nox_session() -> None:
+    # .ci/run splits the default sessions over several `nox -s ...` lines (infra runs beside the
+    # container sessions); together they must be exactly noxfile.py's default list.
+    noxfile = (REPO / "noxfile.py").read_text()
+    listed = re.search(r"nox\.options\.sessions = \[(.*?)\]", noxfile, re.S)
+    assert listed, "noxfile.py sets no default sessions"
+    default_sessions = re.findall(r'"(\w+)"', listed.group(1))
+    script = (REPO / ".ci" / "run").read_text()
+    run = [
+        name
+        for line in script.splitlines()
+        if not line.lstrip().startswith("#") and (m := re.search(r"\bnox -s ((?:\w+ ?)+)", line))
+        for name in m.group(1).split()
+    ]
+    assert sorted(run) == sorted(default_sessions), run

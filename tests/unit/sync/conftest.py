@@ -1,24 +1,22 @@
-"""Fixtures of the sync agent tests: a moto S3 server on loopback, a bucket per test, source trees."""
+"""Fixtures of the sync agent tests: source trees, a publish into the test's bucket, agent processes.
+
+The moto S3 server is tests/unit/conftest.py's; ``s3``, ``bucket`` and ``fake_aws`` are tests/conftest.py's.
+``free_port``, ``make_client`` and ``wait_for`` are re-exported for the test modules importing them here.
+"""
 
 from __future__ import annotations
 
-import itertools
-import logging
 import os
-import socket
 import textwrap
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_s3 import make_client as make_client
+from polling import wait_for as wait_for
 
+from dagops.localstack.config import free_port as free_port
 from dagops.publish import publish_location
-
-_bucket_numbers = itertools.count()
 
 GOOD_TREE = {
     "definitions.py": """
@@ -41,12 +39,6 @@ GOOD_TREE = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def write_tree(root: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
         path = root / rel
@@ -66,49 +58,8 @@ def tree_contents(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "DAGSTER_S3_BUCKET"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("LOCATION", "CODE_DIR", "SYNC_INTERVAL", "GRPC_HOST", "GRPC_PORT", "WEBSERVER_URL"):
-        monkeypatch.delenv(f"DAGOPS_{name}", raising=False)
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-def make_client(endpoint: str) -> Any:
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1}),
-    )
-
-
-@pytest.fixture
-def s3(moto_endpoint: str) -> Any:
-    return make_client(moto_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"sync-test-{next(_bucket_numbers)}"
-    s3.create_bucket(Bucket=name)
-    return name
+def _fake_aws(fake_aws: None) -> None:
+    """Every sync test runs with tests/conftest.py's fake credentials."""
 
 
 @pytest.fixture
@@ -137,15 +88,3 @@ def agent_env(endpoint: str, bucket: str | None, **extra: str) -> dict[str, str]
         env["DAGSTER_S3_BUCKET"] = bucket
     env.update(extra)
     return env
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, proc: Any = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the agent exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -11,10 +11,8 @@ import hashlib
 import http.server
 import itertools
 import json
-import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -25,11 +23,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from dagops import registry
 from dagops.errors import DagopsError
 from dagops.localstack import s3 as local_s3
+from dagops.localstack.config import free_port
 from dagops.manifest import (
     MAX_MANIFEST_BYTES,
     FileEntry,
@@ -48,39 +46,7 @@ DEFS = "import dagster as dg\n\ndefs = dg.Definitions()\n"
 _numbers = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "DAGSTER_S3_BUCKET"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3(endpoint: str) -> Any:
-    return boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", config=Config(retries={"total_max_attempts": 1})
-    )
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"hostile-{next(_numbers)}"
-    s3.create_bucket(Bucket=name)
-    return name
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 @pytest.fixture
@@ -333,14 +299,14 @@ LIVE_MANIFESTS = {
 
 
 def test_publish_cli_replaces_any_live_manifest_without_a_traceback(
-    endpoint: str, s3: Any, bucket: str, tree: Path
+    moto_endpoint: str, s3: Any, bucket: str, tree: Path
 ) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))},
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL": moto_endpoint,
         "DAGSTER_S3_BUCKET": bucket,
     }
     for name, body in LIVE_MANIFESTS.items():
@@ -370,7 +336,7 @@ def _project(root: Path, tree_name: str = "loc") -> Path:
 
 
 def test_dags_deploy_refuses_a_link_to_outside_in_one_sentence(
-    endpoint: str, s3: Any, bucket: str, tmp_path: Path, secret_file: Path
+    moto_endpoint: str, s3: Any, bucket: str, tmp_path: Path, secret_file: Path
 ) -> None:
     location = _project(tmp_path / "project")
     location.mkdir()
@@ -385,7 +351,7 @@ def test_dags_deploy_refuses_a_link_to_outside_in_one_sentence(
         "NO_COLOR": "1",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "invoke", "dags.deploy", "--bucket", bucket, "--endpoint-url", endpoint],
+        [sys.executable, "-m", "invoke", "dags.deploy", "--bucket", bucket, "--endpoint-url", moto_endpoint],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -459,12 +425,6 @@ def refusing_s3() -> Iterator[str]:
     server.shutdown()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     ("case", "expect"),
     [
@@ -477,7 +437,7 @@ def test_ensure_bucket_failures_are_one_sentence(
     case: str, expect: str, refusing_s3: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if case == "unreachable":
-        url = f"http://127.0.0.1:{_free_port()}"
+        url = f"http://127.0.0.1:{free_port()}"
     else:
         url = refusing_s3
         if case == "not-s3":
@@ -499,15 +459,15 @@ def test_ensure_bucket_failures_are_one_sentence(
 def test_local_stack_start_with_bad_s3_is_one_sentence(case: str, refusing_s3: str, tmp_path: Path) -> None:
     url = {
         "bad-credentials": refusing_s3,
-        "unreachable": f"http://127.0.0.1:{_free_port()}",
+        "unreachable": f"http://127.0.0.1:{free_port()}",
         "malformed-url": "localhost:9000",
     }[case]
     config = {
         "storage": "sqlite",
         "s3_url": url,
         "state_dir": str(tmp_path / "state"),
-        "ui_port": _free_port(),
-        "code_server_base_port": _free_port(),
+        "ui_port": free_port(),
+        "code_server_base_port": free_port(),
         "startup_timeout": 20,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))}
@@ -539,9 +499,9 @@ def test_local_stack_start_refuses_a_location_with_a_link_to_outside(
     config = {
         "storage": "sqlite",
         "state_dir": str(tmp_path / "state"),
-        "ui_port": _free_port(),
-        "s3_port": _free_port(),
-        "code_server_base_port": _free_port(),
+        "ui_port": free_port(),
+        "s3_port": free_port(),
+        "code_server_base_port": free_port(),
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))}
     env["DAGOPS_ROOT"] = str(tmp_path / "project")

@@ -1,11 +1,11 @@
 """Bad input to every user-facing invoke task: one clear sentence, a non-zero exit, no traceback, no change.
 
-Each case runs ``python -m invoke ...`` as a real subprocess in a sandbox: a copy of the repository's
-task layer inputs (tasks.py, code_locations/, the live/ roots) with ``DAGOPS_ROOT`` pointing at it, a
-moto S3 server standing in for both the local stack's S3 endpoint and a deployed environment's bucket
-(``DAGOPS_TF_OUTPUTS_FILE`` gives the environment its outputs), and a couple of local git repositories.
-Before and after each case the whole sandbox (every file's bytes, every folder) and every S3 object
-(key and ETag) are snapshotted; the two must be equal.
+Each case runs ``python -m invoke ...`` as a real subprocess (hence the integration session) in a
+sandbox: a copy of the repository's task layer inputs (tasks.py, code_locations/, the live/ roots) with
+``DAGOPS_ROOT`` pointing at it, the session's moto S3 server standing in for both the local stack's S3
+endpoint and a deployed environment's bucket (``DAGOPS_TF_OUTPUTS_FILE`` gives the environment its
+outputs), and a couple of local git repositories. Before and after each case the whole sandbox (every
+file's bytes, every folder) and every S3 object (key and ETag) are snapshotted; the two must be equal.
 
 ``CASES`` is the table: (id, command line, fragment expected on stderr).
 """
@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_s3 import make_client
 
 from dagops.publish import publish_location
 
@@ -395,12 +393,6 @@ CASES += [
 # --------------------------------------------------------------------------- sandbox
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _git(cwd: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
@@ -447,7 +439,7 @@ def _copy_repository(dest: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def sandbox(tmp_path_factory: pytest.TempPathFactory, moto_endpoint: str) -> Iterator[Sandbox]:
     base = tmp_path_factory.mktemp("bad-input")
     root = base / "repo"
     _copy_repository(root)
@@ -455,17 +447,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     logs.mkdir(parents=True)
     (logs / "supervisor.log").write_text("starting the local stack\n")
 
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    endpoint = moto_endpoint
+    s3 = make_client(endpoint, REGION)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     publish_location(s3, BUCKET, "main", root / "code_locations" / "main")
 
@@ -528,10 +511,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             "GIT_TERMINAL_PROMPT": "0",
         }
     )
-    try:
-        yield Sandbox(root, env, s3, urls)
-    finally:
-        server.stop()
+    yield Sandbox(root, env, s3, urls)
 
 
 def _tree_state(root: Path) -> dict[str, str]:
