@@ -173,18 +173,68 @@ def test_each_job_does_only_its_kind_of_release() -> None:
         assert job["environment"] == "${{ matrix.environment }}"  # prod waits for its GitHub Environment
 
 
-def test_the_ci_script_runs_every_default_nox_session() -> None:
-    # .ci/run splits the default sessions over several `nox -s ...` lines (infra runs beside the
-    # container sessions); together they must be exactly noxfile.py's default list.
+def test_the_ci_script_runs_readmes_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"Run the tests.*?```bash\n(.*?)\n```", readme, re.S)
+    assert block, "README.md shows no test command"
+    command = block.group(1).split("&&")[-1].strip()
+    script = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert command == "uv run --frozen invoke test"
+    assert command in script, script
+
+
+def test_invoke_test_runs_every_default_nox_session_once_with_infra_beside_the_containers() -> None:
+    from dagops import testrun
+
+    sessions = testrun.default_sessions()  # nox itself reads noxfile.py's default list
     noxfile = (REPO / "noxfile.py").read_text()
     listed = re.search(r"nox\.options\.sessions = \[(.*?)\]", noxfile, re.S)
-    assert listed, "noxfile.py sets no default sessions"
-    default_sessions = re.findall(r'"(\w+)"', listed.group(1))
-    script = (REPO / ".ci" / "run").read_text()
-    run = [
-        name
-        for line in script.splitlines()
-        if not line.lstrip().startswith("#") and (m := re.search(r"\bnox -s ((?:\w+ ?)+)", line))
-        for name in m.group(1).split()
-    ]
-    assert sorted(run) == sorted(default_sessions), run
+    assert listed and sessions == re.findall(r'"(\w+)"', listed.group(1))
+    steps = testrun.plan(sessions)
+    assert sorted(steps.before + steps.beside + steps.after) == sorted(sessions)
+    assert steps.beside == ["infra"] and steps.after[0] == "containers"
+    assert "unit" in steps.before and "containers_arm64" in steps.after
+    # Without the container session to run beside, everything runs in order.
+    assert testrun.plan(["lint", "infra"]) == testrun.Plan(["lint", "infra"], [], [])
+
+
+def test_invoke_test_runs_the_background_session_beside_the_others_and_reports_any_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dagops import testrun
+
+    # A noxfile of the same shape, each session recording when it ran; "containers" fails.
+    (tmp_path / "noxfile.py").write_text(
+        "import time\n"
+        "import nox\n"
+        'nox.options.sessions = ["lint", "containers", "infra", "security"]\n'
+        "def _mark(name, seconds=0.0):\n"
+        "    start = time.time()\n"
+        "    time.sleep(seconds)\n"
+        "    with open(name + '.ran', 'w') as f:\n"
+        "        f.write(f'{start} {time.time()}')\n"
+        "@nox.session(venv_backend='none')\n"
+        "def lint(session): _mark('lint')\n"
+        "@nox.session(venv_backend='none')\n"
+        "def containers(session):\n"
+        "    _mark('containers', 2.0)\n"
+        "    session.error('container test failed')\n"
+        "@nox.session(venv_backend='none')\n"
+        "def infra(session):\n"
+        "    print('infra says hello')\n"
+        "    _mark('infra', 2.0)\n"
+        "@nox.session(venv_backend='none')\n"
+        "def security(session): _mark('security')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    said: list[str] = []
+    assert testrun.run(say=said.append) == 1  # one session failed: the run fails, every session ran
+    spans = {
+        name: tuple(map(float, (tmp_path / f"{name}.ran").read_text().split()))
+        for name in ("lint", "containers", "infra", "security")
+    }
+    assert spans["lint"][1] <= spans["infra"][0]  # infra starts after the sessions before the containers
+    # The two overlap in time.
+    assert spans["infra"][0] < spans["containers"][1] and spans["containers"][0] < spans["infra"][1]
+    assert "infra says hello" in capsys.readouterr().out  # the background session's output is shown
+    assert any("background" in line for line in said)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Context, task
@@ -209,11 +208,14 @@ def _next_step(config: DevConfig, location: str) -> str:
 
 
 @task()
+@user_errors
 def test(c: Context) -> None:
-    """Run the checks with nox (arguments after `--` go to nox, e.g. `invoke test -- -s unit`)."""
-    argv = [sys.executable, "-m", "nox", *shlex.split(c.remainder or "")]
+    """Run the default nox sessions as CI does, infra beside the containers (`-- ARGS`: nox ARGS as given)."""
+    from dagops import testrun
+
+    args = shlex.split(c.remainder or "")
     try:
-        code = subprocess.run(argv, check=False).returncode
+        code = subprocess.run([*testrun.NOX, *args], check=False).returncode if args else testrun.run()
     except KeyboardInterrupt:
         code = 130
     if code:
