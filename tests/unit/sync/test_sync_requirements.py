@@ -3,17 +3,16 @@ process that imports the served tree. Offline: the requirements name wheels buil
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import agent_env, free_port, wait_for, write_tree
+from gitrepos import wheel
 
 from dagops.sync.status import read_status
 from dagops.sync.syncer import REJECTED, SWAPPED, UNCHANGED, Syncer
@@ -33,22 +32,6 @@ USES_MINIDEP = {
     """,
     "requirements.txt": "./wheels/minidep-1.0-py3-none-any.whl\n",
 }
-
-
-def wheel(name: str, version: str, module_source: str) -> bytes:
-    """A minimal pure-Python wheel, built in memory (no build backend, no index)."""
-    info = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": module_source,
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    files[f"{info}/RECORD"] = "".join(f"{rel},,\n" for rel in [*files, f"{info}/RECORD"])
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for rel, text in files.items():
-            zf.writestr(rel, text)
-    return buf.getvalue()
 
 
 @pytest.fixture
