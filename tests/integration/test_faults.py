@@ -306,7 +306,8 @@ class Stack:
             if not proc.name.isdigit():
                 continue
             try:
-                words = [w.decode(errors="replace") for w in (proc / "cmdline").read_bytes().split(b"\0")]
+                # NUL-separated, or one line where the process set its title (a standby turned server).
+                words = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").split()
             except OSError:
                 continue
             if (

@@ -31,8 +31,11 @@ import importlib
 import json
 import os
 import runpy
+import shlex
 import sys
 from pathlib import Path
+
+import setproctitle
 
 from dagops.sync.loadcheck import _one_line, check
 from dagops.sync.target import resolve
@@ -96,6 +99,8 @@ def standby(result_fd: int) -> int:
         return 0
     job = json.loads(line)
     argv, env, cwd = list(job["argv"]), dict(job["env"]), str(job["cwd"])
+    # From here on this is the job's process: `ps` (and /proc/PID/cmdline) shows its command, not --standby.
+    setproctitle.setproctitle(shlex.join([sys.executable, "-m", "dagops.sync.warmserver", *argv]))
     os.chdir(cwd)
     startup = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ.clear()

@@ -17,7 +17,7 @@ from dagops.sync.status import read_status
 
 def _standbys(parent: int, serving: int | None = None) -> list[int]:
     """Pids of the ``warmserver --standby`` processes whose parent is ``parent``, but ``serving``
-    (a standby that became the code server keeps its command line)."""
+    (a standby that took a job shows that job's command line instead)."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
