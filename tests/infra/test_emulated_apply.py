@@ -33,9 +33,9 @@ from tfharness import (
     MOTO_ACCOUNT,
     REGION,
     REPO,
-    MotoServer,
     Tofu,
     copy_tree,
+    moto_client,
     start_moto,
     write_override,
 )
@@ -54,7 +54,7 @@ NOT_EMULATED = (
 class Deployment:
     env: str
     root: Path
-    moto: MotoServer
+    moto: Any  # a MotoServer, or the cloud-shape tests' moto container (both have .endpoint)
     tofu: Tofu
     plan: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -71,7 +71,8 @@ class Deployment:
         return [f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]', *self.extra_vars]
 
     def client(self, service: str) -> Any:
-        return self.moto.client(service)
+        # ``moto`` is a MotoServer here, or the cloud-shape tests' moto container: both have an endpoint.
+        return moto_client(self.moto.endpoint, service)
 
     def apply(self) -> None:
         t = self.tofu

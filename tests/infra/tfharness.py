@@ -156,8 +156,9 @@ def write_override(root: Path, endpoint: str, state_path: Path) -> Path:
         "  skip_metadata_api_check     = true\n"
         "  skip_region_validation      = true\n"
         "  s3_use_path_style           = true\n"
-        # moto lacks some calls (Application Auto Scaling tags); fail fast instead of retrying for minutes.
-        "  max_retries                 = 1\n"
+        # moto lacks some calls (Application Auto Scaling tags): fail fast instead of retrying for minutes,
+        # but retry twice, as against AWS, the rare 500 moto's server answers under many parallel calls.
+        "  max_retries                 = 3\n"
         "  endpoints {\n"
         f"{endpoints}\n"
         "  }\n"
@@ -182,6 +183,19 @@ server.stop()
 """
 
 
+def moto_client(endpoint: str, service: str) -> Any:
+    """A boto3 client of ``service`` on the moto server at ``endpoint`` (fake keys, the roots' region)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
 @dataclass
 class MotoServer:
     """A moto server in a process of its own (moto's state is per process: one RDS instance each)."""
@@ -194,16 +208,8 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self, service: str) -> Any:
-        """A boto3 client of ``service`` on this server (fake credentials, the roots' region)."""
-        import boto3
-
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        """A boto3 client of ``service`` on this server."""
+        return moto_client(self.endpoint, service)
 
     def stop(self) -> None:
         if self.process.poll() is None:
