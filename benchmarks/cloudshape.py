@@ -80,7 +80,10 @@ def _poll_interval(shape: Any) -> str:
     return "default"
 
 
-SWAPPED = re.compile(rf"\[sync {LOCATION}\] swapped to \w+: .*, ([\d.]+)s$", re.MULTILINE)
+# "... 221 bytes, 2.50s (import check 0.09s)": the total is the download and the import check together.
+SWAPPED = re.compile(
+    rf"\[sync {LOCATION}\] swapped to \w+: .*, ([\d.]+)s(?: \(import check [\d.]+s\))?$", re.MULTILINE
+)
 
 
 def _swap_seconds(shape: Any, last: int) -> list[float]:

@@ -113,7 +113,7 @@ def test_cloud_benchmark_needs_the_project_image_named(monkeypatch: pytest.Monke
 
 
 def test_cloud_benchmark_reads_the_agents_swap_times_of_its_location_from_the_logs() -> None:
-    line = "[sync {}] swapped to {:012x}: 1 downloaded, 5 kept, 221 bytes, {}s"
+    line = "[sync {}] swapped to {:012x}: 1 downloaded, 5 kept, 221 bytes, {}s (import check 0.09s)"
     logs = {
         "webserver": "",
         "code-main": "\n".join(line.format("main", n, f"{n}.50") for n in range(5)),
