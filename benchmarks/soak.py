@@ -39,8 +39,10 @@ REFUSED_LIMIT = 60  # launch attempts the webserver may refuse in all before the
 
 
 def process_rss(components: dict[str, int], locations: list[str]) -> dict[str, float]:
-    """RSS (MB) per long-lived process: webserver, daemon, and per location ``agent <loc>`` and
-    ``code server <loc>`` (the agent's ``dagster api grpc`` child). Run workers are not counted.
+    """RSS (MB) per long-lived process: webserver, daemon, and per location ``agent <loc>``,
+    ``code server <loc>`` (the agent's ``dagster api grpc`` child) and ``standby <loc>`` (the process
+    waiting, dagster imported, for the next change: 0 where the agent keeps none). Run workers are not
+    counted.
     """
     kids = _children()
     out: dict[str, float] = {}
@@ -57,13 +59,17 @@ def process_rss(components: dict[str, int], locations: list[str]) -> dict[str, f
         if not pid:
             raise RuntimeError(f"component sync-{loc} is not running")
         out[f"agent {loc}"] = _rss_mb(pid)
-        server = 0.0
+        server = standby = 0.0
         for p in _tree(pid, kids):
             cmd = _cmd(p)
             if p == pid or any(m in cmd for m in RUN_WORKER_MARKERS):
                 continue
-            server += _rss_mb(p)
+            if "--standby" in cmd.split():
+                standby += _rss_mb(p)
+            else:
+                server += _rss_mb(p)
         out[f"code server {loc}"] = server
+        out[f"standby {loc}"] = standby
     return out
 
 

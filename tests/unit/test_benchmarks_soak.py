@@ -16,12 +16,14 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import cloudshape  # noqa: E402
 from benchmarks.soak import judge, process_rss, table  # noqa: E402
 
-# An "agent" whose children are a code server holding ~60 MB and a run worker holding ~60 MB.
+# An "agent" whose children are a code server holding ~60 MB, a run worker holding ~60 MB and a
+# standby holding ~30 MB.
 AGENT = """
 import subprocess, sys, time
 hold = "import time; x = b'1' * (60 << 20); time.sleep(60)"  # short: the markers stay in view
 server = subprocess.Popen([sys.executable, "-c", hold, "api", "grpc"])
 run = subprocess.Popen([sys.executable, "-c", hold, "execute_run"])
+standby = subprocess.Popen([sys.executable, "-c", hold.replace("60 << 20", "30 << 20"), "--standby"])
 time.sleep(60)
 """
 
@@ -41,11 +43,12 @@ def test_process_rss_counts_the_code_server_apart_from_its_agent_and_leaves_runs
         rss: dict[str, float] = {}
         while time.monotonic() < deadline:
             rss = process_rss({"webserver": os.getpid(), "daemon": other.pid, "sync-x": agent.pid}, ["x"])
-            if rss["code server x"] > 60:
+            if rss["code server x"] > 60 and rss["standby x"] > 30:
                 break
             time.sleep(0.2)
-        assert set(rss) == {"webserver", "daemon", "agent x", "code server x"}
-        assert 60 < rss["code server x"] < 100, rss  # the server's 60 MB, not the run worker's as well
+        assert set(rss) == {"webserver", "daemon", "agent x", "code server x", "standby x"}
+        assert 60 < rss["code server x"] < 100, rss  # the server's 60 MB, not the run worker's or standby's
+        assert 30 < rss["standby x"] < 60, rss
         assert rss["agent x"] < 40, rss
         assert rss["daemon"] < 40, rss
         with pytest.raises(RuntimeError, match="sync-y is not running"):
