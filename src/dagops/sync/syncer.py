@@ -228,8 +228,11 @@ class Syncer:
             manifest = Manifest.from_json(raw, self.location)
         except DagopsError as exc:
             return self._invalid(etag, exc)
+        if self._partial is not None and self._partial[0] != manifest.revision:
+            self._drop_partial()  # superseded (another agent on this folder may have served a newer one)
         serving = self.layout.current_manifest()
         if serving and serving.revision == manifest.revision and serving.entry == manifest.entry:
+            self._drop_partial()
             self.etag, self.problem = etag, None
             return PollResult(UNCHANGED, manifest.revision)
         if manifest.revision == self.bad_revision:
@@ -286,6 +289,8 @@ class Syncer:
                         return PollResult(REJECTED, self.serving, self.problem)
                     self.layout.install(build, manifest)
                     build = None
+                else:
+                    self._drop_partial()  # another agent installed this revision meanwhile
                 self.layout.swap(revision)
                 self.layout.prune()
             except _Mismatch as exc:

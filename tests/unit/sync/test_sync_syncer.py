@@ -246,6 +246,22 @@ def test_download_not_matching_the_manifest_is_not_swapped_and_retried(
     assert (result.outcome, result.revision) == (SWAPPED, published.revision)
 
 
+def test_partial_build_is_dropped_when_another_agent_serves_a_newer_revision(
+    s3: Any, bucket: str, publish: Any, source: Path, syncer: Syncer, code_dir: Path
+):
+    """Two agents on one folder: the one caught mid-publish must not leave its partial build behind."""
+    other = Syncer(s3, bucket, "main", code_dir)
+    other.prepare()  # started beside it (a later prepare() would clean up for it)
+    publish(source)
+    s3.put_object(Bucket=bucket, Key="dags/main/pipelines/assets.py", Body=b"# half-way through a publish\n")
+    assert syncer.poll().outcome == INCOMPLETE
+    (source / "pipelines" / "extra.py").write_text("X = 1\n")
+    newer = publish(source)
+    assert (other.poll().outcome, other.layout.current_revision()) == (SWAPPED, newer.revision)
+    assert (syncer.poll().outcome, syncer.layout.current_revision()) == (UNCHANGED, newer.revision)
+    assert not [p.name for p in (code_dir / "main" / "releases").iterdir() if p.name.startswith(".build-")]
+
+
 def test_s3_unreachable_then_back(bucket: str, publish: Any, source: Path, code_dir: Path):
     published = publish(source)
     port = free_port()
