@@ -61,10 +61,11 @@ def _pytest(session: nox.Session, *paths: str, workers: int = 0) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Ruff: style and common bugs, and formatting."""
+    """Ruff: style, common bugs and formatting; lint-imports: the runtime/operator boundary."""
     _sync(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)

@@ -1,4 +1,4 @@
-"""Command layer: `invoke --list` is the menu. Each area lives in src/dagops/tasks/<area>.py.
+"""Command layer: `invoke --list` is the menu. Each area lives in src/dagops/operator/tasks/<area>.py.
 
 The menu lists each task once, under its area (`dags.deploy`). The original design's make targets (each
 module's ``ALIASES``, such as ``deploy-dags``; README names them) are still accepted: each is a
@@ -11,8 +11,8 @@ from typing import Any
 
 from invoke import Collection, Task
 
-from dagops.tasks import cost, dags, deploy, dev, image, infra, repo
-from dagops.tasks.deploy import env_ns
+from dagops.operator.tasks import cost, dags, deploy, dev, image, infra, repo
+from dagops.operator.tasks.deploy import env_ns
 
 
 class MakeTarget(Collection):

@@ -7,7 +7,7 @@ from benchmarks.common import INFO, Row
 
 def cost() -> tuple[list[Row], list[str]]:
     """One row per environment (total, Spot and pause savings) and the full tables as text."""
-    from dagops import cost as model
+    from dagops.operator import cost as model
 
     envs = model.environments()
     if not envs:

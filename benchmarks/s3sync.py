@@ -1,6 +1,6 @@
 """S3-only benchmarks: the sync agent's idle cost (2) and a deploy of one changed file (5), on a moto server.
 
-Both use the product's own library code (``dagops.sync.syncer.Syncer.poll`` is one sync step of the
+Both use the product's own library code (``dagops.runtime.sync.syncer.Syncer.poll`` is one sync step of the
 agent; ``dagops.publish.publish_location`` is what ``dags.deploy`` calls per location) with a botocore
 event hook counting every request and the bytes each way. Times on a loopback moto server leave out
 S3's own latency; the request counts are what carries over to AWS.
@@ -44,7 +44,7 @@ def _changed(location_dir: Path, n: int) -> str:
 def idle_sync() -> list[Row]:
     """Benchmark 2: requests and bytes per idle poll of a 1,000-file location, and for one changed file."""
     from dagops.publish import publish_location
-    from dagops.sync.syncer import SWAPPED, UNCHANGED, Syncer
+    from dagops.runtime.sync.syncer import SWAPPED, UNCHANGED, Syncer
 
     name = "idle"
     cmd = reproduce(name)

@@ -140,7 +140,7 @@ def soak(
 
     from dagops import registry
     from dagops.errors import DagopsError
-    from dagops.localstack import stack
+    from dagops.operator.devstack import stack
     from dagops.paths import state_dir
 
     label = "soak-limit" if code_server_limit_mb else "soak"

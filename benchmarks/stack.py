@@ -2,7 +2,7 @@
 
 Each starts the embedded local stack of this repository (its registered code locations, ``main`` first)
 with a temporary state directory and free ports, through the same library ``invoke dev`` uses
-(``dagops.localstack``), and stops it afterwards. Nothing in the repository is changed: the latency
+(``dagops.operator.devstack``), and stops it afterwards. Nothing in the repository is changed: the latency
 benchmark publishes a copy of ``main`` with one extra module to the stack's own S3.
 """
 
@@ -64,7 +64,7 @@ DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _graphql(url: str, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    from dagops.localstack import graphql
+    from dagops.operator.devstack import graphql
 
     return graphql.query(url, text, variables)
 
@@ -72,7 +72,7 @@ def _graphql(url: str, text: str, variables: dict[str, Any] | None = None) -> di
 def _ui_ready(url: str) -> bool:
     """The UI answers and every code location is loaded without error."""
     from dagops.errors import DagopsError
-    from dagops.localstack import graphql
+    from dagops.operator.devstack import graphql
 
     if graphql.server_info(url, timeout=2) is None:
         return False
@@ -91,8 +91,8 @@ def _stack(
 
     ``env`` is added to the environment the stack (and so every component) starts with.
     """
-    from dagops.localstack import stack
-    from dagops.localstack.config import DevConfig
+    from dagops.operator.devstack import stack
+    from dagops.operator.devstack.config import DevConfig
 
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
         os.chmod(tmp, 0o711)  # noqa: S103 (Postgres runs as user postgres and must reach its data dir)
@@ -239,7 +239,7 @@ def _change_and_wait(
     the publish's own time.
     """
     from dagops.publish import publish_location
-    from dagops.sync.layout import LocationDir
+    from dagops.runtime.sync.layout import LocationDir
 
     layout = LocationDir(config.code_dir, loc.name)
     (src / "pipelines" / BENCH_MODULE).write_text(_bench_module(n))
@@ -463,7 +463,7 @@ def memory(
     (after the daemon's one-time warm-up), and the row says so.
     """
     from dagops import registry
-    from dagops.localstack import stack
+    from dagops.operator.devstack import stack
 
     loc = registry.load()[0]
     cmd = reproduce("memory")
@@ -551,7 +551,7 @@ def memory(
 # ------------------------------------------------------------------------------------ 4. start-up
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> tuple[float, float]:
     """Seconds until the UI answered and until every location loaded, from the process's start."""
-    from dagops.localstack import graphql
+    from dagops.operator.devstack import graphql
 
     began = time.monotonic()
     answered = None

@@ -83,7 +83,7 @@ def _cpu_seconds(pid: int) -> float:
 _IDLE_WATCHER = """
 import sys, threading
 from pathlib import Path
-from dagops.code_watch import CodeWatcher
+from dagops.operator.code_watch import CodeWatcher
 stop = threading.Event()
 CodeWatcher(root=Path(sys.argv[1]), run_dir=Path(sys.argv[2]), publish=lambda loc: None, outcome=None,
             say=lambda line: print(line, flush=True)).run(stop)

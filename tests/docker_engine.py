@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from dagops.localstack.compose import docker_available
+from dagops.operator.devstack.compose import docker_available
 
 REQUIRE_DOCKER = "DAGOPS_REQUIRE_DOCKER"
 

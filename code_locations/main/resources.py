@@ -1,6 +1,6 @@
 """Resources of location ``main``; only these change between environments (set through env vars)."""
 
-from dagops.resources import location_s3
+from dagops.runtime.resources import location_s3
 
 LOCATION = "main"
 

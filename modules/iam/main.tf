@@ -192,7 +192,7 @@ resource "aws_iam_role_policy" "control" {
 # Run roles: one Fargate task per run. Each location gets `run-<loc>`, limited to its own prefixes; its
 # ARN reaches the location's code server as DAGOPS_RUN_TASK_ROLE_ARN, which the sync agent passes as the
 # code server's container context (`{"ecs": {"task_role_arn": ...}}`), and the launcher
-# (dagops.ecs_run_launcher) starts that location's runs with it as the RunTask taskRoleArn override (the
+# (dagops.runtime.ecs_run_launcher) starts that location's runs with it as the RunTask taskRoleArn override (the
 # control role may pass it). The shared `run` role is only the run task definition's default: a run
 # started without its location's role reaches no location's code or assets, only the compute logs.
 
@@ -314,7 +314,7 @@ resource "aws_iam_role_policy" "code_location" {
 # The one-task stack (dev): webserver, daemon and every code location share one task, so one role.
 # ECS task roles are per task, not per container, so IAM cannot keep one location's code server out of
 # another's prefixes here: in this shape, location isolation of the code servers is enforced in code
-# only (dagops.resources.LocationS3). Runs are still separate tasks with their location's `run-<loc>`
+# only (dagops.runtime.resources.LocationS3). Runs are still separate tasks with their location's `run-<loc>`
 # role, so runs are isolated by IAM in dev too; prod (separate services) isolates code servers by IAM.
 # Statement ids must be unique across the merged documents.
 

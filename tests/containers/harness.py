@@ -27,9 +27,9 @@ from typing import Any
 
 import pytest
 
-from dagops.aws import image as images
-from dagops.localstack import graphql
-from dagops.localstack import s3 as local_s3
+from dagops.operator.aws import image as images
+from dagops.operator.devstack import graphql
+from dagops.operator.devstack import s3 as local_s3
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = os.environ.get("DAGOPS_TEST_PREFIX", "dagops-test")

@@ -14,7 +14,7 @@ import platform
 import pytest
 from harness import Engine, build_image
 
-from dagops.aws import image as images
+from dagops.operator.aws import image as images
 
 pytestmark = pytest.mark.arm64
 PLATFORM = "linux/arm64"

@@ -1,5 +1,5 @@
 """The cloud's own task definitions, run locally: apply live/dev and live/prod to moto, read every ECS
-service back and start its task's containers as ECS would (dagops.ecs_local), then check that the
+service back and start its task's containers as ECS would (dagops.operator.ecs_local), then check that the
 webserver lists every code location LOADED through the Cloud Map names and that the daemon is healthy.
 
 The moto server runs as a container on the shapes' Docker network (alias ``moto``): tofu reaches it on a
@@ -11,8 +11,8 @@ The database is a real Postgres container reachable as the RDS endpoint address 
 shaped like the RDS instance: TLS on (the instance config asks for ``sslmode=require``), the master user
 with the username and password the emulated RDS-managed secret holds, and RDS's ``rds_iam`` role. As on a
 first release (`invoke deploy`), the ``db-setup`` one-off task runs from the `run` task definition with
-the overrides `dagops.aws.db` gives RunTask, and creates Dagster's own role before any service starts; the
-services then log in as that role with an RDS IAM token per connection (``DAGSTER_PG_AUTH=iam``).
+the overrides `dagops.operator.aws.db` gives RunTask, and creates Dagster's own role before any service
+starts; the services then log in as that role with an RDS IAM token per connection (``DAGSTER_PG_AUTH=iam``).
 
 The code of each location is published to the emulated bucket first, as `invoke deploy` does; each code
 location's SQS queue of S3 events (``DAGOPS_SYNC_QUEUE_URL``) is moto's, reached through the endpoint.
@@ -51,9 +51,9 @@ sys.path.insert(0, str(REPO / "tests" / "infra"))
 from test_emulated_apply import LOCATIONS, Deployment  # noqa: E402
 from tfharness import REGION, Tofu, copy_tree, find_binary, make_tofu, write_override  # noqa: E402
 
-from dagops import ecs_local  # noqa: E402
-from dagops.aws.db import CONTAINER as RUN_CONTAINER  # noqa: E402
-from dagops.localstack import graphql  # noqa: E402
+from dagops.operator import ecs_local  # noqa: E402
+from dagops.operator.aws.db import CONTAINER as RUN_CONTAINER  # noqa: E402
+from dagops.operator.devstack import graphql  # noqa: E402
 from dagops.publish import publish_location  # noqa: E402
 
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -220,7 +220,7 @@ def start_database(shape: Shape, services: list[ecs_local.ServiceTask]) -> dict[
 
 
 def run_db_setup(shape: Shape, image_override: dict[str, str], aws_env: dict[str, str]) -> str:
-    """The first release's db-setup task (dagops.aws.db): the run task definition, RunTask's overrides."""
+    """The first release's db-setup task (operator.aws.db): the run task definition, RunTask's overrides."""
     out = shape.deployment.outputs
     ecs = shape.client("ecs")
     run = ecs.describe_task_definition(taskDefinition=out["task_definition_families"]["run"])[

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
 
-from dagops.localstack import graphql
-from dagops.localstack.config import free_port
+from dagops.operator.devstack import graphql
+from dagops.operator.devstack.config import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 FRESH_MODULE = """

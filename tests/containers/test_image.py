@@ -31,8 +31,8 @@ from harness import (
     wait_for,
 )
 
-from dagops.localstack import graphql
-from dagops.localstack import s3 as local_s3
+from dagops.operator.devstack import graphql
+from dagops.operator.devstack import s3 as local_s3
 
 LAUNCH = """
 mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {

@@ -26,9 +26,9 @@ from test_emulated_apply import Deployment as Root
 from test_emulated_apply import environment_of
 from tfharness import MOTO_ACCOUNT, REGION, MotoServer, Tofu, copy_tree, start_moto, write_override
 
-from dagops.aws import Deployment
-from dagops.aws.ecs import deploy_image
 from dagops.errors import DagopsError
+from dagops.operator.aws import Deployment
+from dagops.operator.aws.ecs import deploy_image
 
 TAG = "0123456789ab"
 NS = "prod.dagops.internal"

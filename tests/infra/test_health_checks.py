@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from tfharness import REPO
 
-from dagops.localstack.config import free_port
+from dagops.operator.devstack.config import free_port
 
 CHECKS: dict[str, Any] = json.loads((REPO / "modules" / "dagster" / "health_checks.json").read_text())
 BIN = Path(sys.executable).parent

@@ -301,7 +301,8 @@ def test_each_code_location_role_touches_only_its_own_prefixes(rendered: Rendere
 # The one exception to "no role writes several locations' assets", by environment: dev's one-task stack
 # (webserver, daemon and every code server in ONE task) has one task role, and ECS task roles are per
 # task, not per container; there, code servers are kept to their own prefixes in code only
-# (dagops.resources.LocationS3). See modules/iam/README.md. Runs get per-location roles in both shapes.
+# (dagops.runtime.resources.LocationS3). See modules/iam/README.md. Runs get per-location roles in both
+# shapes.
 SPANNING_ROLE_EXCEPTIONS = {"prod": set(), "dev": {"dagops-dev-stack"}}
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from tfharness import REPO, copy_tree
 
-from dagops import infra
 from dagops.errors import DagopsError
+from dagops.operator import infra
 
 FAKE = """#!{python}
 import json, os, sys
@@ -213,7 +213,7 @@ def test_invoke_plan_all_and_aliases_run_tofu(fake_env: dict[str, Path]) -> None
 
 
 def test_the_deploys_targeted_apply_passes_its_targets(fake_env: dict[str, Path]) -> None:
-    # A first release applies the run task definition alone before the services (dagops.aws.ecs).
+    # A first release applies the run task definition alone before the services (dagops.operator.aws.ecs).
     install(fake_env["bin"], "tofu")
     infra.execute("apply", ["prod"], yes=True, targets=["module.dagster.module.run_task"])
     assert calls(fake_env["log"]) == [

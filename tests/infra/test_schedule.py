@@ -21,7 +21,7 @@ import pytest
 from conftest import ACCOUNT_VAR, LOCATIONS, Applied
 from tfharness import MOTO_ACCOUNT, REGION, REPO, Tofu, copy_tree, start_moto, write_override
 
-from dagops.cost import hcl
+from dagops.operator.cost import hcl
 
 DAYS = "MON,TUE,WED,THU,FRI,SAT,SUN"
 

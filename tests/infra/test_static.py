@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from tfharness import CONTRACT_OUTPUTS, REPO, Tofu, copy_tree
 
-from dagops import cost, infra
 from dagops.errors import DagopsError
 from dagops.names import validate_env_name
+from dagops.operator import cost, infra
 
 MODULES = sorted(p.name for p in (REPO / "modules").iterdir() if (p / "main.tf").is_file())
 # live/_shared holds the definition the environment roots link to; it is not a root of its own.

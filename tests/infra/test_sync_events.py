@@ -69,7 +69,7 @@ def test_the_consumer_role_reads_each_queue_with_one_policy_scoped_to_it(dev_app
 
 
 def test_a_published_manifest_reaches_its_locations_queue_only(dev_applied: Applied) -> None:
-    from dagops.sync.notify import manifest_keys
+    from dagops.runtime.sync.notify import manifest_keys
 
     dev = dev_applied
     s3, sqs = dev.client("s3"), dev.client("sqs")

@@ -1,7 +1,7 @@
 """Integration fixtures: a real Postgres, a moto S3 server, and the real local stack (`invoke dev --detach`).
 
 Postgres comes from testcontainers' PostgresContainer when a Docker engine answers, else from a local
-PostgreSQL server started with dagops.localstack.postgres (the same code `invoke dev` uses).
+PostgreSQL server started with dagops.operator.devstack.postgres (the same code `invoke dev` uses).
 ``DAGOPS_TEST_POSTGRES=container|local`` picks one explicitly (CI runs both: see test_postgres_sources.py);
 a path that cannot run skips with its reason, or fails where DAGOPS_REQUIRE_DOCKER=1 asks for an engine.
 The container's image is ``DAGOPS_POSTGRES_IMAGE`` (default postgres:16-alpine; `.ci/base-images.sh` builds
@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from pg_source import postgres_database, postgres_source
 
-from dagops.localstack import s3 as local_s3
-from dagops.localstack.config import DevConfig, free_port
-from dagops.localstack.postgres import PostgresDatabase
+from dagops.operator.devstack import s3 as local_s3
+from dagops.operator.devstack.config import DevConfig, free_port
+from dagops.operator.devstack.postgres import PostgresDatabase
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "dagops-it"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from docker_engine import need_docker_engine
 
-from dagops.localstack.compose import docker_available
-from dagops.localstack.config import free_port
-from dagops.localstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
+from dagops.operator.devstack.compose import docker_available
+from dagops.operator.devstack.config import free_port
+from dagops.operator.devstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
 
 POSTGRES_SOURCES = ("container", "local")
 

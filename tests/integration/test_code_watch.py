@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from dagops.localstack import graphql
-from dagops.localstack.postgres import PostgresDatabase
+from dagops.operator.devstack import graphql
+from dagops.operator.devstack.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagops.cost.config import ActiveHours
-from dagops.cost.offhours import offhours
+from dagops.operator.cost.config import ActiveHours
+from dagops.operator.cost.offhours import offhours
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dagops.errors import DagopsError
-from dagops.localstack.scaffold import create_pipeline
+from dagops.operator.devstack.scaffold import create_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 

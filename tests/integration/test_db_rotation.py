@@ -8,9 +8,9 @@ keep theirs. Then the password rotates as RDS rotates it: ``ALTER ROLE`` plus a 
 
 - Today's login (the master, its password from the environment, fixed at task start): every new
   connection after the rotation is refused. This is the failure the change removes.
-- Dagster's own role, set up by ``dagops.db_setup`` (which reads the secret at that moment) and logging in
-  with an RDS IAM token per new connection (``DAGSTER_PG_AUTH=iam``): new connections after the rotation
-  succeed, with no restart.
+- Dagster's own role, set up by ``dagops.runtime.db_setup`` (which reads the secret at that moment) and
+  logging in with an RDS IAM token per new connection (``DAGSTER_PG_AUTH=iam``): new connections after
+  the rotation succeed, with no restart.
 
 What only RDS can check is the token itself: here pg_hba admits ``dagster_app`` over TLS without a
 password (standing in for RDS's ``rds_iam`` check), and the test asserts that each new connection
@@ -37,11 +37,11 @@ from dagster_postgres.utils import DagsterPostgresException
 from moto import mock_aws
 from sqlalchemy import event, text
 
-from dagops import db_setup
-from dagops.entrypoint import render_instance
-from dagops.localstack.config import free_port
-from dagops.localstack.postgres import LocalPostgres, find_bin_dir
-from dagops.pg_storage import (
+from dagops.operator.devstack.config import free_port
+from dagops.operator.devstack.postgres import LocalPostgres, find_bin_dir
+from dagops.runtime import db_setup
+from dagops.runtime.entrypoint import render_instance
+from dagops.runtime.pg_storage import (
     PingingPostgresEventLogStorage,
     PingingPostgresRunStorage,
     PingingPostgresScheduleStorage,

@@ -1,6 +1,6 @@
 """Faults injected into the real local stack; it keeps serving, recovers, and loses nothing.
 
-One embedded stack (``dagops.localstack.stack.start_detached``: local Postgres, sync agent + ``dagster api
+One embedded stack (``devstack.stack.start_detached``: local Postgres, sync agent + ``dagster api
 grpc`` code server, webserver, daemon) serves the module. Its S3 endpoint is a moto server reached through
 ``FlakyProxy``, a TCP forwarder the tests can cut (connections reset) and restore, so "S3 unreachable" is
 a real network failure while the tests themselves still publish straight to moto. A sampler thread checks,
@@ -43,11 +43,11 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from dagops.errors import DagopsError
-from dagops.localstack import graphql
-from dagops.localstack import stack as local_stack
-from dagops.localstack.config import DevConfig, free_port
-from dagops.localstack.postgres import find_bin_dir
 from dagops.manifest import MANIFEST_NAME, Manifest
+from dagops.operator.devstack import graphql
+from dagops.operator.devstack import stack as local_stack
+from dagops.operator.devstack.config import DevConfig, free_port
+from dagops.operator.devstack.postgres import find_bin_dir
 from dagops.publish import publish_location
 
 pytestmark = pytest.mark.skipif(find_bin_dir() is None, reason="PostgreSQL server binaries not installed")
@@ -562,9 +562,9 @@ def test_upload_that_fails_to_import_is_not_served(
     assert status["state"] == "error" and error in status["last_error"], status
     assert stack.serving() == good and stack.assets() == assets
     assert re.search(rf"error: revision {bad[:12]} rejected.*{error}", stack.log()), stack.log()[-2000:]
-    # `python -m dagops.sync status` shows it (its exit code is the container health: still serving).
+    # `python -m dagops.runtime.sync status` shows it (its exit code is the container health: still serving).
     shown = subprocess.run(
-        [sys.executable, "-m", "dagops.sync", "status", "--location", LOCATION,
+        [sys.executable, "-m", "dagops.runtime.sync", "status", "--location", LOCATION,
          "--code-dir", str(stack.config.code_dir), "--json"],
         capture_output=True,
         text=True,
@@ -881,8 +881,8 @@ def test_two_sync_agents_on_one_code_dir(moto_endpoint: str, tmp_path: Path) -> 
         AWS_SECRET_ACCESS_KEY="dagops-local",
         AWS_DEFAULT_REGION="us-east-1",
     )
-    argv = [sys.executable, "-m", "dagops.sync", "run", "--location", location, "--code-dir", str(code_dir),
-            "--interval", "0.3", "--no-code-server"]  # fmt: skip
+    argv = [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", location,
+            "--code-dir", str(code_dir), "--interval", "0.3", "--no-code-server"]  # fmt: skip
     FAULTS.append("two-sync-agents-one-dir")
     logs = [tmp_path / f"agent{i}.log" for i in (1, 2)]
     agents = [

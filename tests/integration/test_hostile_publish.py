@@ -26,8 +26,6 @@ from botocore.config import Config
 
 from dagops import registry
 from dagops.errors import DagopsError
-from dagops.localstack import s3 as local_s3
-from dagops.localstack.config import free_port
 from dagops.manifest import (
     MAX_MANIFEST_BYTES,
     FileEntry,
@@ -37,8 +35,10 @@ from dagops.manifest import (
     relpath_problem,
     revision_of,
 )
+from dagops.operator.devstack import s3 as local_s3
+from dagops.operator.devstack.config import free_port
+from dagops.operator.registry_watch import RegistryWatcher
 from dagops.publish import publish_location, read_exactly
-from dagops.registry_watch import RegistryWatcher
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "hostile-secret-0f1e2d3c"  # what a link or a leak would carry into S3
@@ -475,7 +475,7 @@ def test_local_stack_start_with_bad_s3_is_one_sentence(case: str, refusing_s3: s
     (tmp_path / "code_locations").mkdir()
     registry.save([], tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "dagops.localstack", "up", "--quiet", "--config", json.dumps(config)],
+        [sys.executable, "-m", "dagops.operator.devstack", "up", "--quiet", "--config", json.dumps(config)],
         env=env,
         capture_output=True,
         text=True,
@@ -506,7 +506,7 @@ def test_local_stack_start_refuses_a_location_with_a_link_to_outside(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))}
     env["DAGOPS_ROOT"] = str(tmp_path / "project")
     proc = subprocess.run(
-        [sys.executable, "-m", "dagops.localstack", "up", "--quiet", "--config", json.dumps(config)],
+        [sys.executable, "-m", "dagops.operator.devstack", "up", "--quiet", "--config", json.dumps(config)],
         env=env,
         capture_output=True,
         text=True,

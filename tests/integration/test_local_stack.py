@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from polling import wait_for
 
-from dagops.localstack import graphql
+from dagops.operator.devstack import graphql
 from dagops.publish import publish_location
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """The local stack's dagster.yaml storages survive a Postgres restart in a webserver-optimised instance.
 
-A real Postgres server, the dagster.yaml that ``dagops.localstack.dagster_home`` writes, and
+A real Postgres server, the dagster.yaml that ``dagops.operator.devstack.dagster_home`` writes, and
 ``optimize_for_webserver`` (what ``dagster-webserver`` calls: one pooled connection per storage). After
 ``pg_ctl stop`` + start, the very first read and write on every storage succeed.
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dagops.localstack import dagster_home
-from dagops.localstack.config import free_port
-from dagops.localstack.postgres import LocalPostgres, find_bin_dir
+from dagops.operator.devstack import dagster_home
+from dagops.operator.devstack.config import free_port
+from dagops.operator.devstack.postgres import LocalPostgres, find_bin_dir
 
 pytestmark = pytest.mark.skipif(find_bin_dir() is None, reason="PostgreSQL server binaries not installed")
 

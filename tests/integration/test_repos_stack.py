@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 from gitrepos import git, make_repo, wheel
 
-from dagops import registry, repos
-from dagops.localstack import graphql
-from dagops.localstack.config import DevConfig
-from dagops.localstack.postgres import PostgresDatabase
-from dagops.registry_watch import wait_for_location
+from dagops import registry
+from dagops.operator import repos
+from dagops.operator.devstack import graphql
+from dagops.operator.devstack.config import DevConfig
+from dagops.operator.devstack.postgres import PostgresDatabase
+from dagops.operator.registry_watch import wait_for_location
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from dagops.localstack.config import free_port
+from dagops.operator.devstack.config import free_port
 
 # moto's EC2 loads some 5,000 default AMIs into every region a mock starts (about 1 s per test that
 # touches EC2, half the set-up of tests/unit/aws); no unit test reads them.

@@ -1,4 +1,4 @@
-"""dagops.code_watch without a stack: which saves publish what, and how a burst of writes is batched."""
+"""operator.code_watch without a stack: which saves publish what, and how a burst of writes is batched."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from dagops import registry
-from dagops.code_watch import CodeWatcher, own_locations, read_records, touched
 from dagops.errors import DagopsError
-from dagops.localstack.config import DevConfig
+from dagops.operator.code_watch import CodeWatcher, own_locations, read_records, touched
+from dagops.operator.devstack.config import DevConfig
 
 REGISTRY = """locations:
 - name: main
@@ -158,7 +158,7 @@ def test_dev_watch_setting_refuses_other_words() -> None:
 
 
 def test_create_without_a_running_stack_says_how_to_see_the_pipeline(tmp_path: Path) -> None:
-    from dagops.tasks.dev import _next_step
+    from dagops.operator.tasks.dev import _next_step
 
     config = DevConfig.resolve({}, environ={}, state_dir=str(tmp_path / "state"))
     assert (
@@ -193,7 +193,7 @@ def test_a_publish_that_fails_once_is_tried_again_before_it_is_reported(project:
 
 
 def test_saved_after_ignores_bytecode(tmp_path: Path) -> None:
-    from dagops.code_watch import _saved_after
+    from dagops.operator.code_watch import _saved_after
 
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "a.cpython-312.pyc").write_bytes(b"x")

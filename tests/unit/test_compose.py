@@ -134,7 +134,7 @@ def test_published_ports_stay_on_loopback(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is reachable from the network"
-    # Ports follow `invoke dev`'s dev.ui_port / dev.s3_port (dagops.localstack.compose.stack_env).
+    # Ports follow `invoke dev`'s dev.ui_port / dev.s3_port (dagops.operator.devstack.compose.stack_env).
     assert "127.0.0.1:${DAGOPS_UI_PORT:-3000}:3000" in compose["services"]["webserver"]["ports"]
     assert "127.0.0.1:${DAGOPS_S3_PORT:-9000}:5000" in compose["services"]["s3"]["ports"]
 
@@ -159,7 +159,7 @@ def test_roles_mounts_and_workspace_agree(compose: dict[str, Any]) -> None:
         assert service["command"] == ["code-location"]
         assert service["environment"]["DAGOPS_LOCATION"] == server["location_name"]
         assert server["port"] == 4000
-        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "dagops.sync", "status"]
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "dagops.runtime.sync", "status"]
     registered = {
         loc["name"]
         for loc in yaml.safe_load((REPO / "code_locations" / "locations.yaml").read_text())["locations"]
@@ -185,7 +185,7 @@ def test_compose_instance_config_is_valid_for_dagster(
     from dagster._core.instance.ref import InstanceRef
     from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 
-    from dagops.entrypoint import plan
+    from dagops.runtime.entrypoint import plan
 
     for name, value in _local_env().items():
         monkeypatch.setenv(name, value)

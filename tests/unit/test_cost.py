@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dagops import cost
 from dagops.errors import DagopsError
+from dagops.operator import cost
 
 REPO = Path(__file__).resolve().parents[2]
 

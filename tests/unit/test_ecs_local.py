@@ -1,4 +1,4 @@
-"""dagops.ecs_local's translation of ECS task definitions (the containers themselves run in
+"""dagops.operator.ecs_local's translation of ECS task definitions (the containers themselves run in
 tests/containers/test_cloud_shape.py)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from dagops import ecs_local
 from dagops.errors import DagopsError
+from dagops.operator import ecs_local
 
 REGION = "ap-southeast-2"
 

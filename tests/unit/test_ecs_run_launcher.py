@@ -1,4 +1,4 @@
-"""dagops.ecs_run_launcher: a run is started with its code location's task role, under moto's ECS.
+"""dagops.runtime.ecs_run_launcher: a run is started with its code location's task role, under moto's ECS.
 
 A run whose code origin carries the container context the code server sets (``{"ecs": {"task_role_arn":
 ARN}}``) is launched for real (``launch_run``): the RunTask call moto receives has that role as the
@@ -31,8 +31,8 @@ from dagster_aws.ecs import EcsRunLauncher
 from moto import mock_aws
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 
-from dagops.ecs_run_launcher import LocationRoleEcsRunLauncher
-from dagops.entrypoint import render_instance
+from dagops.runtime.ecs_run_launcher import LocationRoleEcsRunLauncher
+from dagops.runtime.entrypoint import render_instance
 
 REGION = "ap-southeast-2"
 MAIN_ROLE = "arn:aws:iam::123456789012:role/dagops-prod-run-main"

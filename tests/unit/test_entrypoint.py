@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagops.entrypoint import parse_code_locations, plan
 from dagops.errors import ConfigError
+from dagops.runtime.entrypoint import parse_code_locations, plan
 
 REPO = Path(__file__).resolve().parents[2]
 PG = {
@@ -32,7 +32,7 @@ def _run(
     if path_dir is not None:
         full["PATH"] = f"{path_dir}{os.pathsep}{full['PATH']}"
     return subprocess.run(
-        [sys.executable, "-m", "dagops.entrypoint", *args],
+        [sys.executable, "-m", "dagops.runtime.entrypoint", *args],
         env=full,
         capture_output=True,
         text=True,
@@ -121,7 +121,7 @@ def test_webserver_and_daemon_render_their_files_and_exec(tmp_path: Path, role: 
         "DAGOPS_RUN_SUBNETS": "subnet-a,subnet-b",
     }
     full = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO / "src"), **env}
-    proc = subprocess.Popen([sys.executable, "-m", "dagops.entrypoint", role], env=full)
+    proc = subprocess.Popen([sys.executable, "-m", "dagops.runtime.entrypoint", role], env=full)
     assert proc.wait(timeout=60) == 0
     seen = json.loads(record.read_text())
 
@@ -152,7 +152,7 @@ def test_a_missing_executable_is_one_line(tmp_path: Path) -> None:
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {**BASE, **PG, "DAGSTER_HOME": str(home), "DAGOPS_CODE_LOCATIONS": "main=code:4000"}
     proc = subprocess.run(
-        [sys.executable, "-m", "dagops.entrypoint", "daemon"],
+        [sys.executable, "-m", "dagops.runtime.entrypoint", "daemon"],
         env={"PATH": str(tmp_path), "PYTHONPATH": str(REPO / "src"), **env},
         capture_output=True,
         text=True,
@@ -164,7 +164,7 @@ def test_a_missing_executable_is_one_line(tmp_path: Path) -> None:
 
 def test_code_location_runs_the_sync_agent() -> None:
     launch = plan(["code-location"], {**BASE, "DAGOPS_LOCATION": "main"})
-    assert launch.argv == [sys.executable, "-m", "dagops.sync", "run", "--location", "main"]
+    assert launch.argv == [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", "main"]
     assert launch.sync_first is None
 
 
@@ -251,7 +251,7 @@ def test_publish_role_publishes_every_registered_location(
     import boto3
     from moto import mock_aws
 
-    from dagops.entrypoint import main
+    from dagops.runtime.entrypoint import main
 
     (tmp_path / "code_locations" / "main").mkdir(parents=True)
     (tmp_path / "code_locations" / "main" / "definitions.py").write_text("defs = None\n")
@@ -301,6 +301,6 @@ def test_an_unknown_database_auth_mode_is_one_line() -> None:
 def test_db_setup_runs_the_role_setup_with_the_master_secret_named() -> None:
     env = {**BASE, **IAM_PG, "DAGOPS_DB_MASTER_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:rds!db"}
     launch = plan(["db-setup"], env)
-    assert launch.argv == [sys.executable, "-m", "dagops.db_setup"]
+    assert launch.argv == [sys.executable, "-m", "dagops.runtime.db_setup"]
     with pytest.raises(ConfigError, match="DAGOPS_DB_MASTER_SECRET_ARN"):
         plan(["db-setup"], {**BASE, **IAM_PG})

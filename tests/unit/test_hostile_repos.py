@@ -13,9 +13,10 @@ import pytest
 from gitrepos import git, make_repo, wheel
 from moto import mock_aws
 
-from dagops import registry, repos
+from dagops import registry
 from dagops.errors import DagopsError
-from dagops.requirements import ensure_requirements, requirements_key
+from dagops.operator import repos
+from dagops.runtime.requirements import ensure_requirements, requirements_key
 from dagops.untrusted import INDEXES_VAR, check_requirements, inputs_key, untrusted_env
 
 BUCKET = "hostile-repos"

@@ -57,12 +57,13 @@ def test_invoke_list_and_help_answer_without_heavy_imports() -> None:
 
 
 def test_supervisor_writes_dagster_yaml_without_importing_dagster(tmp_path: Path) -> None:
-    # `python -m dagops.localstack up` imports the stack, the registry watcher and the publisher, and
-    # writes dagster.yaml naming dagops.pg_storage's classes; the processes it starts import Dagster.
+    # `python -m dagops.operator.devstack up` imports the stack, the registry watcher and the publisher, and
+    # writes dagster.yaml naming dagops.runtime.pg_storage's classes; the processes it starts import Dagster.
     code = f"""
         from pathlib import Path
-        import dagops.localstack.__main__, dagops.localstack.stack, dagops.registry_watch, dagops.publish
-        from dagops.localstack import dagster_home
+        import dagops.operator.devstack.__main__, dagops.operator.devstack.stack
+        import dagops.operator.registry_watch, dagops.publish
+        from dagops.operator.devstack import dagster_home
         dagster_home.write(
             Path({str(tmp_path)!r}),
             servers=[("main", "127.0.0.1", 4000)],
@@ -79,8 +80,8 @@ def test_dagster_yaml_names_pg_storages_that_exist(key: str) -> None:
     # dagster_home names the classes as text (so the supervisor need not import them): they must exist.
     import dagster_postgres
 
-    from dagops import pg_storage
-    from dagops.localstack import dagster_home
+    from dagops.operator.devstack import dagster_home
+    from dagops.runtime import pg_storage
 
     assert pg_storage.__name__ == dagster_home.PG_STORAGE_MODULE
     cls = getattr(pg_storage, dagster_home.PG_STORAGE_CLASSES[key])

@@ -21,9 +21,9 @@ from dagster_aws.ecs import EcsRunLauncher
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from moto import mock_aws
 
-from dagops.ecs_run_launcher import LocationRoleEcsRunLauncher
-from dagops.entrypoint import render_instance
-from dagops.pg_storage import (
+from dagops.runtime.ecs_run_launcher import LocationRoleEcsRunLauncher
+from dagops.runtime.entrypoint import render_instance
+from dagops.runtime.pg_storage import (
     PingingPostgresEventLogStorage,
     PingingPostgresRunStorage,
     PingingPostgresScheduleStorage,
@@ -66,7 +66,7 @@ def test_instance_config_passes_dagsters_schema(aws_env: None, tmp_path: Path) -
 
     assert ref.run_launcher_data is not None
     assert (ref.run_launcher_data.module_name, ref.run_launcher_data.class_name) == (
-        "dagops.ecs_run_launcher",
+        "dagops.runtime.ecs_run_launcher",
         "LocationRoleEcsRunLauncher",
     )
     assert ref.run_coordinator_data is not None
@@ -74,9 +74,9 @@ def test_instance_config_passes_dagsters_schema(aws_env: None, tmp_path: Path) -
     assert ref.compute_logs_data.class_name == "S3ComputeLogManager"
     storages = (ref.run_storage_data, ref.event_storage_data, ref.schedule_storage_data)
     assert [(d.module_name, d.class_name) for d in storages] == [
-        ("dagops.pg_storage", "PingingPostgresRunStorage"),
-        ("dagops.pg_storage", "PingingPostgresEventLogStorage"),
-        ("dagops.pg_storage", "PingingPostgresScheduleStorage"),
+        ("dagops.runtime.pg_storage", "PingingPostgresRunStorage"),
+        ("dagops.runtime.pg_storage", "PingingPostgresEventLogStorage"),
+        ("dagops.runtime.pg_storage", "PingingPostgresScheduleStorage"),
     ]
     assert ref.settings["telemetry"] == {"enabled": False}
     assert ref.settings["run_monitoring"]["enabled"] is True

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from dagops.errors import DagopsError
-from dagops.resources import LocationS3, location_key
+from dagops.runtime.resources import LocationS3, location_key
 
 LOCATION_DIR = Path(__file__).resolve().parents[2] / "code_locations" / "main"
 BUCKET = "unit-bucket"

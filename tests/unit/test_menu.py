@@ -11,7 +11,7 @@ import pytest
 from invoke import Collection, Program
 from invoke.loader import FilesystemLoader
 
-from dagops.tasks import cost, dags, deploy, dev, image, infra, repo
+from dagops.operator.tasks import cost, dags, deploy, dev, image, infra, repo
 
 ROOT = Path(__file__).resolve().parents[2]
 ALIASES = {

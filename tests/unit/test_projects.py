@@ -1,5 +1,5 @@
 """Real project layouts: how a repository's Dagster project is found (find_entry / --path), what its
-entry loads as (dagops.sync.target), where its dependencies come from (dagops.requirements), and
+entry loads as (dagops.runtime.sync.target), where its dependencies come from (dagops.runtime.requirements), and
 repo.update's `git ls-remote` shortcut. Fast: nothing here imports user code (the layouts load and
 serve through the real stack in tests/integration/test_repos_stack.py)."""
 
@@ -13,10 +13,11 @@ import gitrepos
 import pytest
 from gitrepos import write_files
 
-from dagops import repos, requirements
+from dagops.runtime import requirements
 from dagops.errors import DagopsError
-from dagops.sync import target
-from dagops.sync.warmserver import _forget_tree, _moved
+from dagops.operator import repos
+from dagops.runtime.sync import target
+from dagops.runtime.sync.warmserver import _forget_tree, _moved
 
 DG_PYPROJECT = """\
 [project]
@@ -345,7 +346,8 @@ def test_remote_commit_reads_branches_and_annotated_tags(tmp_path: Path) -> None
 def test_a_location_whose_server_never_answers_still_shows_after_the_timeout(tmp_path: Path) -> None:
     import yaml
 
-    from dagops import registry, registry_watch
+    from dagops import registry
+    from dagops.operator import registry_watch
 
     (tmp_path / "code_locations").mkdir()
     registry.save([registry.Location("main", "code_locations/main")], tmp_path)

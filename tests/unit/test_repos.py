@@ -26,8 +26,10 @@ from botocore.exceptions import EndpointConnectionError
 from gitrepos import Upstream, git, wheel
 from moto import mock_aws
 
-from dagops import registry, repos, requirements
+from dagops import registry
+from dagops.runtime import requirements
 from dagops.errors import DagopsError
+from dagops.operator import repos
 
 BUCKET = "dagops-test"
 
@@ -840,7 +842,7 @@ def test_cli_list_shows_the_repositories(root: Path, s3: Any, upstream: Upstream
 
 
 def test_local_logs_and_cloudwatch_logs(tmp_path: Path, s3: Any) -> None:
-    from dagops.aws import Deployment
+    from dagops.operator.aws import Deployment
 
     log = tmp_path / "sync-etl.log"
     log.write_text("one\ntwo\n")
@@ -894,7 +896,7 @@ def test_registry_watcher_follows_the_registry(root: Path, tmp_path: Path) -> No
 
     import yaml
 
-    from dagops import registry_watch
+    from dagops.operator import registry_watch
 
     reloads: list[bytes] = []
 

@@ -338,7 +338,7 @@ def test_entrypoint_failures_never_print_secrets(case: str, tmp_path: Path) -> N
     template.write_text("storage: [unclosed\npassword: {env: DAGSTER_PG_PASSWORD}\n")
     extra = {k: v.replace("{template}", str(template)) for k, v in extra.items()}
     proc = subprocess.run(
-        [sys.executable, "-m", "dagops.entrypoint", *argv],
+        [sys.executable, "-m", "dagops.runtime.entrypoint", *argv],
         env=_env(tmp_path, **extra),
         capture_output=True,
         text=True,
@@ -356,7 +356,7 @@ def test_entrypoint_failures_never_print_secrets(case: str, tmp_path: Path) -> N
 @pytest.mark.parametrize(
     "argv",
     [
-        ["-m", "dagops.sync", "once", "--location", "main"],
+        ["-m", "dagops.runtime.sync", "once", "--location", "main"],
         ["-m", "dagops.publish", "--location", "main", "--source", str(REPO / "code_locations" / "main")],
     ],
     ids=["sync-once", "publish"],

@@ -142,7 +142,7 @@ def test_change_detection_routes_each_kind_of_change() -> None:
     step = next(s for s in _steps(deploy["jobs"]["changes"]) if _uses(s, "dorny/paths-filter"))
     filters = yaml.safe_load(step["with"]["filters"])
     assert _changed(filters, ["code_locations/main/assets/orders.py"]) == {"dags"}
-    assert _changed(filters, ["src/dagops/sync/agent.py", "uv.lock"]) == {"runtime"}
+    assert _changed(filters, ["src/dagops/runtime/sync/agent.py", "uv.lock"]) == {"runtime"}
     assert _changed(filters, ["images/Dockerfile"]) == {"runtime"}
     assert _changed(filters, ["modules/ecs_service/main.tf", "live/prod/terraform.tfvars"]) == {"infra"}
     assert _changed(filters, ["README.md", "tests/unit/test_compose.py"]) == set()
@@ -184,7 +184,7 @@ def test_the_ci_script_runs_readmes_test_command() -> None:
 
 
 def test_invoke_test_runs_every_default_nox_session_once_with_infra_beside_the_containers() -> None:
-    from dagops import testrun
+    from dagops.operator import testrun
 
     sessions = testrun.default_sessions()  # nox itself reads noxfile.py's default list
     noxfile = (REPO / "noxfile.py").read_text()
@@ -201,7 +201,7 @@ def test_invoke_test_runs_every_default_nox_session_once_with_infra_beside_the_c
 def test_invoke_test_runs_the_background_session_beside_the_others_and_reports_any_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dagops import testrun
+    from dagops.operator import testrun
 
     # A noxfile of the same shape, each session recording when it ran; "containers" fails.
     (tmp_path / "noxfile.py").write_text(

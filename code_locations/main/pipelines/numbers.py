@@ -4,7 +4,7 @@ import statistics
 
 import dagster as dg
 
-from dagops.resources import LocationS3
+from dagops.runtime.resources import LocationS3
 
 RAW_KEY = "numbers/raw.json"
 SUMMARY_KEY = "numbers/summary.json"

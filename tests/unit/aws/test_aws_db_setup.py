@@ -17,9 +17,9 @@ from invoke import Context
 from invoke.exceptions import Exit
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 
-from dagops.aws import Deployment
-from dagops.aws.db import setup_role
-from dagops.tasks import deploy as deploy_tasks
+from dagops.operator.aws import Deployment
+from dagops.operator.aws.db import setup_role
+from dagops.operator.tasks import deploy as deploy_tasks
 
 ROLE = "arn:aws:iam::123456789012:role/dagops-prod-db-setup"
 SECRET = "arn:aws:secretsmanager:ap-southeast-2:123456789012:secret:rds!db-1234-AbCdEf"

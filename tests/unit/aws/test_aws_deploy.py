@@ -11,12 +11,12 @@ from aws_stack import REGION, Stack
 from invoke import Context
 from invoke.exceptions import Exit
 
-from dagops import infra
-from dagops.aws import Deployment
-from dagops.aws.ecs import assess, deploy_image
 from dagops.errors import DagopsError
 from dagops.names import validate_image_tag
-from dagops.tasks import deploy as deploy_tasks
+from dagops.operator import infra
+from dagops.operator.aws import Deployment
+from dagops.operator.aws.ecs import assess, deploy_image
+from dagops.operator.tasks import deploy as deploy_tasks
 
 
 def _ecs() -> Any:
@@ -211,7 +211,7 @@ def test_rollout_assessment_reads_ecs_deployments() -> None:
 def test_a_rollback_fails_the_deploy(
     stack: Stack, applies: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dagops.aws.ecs as ecs_module
+    import dagops.operator.aws.ecs as ecs_module
 
     _push(stack, "v1")
     real_describe = ecs_module._describe
@@ -264,7 +264,7 @@ def test_every_task_asks_for_the_environment(stack: Stack) -> None:
 def test_a_rollout_that_never_settles_times_out_with_the_services_named(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dagops.aws.ecs import wait_stable
+    from dagops.operator.aws.ecs import wait_stable
 
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "0")  # tasks never start
     _ecs().create_service(

@@ -18,8 +18,8 @@ from aws_stack import Stack
 from invoke import Context
 from invoke.exceptions import Exit
 
-from dagops.aws import image as images
-from dagops.tasks import image as image_tasks
+from dagops.operator.aws import image as images
+from dagops.operator.tasks import image as image_tasks
 
 FAKE_DOCKER = """#!{python}
 import json, os, sys

@@ -13,11 +13,11 @@ from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from invoke import Context
 from invoke.exceptions import Exit
 
-from dagops.aws import Deployment, aws_errors
-from dagops.aws.logs import parse_since, show
-from dagops.aws.pause import RESUME_TAG
 from dagops.errors import DagopsError
-from dagops.tasks import deploy as tasks
+from dagops.operator.aws import Deployment, aws_errors
+from dagops.operator.aws.logs import parse_since, show
+from dagops.operator.aws.pause import RESUME_TAG
+from dagops.operator.tasks import deploy as tasks
 
 PutEvents = Callable[[str, str, list[tuple[int, str]]], None]
 

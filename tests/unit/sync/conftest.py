@@ -15,7 +15,7 @@ import pytest
 from moto_s3 import make_client as make_client
 from polling import wait_for as wait_for
 
-from dagops.localstack.config import free_port as free_port
+from dagops.operator.devstack.config import free_port as free_port
 from dagops.publish import publish_location
 
 GOOD_TREE = {

@@ -1,4 +1,5 @@
-"""``python -m dagops.sync`` as a real process: settings, once, status, the loop, the code server child."""
+"""``python -m dagops.runtime.sync`` as a real process: settings, once, status, the loop, the code server
+child."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from typing import Any, ClassVar
 import pytest
 from conftest import agent_env, free_port, make_client, tree_contents, wait_for, write_tree
 
-from dagops.sync.codeserver import grpc_serving, rss_kib
-from dagops.sync.report import read_reports
-from dagops.sync.status import read_status
+from dagops.runtime.sync.codeserver import grpc_serving, rss_kib
+from dagops.runtime.sync.report import read_reports
+from dagops.runtime.sync.status import read_status
 
 
 def sync_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "dagops.sync", *args],
+        [sys.executable, "-m", "dagops.runtime.sync", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -105,8 +106,8 @@ def test_run_without_code_server_wakes_on_sigusr1_and_stops_on_sigterm(
     env = agent_env(moto_endpoint, bucket)
     log = (tmp_path / "agent.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagops.sync", "run", "--location", "main", "--code-dir", str(code_dir),
-         "--interval", "3600", "--no-code-server"],
+        [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", "main",
+         "--code-dir", str(code_dir), "--interval", "3600", "--no-code-server"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
@@ -171,7 +172,7 @@ def test_run_supervises_a_real_code_server(
     env = agent_env(moto_endpoint, bucket, DAGOPS_LOCATION="main", DAGOPS_CODE_DIR=str(code_dir))
     log = (tmp_path / "agent.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagops.sync", "run", "--interval", "0.5", "--grpc-host", "127.0.0.1",
+        [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5", "--grpc-host", "127.0.0.1",
          "--grpc-port", str(port), "--webserver-url", url],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -23,9 +23,9 @@ from botocore.response import StreamingBody
 from conftest import GOOD_TREE, agent_env, tree_contents, wait_for, write_tree
 
 from dagops.manifest import MAX_FILE_BYTES, MAX_MANIFEST_BYTES, FileEntry, revision_of
-from dagops.sync import syncer as syncer_mod
-from dagops.sync.status import read_status
-from dagops.sync.syncer import INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, Syncer
+from dagops.runtime.sync import syncer as syncer_mod
+from dagops.runtime.sync.status import read_status
+from dagops.runtime.sync.syncer import INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, Syncer
 
 MANIFEST_KEY = "dags/main/_manifest.json"
 
@@ -340,8 +340,8 @@ def test_a_name_too_long_for_the_disk_is_rejected_once(
 # The agent under a 64 KiB file-size limit; SIGXFSZ ignored, so a longer write fails with EFBIG.
 LIMITED = (
     "import resource, runpy, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-    "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); sys.argv[0] = 'dagops.sync'; "
-    "runpy.run_module('dagops.sync', run_name='__main__')"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); sys.argv[0] = 'dagops.runtime.sync'; "
+    "runpy.run_module('dagops.runtime.sync', run_name='__main__')"
 )
 
 
@@ -385,7 +385,16 @@ def test_once_never_prints_a_traceback(
     for name in CLI_SAMPLES:
         s3.put_object(Bucket=bucket, Key=MANIFEST_KEY, Body=HOSTILE_MANIFESTS[name])
         proc = subprocess.run(
-            [sys.executable, "-m", "dagops.sync", "once", "--location", "main", "--code-dir", str(code_dir)],
+            [
+                sys.executable,
+                "-m",
+                "dagops.runtime.sync",
+                "once",
+                "--location",
+                "main",
+                "--code-dir",
+                str(code_dir),
+            ],
             env=agent_env(moto_endpoint, bucket),
             capture_output=True,
             text=True,
@@ -413,7 +422,7 @@ def test_run_keeps_polling_through_hostile_manifests_then_serves_a_good_one(
         [
             sys.executable,
             "-m",
-            "dagops.sync",
+            "dagops.runtime.sync",
             "run",
             "--location",
             "main",

@@ -12,9 +12,9 @@ from typing import Any
 from conftest import free_port, wait_for, write_tree
 
 from dagops.ports import port_open
-from dagops.sync.agent import Agent
-from dagops.sync.codeserver import CodeServer
-from dagops.sync.syncer import Syncer
+from dagops.runtime.sync.agent import Agent
+from dagops.runtime.sync.codeserver import CodeServer
+from dagops.runtime.sync.syncer import Syncer
 
 SLOW_EXIT_SECONDS = 8.0
 
@@ -110,7 +110,7 @@ def test_every_module_the_warm_server_preloads_exists():
     """A dagster upgrade that moves one of them would silently make every restart slower again."""
     import importlib
 
-    from dagops.sync.warmserver import _CLI_MODULES
+    from dagops.runtime.sync.warmserver import _CLI_MODULES
 
     for name in _CLI_MODULES:
         importlib.import_module(name)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from conftest import agent_env, free_port, wait_for
 
-from dagops.sync.agent import Agent
-from dagops.sync.codeserver import CodeServer, grpc_serving, rss_kib
-from dagops.sync.syncer import Syncer
+from dagops.runtime.sync.agent import Agent
+from dagops.runtime.sync.codeserver import CodeServer, grpc_serving, rss_kib
+from dagops.runtime.sync.syncer import Syncer
 
 
 def _serving_pid(syncer: Syncer) -> int | None:
@@ -58,7 +58,7 @@ def test_a_code_server_over_its_limit_is_replaced_by_a_fresh_one_on_the_same_rel
 def test_no_limit_by_default_and_the_limit_must_be_a_size(
     moto_endpoint: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dagops.sync.agent import _max_rss_mb
+    from dagops.runtime.sync.agent import _max_rss_mb
 
     monkeypatch.delenv("DAGOPS_CODE_SERVER_MAX_RSS_MB", raising=False)
     assert _max_rss_mb(None) == 0.0
@@ -72,7 +72,7 @@ def test_no_limit_by_default_and_the_limit_must_be_a_size(
         ({}, ["--max-rss-mb", "-5"], "--max-rss-mb='-5.0'"),
     ]:
         proc = subprocess.run(
-            [sys.executable, "-m", "dagops.sync", "run", *argv],
+            [sys.executable, "-m", "dagops.runtime.sync", "run", *argv],
             env={**env, **extra},
             capture_output=True,
             text=True,

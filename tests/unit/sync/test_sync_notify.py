@@ -14,8 +14,8 @@ import boto3
 import pytest
 from conftest import agent_env, wait_for, write_tree
 
-from dagops.sync.notify import SqsWaker, manifest_keys
-from dagops.sync.status import read_status
+from dagops.runtime.sync.notify import SqsWaker, manifest_keys
+from dagops.runtime.sync.status import read_status
 
 
 def _record(key: str) -> dict[str, Any]:
@@ -81,8 +81,8 @@ def test_agent_with_a_queue_syncs_a_change_without_waiting_for_the_interval(
     first = publish(source)
     log = (tmp_path / "agent.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dagops.sync", "run", "--location", "main", "--code-dir", str(code_dir),
-         "--interval", "3600", "--no-code-server", "--queue-url", queue],
+        [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", "main",
+         "--code-dir", str(code_dir), "--interval", "3600", "--no-code-server", "--queue-url", queue],
         env=agent_env(moto_endpoint, bucket), stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

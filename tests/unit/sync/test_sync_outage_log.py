@@ -12,8 +12,8 @@ from typing import Any
 from conftest import free_port, make_client
 from moto.server import ThreadedMotoServer
 
-from dagops.sync.agent import Agent
-from dagops.sync.syncer import SWAPPED, UNREACHABLE, Syncer
+from dagops.runtime.sync.agent import Agent
+from dagops.runtime.sync.syncer import SWAPPED, UNREACHABLE, Syncer
 
 
 def test_outage_logs_each_new_delay_once_and_the_recovery(

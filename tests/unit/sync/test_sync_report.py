@@ -1,4 +1,4 @@
-"""Agents' reports in S3 and the deployer's wait on them (dagops.sync.report), against a moto server."""
+"""Agents' reports in S3 and the deployer's wait on them (runtime.sync.report), against a moto server."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from dagops.errors import DagopsError
-from dagops.sync import report
-from dagops.sync.report import Report, Reporter, confirm, read_reports, reports_prefix, wait_served
+from dagops.runtime.sync import report
+from dagops.runtime.sync.report import Report, Reporter, confirm, read_reports, reports_prefix, wait_served
 
 
 class Clock:

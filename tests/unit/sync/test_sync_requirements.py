@@ -14,8 +14,8 @@ import pytest
 from conftest import agent_env, free_port, wait_for, write_tree
 from gitrepos import wheel
 
-from dagops.sync.status import read_status
-from dagops.sync.syncer import REJECTED, SWAPPED, UNCHANGED, Syncer
+from dagops.runtime.sync.status import read_status
+from dagops.runtime.sync.syncer import REJECTED, SWAPPED, UNCHANGED, Syncer
 
 USES_MINIDEP = {
     "definitions.py": """
@@ -98,8 +98,8 @@ def test_every_code_server_start_gets_the_requirements(
     port = free_port()
     revision = publish(req_source).revision
     env = agent_env(moto_endpoint, bucket, DAGOPS_LOCATION="main", DAGOPS_CODE_DIR=str(code_dir))
-    argv = [sys.executable, "-m", "dagops.sync", "run", "--interval", "0.5", "--grpc-host", "127.0.0.1",
-            "--grpc-port", str(port)]  # fmt: skip
+    argv = [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5",
+            "--grpc-host", "127.0.0.1", "--grpc-port", str(port)]  # fmt: skip
 
     def serving(not_pid: int | None = None) -> int | None:
         status = read_status(code_dir / "main")

@@ -22,8 +22,8 @@ from dagster._grpc.types import ListRepositoriesResponse
 from dagster._serdes import deserialize_value
 
 from dagops.errors import DagopsError
-from dagops.sync.codeserver import CodeServer, run_container_context
-from dagops.sync.status import read_status
+from dagops.runtime.sync.codeserver import CodeServer, run_container_context
+from dagops.runtime.sync.status import read_status
 
 ARN = "arn:aws:iam::123456789012:role/dagops-prod-run-main"
 CONTEXT = {"ecs": {"task_role_arn": ARN}}
@@ -77,7 +77,7 @@ def test_cold_start_and_warm_path_pass_the_context_only_when_set(tmp_path: Path,
     server.proc.wait(30)
     warm, cold = [json.loads(line) for line in record.read_text().splitlines()]
     in_process = warm[warm.index("--") + 1 :]
-    assert warm[:2] == ["-m", "dagops.sync.warmserver"] and in_process[:2] == ["api", "grpc"]
+    assert warm[:2] == ["-m", "dagops.runtime.sync.warmserver"] and in_process[:2] == ["api", "grpc"]
     assert cold[:4] == ["-m", "dagster", "api", "grpc"]
     for args in (in_process, cold):
         flag = _context_flag(args)
@@ -101,8 +101,8 @@ def test_the_agents_code_server_reports_the_context_over_grpc(
     assert ("DAGOPS_RUN_TASK_ROLE_ARN" in env) is bool(role) and "DAGOPS_RUN_TASK_ROLE_ARN" not in os.environ
     with (tmp_path / "agent.log").open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dagops.sync", "run", "--interval", "0.5", "--grpc-host", "127.0.0.1",
-             "--grpc-port", str(port)],
+            [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5",
+             "--grpc-host", "127.0.0.1", "--grpc-port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

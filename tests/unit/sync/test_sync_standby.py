@@ -11,8 +11,8 @@ from typing import Any
 
 from conftest import GOOD_TREE, agent_env, free_port, wait_for, write_tree
 
-from dagops.sync.codeserver import CodeServer, grpc_serving
-from dagops.sync.status import read_status
+from dagops.runtime.sync.codeserver import CodeServer, grpc_serving
+from dagops.runtime.sync.status import read_status
 
 
 def _standbys(parent: int, serving: int | None = None) -> list[int]:
@@ -62,8 +62,8 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
     log_path = tmp_path / "agent.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dagops.sync", "run", "--interval", "0.5", "--grpc-host", "127.0.0.1",
-             "--grpc-port", str(port)],
+            [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5",
+             "--grpc-host", "127.0.0.1", "--grpc-port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     status_dir = code_dir / "main"

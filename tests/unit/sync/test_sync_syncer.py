@@ -14,9 +14,9 @@ from moto.server import ThreadedMotoServer
 
 from dagops.manifest import Manifest
 from dagops.publish import unpublish_location
-from dagops.sync.layout import LocationDir
-from dagops.sync.status import read_status
-from dagops.sync.syncer import ABSENT, INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, UNREACHABLE, Syncer
+from dagops.runtime.sync.layout import LocationDir
+from dagops.runtime.sync.status import read_status
+from dagops.runtime.sync.syncer import ABSENT, INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, UNREACHABLE, Syncer
 
 
 class Calls:

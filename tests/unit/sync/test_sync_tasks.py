@@ -13,8 +13,8 @@ from conftest import GOOD_TREE, write_tree
 from invoke import Context
 from invoke.exceptions import Exit
 
-from dagops.sync.syncer import Syncer
-from dagops.tasks import dags
+from dagops.operator.tasks import dags
+from dagops.runtime.sync.syncer import Syncer
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_status_prints_each_agent(
 
 def _agent_serving(s3: Any, bucket: str, location: str, bad: bool = False) -> threading.Thread:
     """A sync agent in a thread: polls once the manifest is there and reports through S3 as the agent does."""
-    from dagops.sync.report import Reporter
+    from dagops.runtime.sync.report import Reporter
 
     def run() -> None:
         reporter = Reporter(s3, bucket, location, agent="unit-agent")
