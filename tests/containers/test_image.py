@@ -54,6 +54,17 @@ def test_the_image_runs_as_a_fixed_non_root_user(engine: Engine, native_image: s
     assert out.decode().strip() == "10001"
 
 
+def test_the_image_holds_the_runtime_and_not_the_operator_tools(engine: Engine, native_image: str) -> None:
+    # The image is built without src/dagops/operator (images/Dockerfile.dockerignore): the roles need only
+    # dagops.runtime and the shared modules (lint-imports checks the same in the source).
+    probe = (
+        "import importlib.util as u; import dagops.runtime.entrypoint, dagops.runtime.sync.agent; "
+        "print(u.find_spec('dagops.operator') is None)"
+    )
+    out = engine.client.containers.run(engine.image, entrypoint=["python", "-c", probe], remove=True)
+    assert out.decode().strip() == "True"
+
+
 def test_without_settings_a_role_exits_with_one_line(engine: Engine, native_image: str) -> None:
     container = engine.run("bad-settings", command=["webserver"])
     assert container.wait(timeout=60)["StatusCode"] == 1
