@@ -250,6 +250,10 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
         assert "rejected" in rejected[0] and "SyntaxError" in rejected[0], rejected
         assert "still serving" in rejected[0], rejected
         assert stack.loaded_assets() == good  # the last good code keeps serving
+        # dags.status reads the agent's report through the stack's S3 (its status file is in the container).
+        status = stack.invoke("dags.status").stdout
+        assert "state         serving" in status and "last error    revision" in status, status
+        assert "SyntaxError" in status and "last publish  " in status and "rejected" in status, status
 
         module.unlink()
         gone = wait_for("the deletion's line", lambda: watch_lines(output)[2:], timeout=180)
