@@ -1,7 +1,9 @@
 """`invoke dev --mode compose` end to end, as a user drives it, on a copy of the repository's compose
 stack and code locations (DAGOPS_ROOT): Postgres, the S3 endpoint, the publisher, the sync agent in the
 code-location container, webserver and daemon from the project image; then `invoke dags.deploy` makes a
-change visible, a job run reaches SUCCESS and is in Postgres, and `dev-logs`, `stop` and `dev-reset` work.
+change visible, a job run reaches SUCCESS and is in Postgres, the foreground `invoke dev --mode compose`
+(attached to the running stack) publishes saved files by itself, and `dev-logs`, `stop` and `dev-reset`
+work.
 
 Ports are free ones (DAGOPS_DEV_UI_PORT / DAGOPS_DEV_S3_PORT), the compose project name is unique
 (COMPOSE_PROJECT_NAME) and the images come from DAGOPS_IMAGE / DAGOPS_POSTGRES_IMAGE / DAGOPS_MOTO_IMAGE.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -47,6 +50,17 @@ mutation Launch($params: ExecutionParams!) {
 """
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 ASSETS = "{ assetNodes { assetKey { path } } }"
+SAVED_MODULE = """
+import dagster as dg
+
+
+@dg.asset(group_name="saved")
+def saved_asset() -> int:
+    return 2
+
+
+defs = dg.Definitions(assets=[saved_asset])
+"""
 
 
 @dataclass
@@ -98,6 +112,19 @@ class ComposeStack:
 
     def assets(self) -> set[str]:
         return {"/".join(n["assetKey"]["path"]) for n in graphql.query(self.url, ASSETS)["assetNodes"]}
+
+    def loaded_assets(self) -> set[str] | None:
+        """The UI's assets while main is loaded without error, else None (also while it does not answer)."""
+        try:
+            return self.assets() if self.main_loaded() else None
+        except Exception:
+            return None
+
+
+def watch_lines(output: Path) -> list[str]:
+    """The watcher's lines about main in the foreground `invoke dev`'s output, one per publish."""
+    text = output.read_text(errors="replace") if output.exists() else ""
+    return [line for line in text.splitlines() if line.startswith("[watch] code main: ")]
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +220,56 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     bad = stack.invoke("dev-logs", "--component", "../etc", check=False)
     assert bad.returncode != 0
     assert "No log for component '../etc'" in bad.stderr and "Traceback" not in bad.stderr
+
+    # The foreground `invoke dev --mode compose` attaches to the running stack and watches the code: a saved
+    # pipeline reaches the UI, a syntax error is reported while the last good code serves, and a deleted
+    # pipeline leaves the UI; no other command runs.
+    watch_started = time.monotonic()
+    output = stack.root.parent / "foreground-dev.log"
+    with output.open("w") as sink:
+        foreground = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "--search-root", str(REPO), "dev", "--mode", "compose"],
+            env=stack.env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for("the watcher", lambda: "[watch] watching" in output.read_text(), timeout=60)
+        module = stack.root / "code_locations" / "main" / "pipelines" / "saved.py"
+        saved = time.monotonic()
+        module.write_text(SAVED_MODULE)
+        good = wait_for(
+            "saved_asset in the UI",
+            lambda: (a := stack.loaded_assets()) and "saved_asset" in a and a,
+            timeout=180,
+        )
+        visible = time.monotonic() - saved
+        served = wait_for("the watcher's line", lambda: watch_lines(output), timeout=60)
+        assert len(served) == 1 and "serving" in served[0], served
+
+        module.write_text(SAVED_MODULE + "\ndef broken(:\n")
+        rejected = wait_for("the rejection", lambda: watch_lines(output)[1:], timeout=180)
+        assert "rejected" in rejected[0] and "SyntaxError" in rejected[0], rejected
+        assert "still serving" in rejected[0], rejected
+        assert stack.loaded_assets() == good  # the last good code keeps serving
+        # dags.status reads the agent's report through the stack's S3 (its status file is in the container).
+        status = stack.invoke("dags.status").stdout
+        assert "state         serving" in status and "last error    revision" in status, status
+        assert "SyntaxError" in status and "last publish  " in status and "rejected" in status, status
+
+        module.unlink()
+        gone = wait_for("the deletion's line", lambda: watch_lines(output)[2:], timeout=180)
+        assert "serving" in gone[0], gone
+        assert "saved_asset" not in (stack.loaded_assets() or {"saved_asset"})
+    finally:
+        os.killpg(foreground.pid, signal.SIGINT)  # Ctrl-C in the terminal
+        try:
+            foreground.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(foreground.pid, signal.SIGKILL)
+            foreground.wait()
+    print(
+        f"[compose] foreground watch: save -> visible {visible:.1f} s; "
+        f"watch part {time.monotonic() - watch_started:.0f} s"
+    )
 
     # stop: every container goes, the database volume stays.
     stack.invoke("stop")

@@ -7,16 +7,14 @@ publish and its wait are under way make the next batch, so a burst publishes onc
 
 Each batch publishes the locations it touched through the same path as `invoke dags.deploy`
 (``dagops.publish.publish_location``: changed files only, manifest last), wakes their agents, waits for
-their reports (``dagops.runtime.sync.report``) and says one line per publish: the revision served, or the
-import
-error's last line while the last good code keeps serving. The last line of each location is kept in
+their reports (``dagops.runtime.sync.report``) and says one line per publish: the revision served, or
+the import error's last line while the last good code keeps serving. The last line of each location is kept in
 ``<run-dir>/watch.json`` for `invoke dags.status`.
 
 Only the project's own locations are watched (``source`` under code_locations/); external repositories
 under repos/ stay at their recorded commits. The registry file itself is the registry watcher's
 (``dagops.operator.registry_watch``; told at once through ``on_registry``): the watcher reads the registry
-afresh
-for each batch, so a location added there is followed from its first save.
+afresh for each batch, so a location added there is followed from its first save.
 """
 
 from __future__ import annotations
@@ -142,7 +140,7 @@ class CodeWatcher:
             except DagopsError as exc:
                 line = f"code {loc.name}: not published: {exc}"
             else:
-                if result is None:  # a publisher that reports nothing (compose): say that it ran
+                if result is None:  # a publisher that reports nothing: say that it ran
                     line = f"code {loc.name}: published; its agent serves it after its next poll"
                     self.say(line)
                     record(self.run_dir, loc.name, line)
@@ -224,38 +222,65 @@ def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> Code
     """A watcher wired to the running dev stack (``devstack.stack._Stack``): local S3, agents, console."""
     from dagops.operator.devstack import s3 as local_s3
     from dagops.operator.devstack.stack import wake_agents
+
+    cfg = stack.config
+    return for_bucket(
+        local_s3.client(cfg.s3_endpoint),
+        cfg.bucket,
+        root=cfg.root,
+        run_dir=cfg.run_dir,
+        say=stack.sup.say,
+        wake=lambda names: wake_agents(cfg, names),
+        on_registry=on_registry,
+        since=float(stack.state.get("started_at") or time.time()),
+    )
+
+
+def for_bucket(
+    client: Any,
+    bucket: str,
+    *,
+    root: Path,
+    run_dir: Path,
+    say: Say,
+    wake: Callable[[list[str]], object] | None = None,
+    on_registry: Callable[[], None] | None = None,
+    since: float | None = None,
+) -> CodeWatcher:
+    """A watcher that publishes to ``bucket`` as `invoke dags.deploy` does and waits for the agents' reports.
+
+    ``wake(names)`` nudges the agents of the embedded stack; the compose stack's agents poll by themselves.
+    """
     from dagops.publish import publish_location
     from dagops.runtime.sync import report
 
-    cfg = stack.config
-    client = local_s3.client(cfg.s3_endpoint)
     published_at: dict[str, float] = {}
 
     def publish(loc: registry.Location) -> Any:
         published_at[loc.name] = time.time()
-        result = publish_location(client, cfg.bucket, loc.name, loc.path(cfg.root), loc.entry)
-        if result.manifest_written:
-            wake_agents(cfg, [loc.name])
+        result = publish_location(client, bucket, loc.name, loc.path(root), loc.entry)
+        if result.manifest_written and wake is not None:
+            wake([loc.name])
         return result
 
     def newer_saves(location: str) -> bool:
         """A file of ``location`` saved after its publish began: that publish will not be the one served."""
         since = published_at.get(location, time.time())
-        loc = next((x for x in own_locations(cfg.root) if x.name == location), None)
-        return loc is not None and _saved_after(loc.path(cfg.root), since)
+        loc = next((x for x in own_locations(root) if x.name == location), None)
+        return loc is not None and _saved_after(loc.path(root), since)
 
     def outcome(location: str, revision: str) -> str:
         (found,) = report.wait_served(
-            client, cfg.bucket, {location: revision}, OUTCOME_TIMEOUT, superseded=newer_saves
+            client, bucket, {location: revision}, OUTCOME_TIMEOUT, superseded=newer_saves
         )
         return found.line().removeprefix(f"{location}: ")
 
     return CodeWatcher(
-        root=cfg.root,
-        run_dir=cfg.run_dir,
+        root=root,
+        run_dir=run_dir,
         publish=publish,
         outcome=outcome,
-        say=stack.sup.say,
+        say=say,
         on_registry=on_registry,
-        since=float(stack.state.get("started_at") or time.time()),
+        since=since,
     )

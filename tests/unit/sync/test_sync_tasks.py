@@ -167,3 +167,27 @@ def test_deploy_times_out_in_one_sentence_when_no_agent_answers(
     assert "no running sync agent reported" in str(failure.value.message)
     with pytest.raises(Exit, match="positive whole number"):
         dags.deploy(Context(), location="main", bucket=bucket, endpoint_url=moto_endpoint, timeout="soon")
+
+
+def test_status_reads_the_agents_reports_when_their_status_is_in_containers(
+    project: Path, s3: Any, bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+):
+    # The compose stack's agents keep their status files in their containers: no embedded stack runs
+    # here, so dags.status reads what they report through the local S3 endpoint.
+    monkeypatch.setenv("DAGOPS_DEV_S3_URL", moto_endpoint)
+    monkeypatch.setenv("DAGOPS_DEV_BUCKET", bucket)
+    from dagops.runtime.sync.report import Reporter
+
+    error = "revision bbbb rejected, still serving aaaa: SyntaxError: invalid syntax (a.py, line 1)"
+    Reporter(s3, bucket, "main", agent="compose-agent").update("a" * 40, True, "b" * 40, error)
+    dags.status(Context())
+    out = capsys.readouterr().out
+    assert "location      main\nagent         compose-agent\nstate         serving" in out, out
+    assert f"revision      {'a' * 12}\nlast error    {error}" in out, out
+    assert "location      other\nstate         (no agent has run)" in out, out
+    dags.status(Context(), json_=True)
+    found = json.loads(capsys.readouterr().out)
+    assert found["main"]["agents"][0]["bad_revision"] == "b" * 40 and found["other"] is None
+    # With --code-dir only the status files count.
+    with pytest.raises(Exit, match="No sync agent status"):
+        dags.status(Context(), code_dir=str(project / "nowhere"))

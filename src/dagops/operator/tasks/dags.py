@@ -164,21 +164,33 @@ def status(c: Context, location: str = "", code_dir: str = "", json_: bool = Fal
     """Print what each sync agent of the local stack serves, and its last error."""
     from dagops.operator.code_watch import read_records
     from dagops.operator.devstack.config import DevConfig
+    from dagops.operator.devstack.stack import running_pid
     from dagops.runtime.sync.layout import LocationDir
     from dagops.runtime.sync.status import format_status, read_status
 
+    config = DevConfig.resolve(_dev_settings(c))
     root = _code_dir(c, code_dir)
     names = [loc.name for loc in _locations(location)]
-    published = read_records(DevConfig.resolve(_dev_settings(c)).run_dir)
+    published = read_records(config.run_dir)
     found: dict[str, Any] = {}
+    # No embedded stack: the agents may run in the compose stack's containers; they report through S3.
+    reported = {} if code_dir or running_pid(config) is not None else _reports(config, names)
     for name in names:
-        item = read_status(LocationDir(root, name).root)
-        found[name] = asdict(item) if item else None
+        agents = reported.get(name)
+        item = None if agents else read_status(LocationDir(root, name).root)
+        found[name] = {"location": name, "agents": [asdict(r) for r in agents]} if agents else None
+        if item:
+            found[name] = asdict(item)
         last = published.get(name)
         if found[name] is not None and last:
             found[name]["last_publish"] = last
         if not json_:
-            print(format_status(item) if item else f"location      {name}\nstate         (no agent has run)")
+            if item:
+                print(format_status(item))
+            elif agents:
+                print("\n".join(_report_lines(r) for r in agents))
+            else:
+                print(f"location      {name}\nstate         (no agent has run)")
             if last:  # the running stack's watcher: what the last save published, and its outcome
                 print(f"last publish  {last.get('at', '?')} {last.get('line', '')}")
             print()
@@ -186,6 +198,39 @@ def status(c: Context, location: str = "", code_dir: str = "", json_: bool = Fal
         print(json.dumps(found, indent=1))
     if all(v is None for v in found.values()):
         raise DagopsError(f"No sync agent status under {root}; is the local stack running (`invoke dev`)?")
+
+
+def _reports(config: Any, names: list[str]) -> dict[str, list[Any]]:
+    """The running agents' reports (runtime.sync.report) of ``names`` at the local S3 endpoint; {} when
+    none answers there."""
+    import time
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dagops.operator.devstack import s3 as local_s3
+    from dagops.runtime.sync.report import read_reports
+
+    if not names or not local_s3.is_ready(config.s3_endpoint):
+        return {}
+    client, now = local_s3.client(config.s3_endpoint), time.time()
+    try:
+        return {n: [r for r in read_reports(client, config.bucket, n) if r.fresh(now)] for n in names}
+    except (BotoCoreError, ClientError):  # no bucket yet, or not an S3 server
+        return {}
+
+
+def _report_lines(report: Any) -> str:
+    """One agent's report, in the layout of the status files (format_status)."""
+    revision = report.revision[:12] if report.revision else "(none)"
+    lines = [
+        f"location      {report.location}",
+        f"agent         {report.agent}",
+        f"state         {'serving' if report.serving else 'starting'}",
+        f"revision      {revision}",
+    ]
+    if report.bad_revision:
+        lines.append(f"last error    {report.error or 'the import check failed'}")
+    return "\n".join(lines)
 
 
 ns = Collection("dags")

@@ -58,8 +58,9 @@ def up(c: Context, detach: bool = False, mode: str | None = None, no_watch: bool
 
 
 def _compose_up(config: DevConfig, detach: bool) -> int:
-    """`docker compose up`; in the foreground, saved code is published through the compose publisher."""
+    """`docker compose up`; in the foreground, saved code is published as `invoke dags.deploy` does."""
     import threading
+    import time
 
     from dagops.operator.devstack import compose
 
@@ -68,19 +69,25 @@ def _compose_up(config: DevConfig, detach: bool) -> int:
         if detach and config.watch:
             print("note: with --detach, saved code is not published by itself: `invoke dags.deploy` does it")
         return compose.run("up", *(["--detach", "--wait"] if detach else []), root=config.root, env=env)
-    from dagops.operator.code_watch import CodeWatcher
-
-    def publish(loc: Any) -> None:
-        # The compose publisher publishes every location (changed files only, manifest last).
-        code = compose.run("run", "--rm", "--no-deps", "publisher", root=config.root, env=env)
-        if code:
-            raise DagopsError(f"the compose publisher failed (exit code {code})")
+    from dagops.operator import code_watch
+    from dagops.operator.devstack import s3 as local_s3
 
     def say(line: str) -> None:
         print(f"[watch] {line}", flush=True)
 
+    # To the stack's S3 endpoint on loopback, from here: the agents' reports then say what they serve
+    # (or the import error), and only the saved location is published. The compose `publisher` service
+    # publishes every location once per `up`; files saved while the stack starts are published when the
+    # watch is in place (``since``).
     stop_event = threading.Event()
-    watcher = CodeWatcher(root=config.root, run_dir=config.run_dir, publish=publish, outcome=None, say=say)
+    watcher = code_watch.for_bucket(
+        local_s3.client(config.s3_endpoint),
+        config.bucket,
+        root=config.root,
+        run_dir=config.run_dir,
+        say=say,
+        since=time.time(),
+    )
     watcher.start(stop_event)
     try:
         return compose.run("up", root=config.root, env=env)
