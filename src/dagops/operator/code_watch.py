@@ -221,9 +221,9 @@ class CodeWatcher:
 
 
 def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> CodeWatcher:
-    """A watcher wired to the running dev stack (``devstack.stack._Stack``): local S3, agents, console."""
+    """A watcher wired to the running dev stack (``devstack.stack.Stack``): local S3, agents, console."""
     from dagops.operator.devstack import s3 as local_s3
-    from dagops.operator.devstack.stack import wake_agents
+    from dagops.operator.devstack.control import wake_agents
     from dagops.publish import publish_location
     from dagops.runtime.sync import report
 
