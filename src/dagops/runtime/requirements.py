@@ -1,5 +1,8 @@
 """Per-location Python requirements: installed once per requirements hash, then put on PYTHONPATH.
 
+(About 400 lines on purpose: one job, a location's requirements from the files that declare them to
+the directory on PYTHONPATH; every step shares the cache layout and key described here.)
+
 A code location's project folder (``dagops.runtime.sync.target``: the folder of its pyproject.toml, setup.py
 or setup.cfg, else the tree) declares its dependencies in any of the places Python projects do, and
 all of them are installed, in a directory of its own outside the image:
