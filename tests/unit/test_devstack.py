@@ -195,6 +195,31 @@ def test_stop_escalates_to_sigkill_and_stops_in_tier_order(tmp_path: Path) -> No
     assert "app did not stop within 1 s; killing it" in log
 
 
+def test_stop_child_stops_its_session_and_forgets_it(tmp_path: Path) -> None:
+    """The registry watcher's way to stop one location's agent: the agent, what it started, and no restart."""
+    pids = tmp_path / "grandchild"
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pids)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(120)\n"
+    )
+    sup = Supervisor(tmp_path, None, stop_timeout=5)
+    changes: list[str] = []
+    other = sup.start(Child("other", _python("import time; time.sleep(120)")))
+    agent = sup.start(Child("agent", _python(code)))
+    sup.on_change = lambda: changes.append("changed")
+    _wait(lambda: pids.exists() and pids.read_text().strip() != "")
+    sup.stop_child("agent", timeout=5)
+    assert agent.proc is not None and agent.proc.returncode == -15 and not agent.restart
+    assert list(sup.children) == ["other"] and other.alive()
+    assert changes == ["changed"]
+    _wait(lambda: not state.pid_alive(int(pids.read_text())), timeout=5)
+    sup.stop_child("missing", timeout=5)  # a name it does not know: nothing happens
+    assert changes == ["changed"]
+    sup.stop_all()
+
+
 # Logs and state ---------------------------------------------------------------------------------
 def test_logs_show_the_tail_of_each_component(tmp_path: Path) -> None:
     (tmp_path / "s3.log").write_text("".join(f"s{i}\n" for i in range(5)))

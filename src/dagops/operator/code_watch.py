@@ -255,7 +255,7 @@ def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> Code
         run_dir=cfg.run_dir,
         publish=publish,
         outcome=outcome,
-        say=stack.sup.say,
+        say=stack.say,
         on_registry=on_registry,
         since=float(stack.state.get("started_at") or time.time()),
     )
