@@ -140,7 +140,7 @@ def soak(
 
     from dagops import registry
     from dagops.errors import DagopsError
-    from dagops.operator.devstack import stack
+    from dagops.operator.devstack.state import read_state
     from dagops.paths import state_dir
 
     label = "soak-limit" if code_server_limit_mb else "soak"
@@ -162,7 +162,7 @@ def soak(
             answering at that instant (a schedule tick, a reload) lifts one reading, not the sample."""
             got = []
             for n in range(reads):
-                got.append(process_rss(stack.read_state(config)["components"], locations))
+                got.append(process_rss(read_state(config)["components"], locations))
                 if n + 1 < reads:
                     time.sleep(0.5)
             return {name: statistics.median(r[name] for r in got) for name in got[0]}

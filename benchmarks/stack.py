@@ -91,7 +91,7 @@ def _stack(
 
     ``env`` is added to the environment the stack (and so every component) starts with.
     """
-    from dagops.operator.devstack import stack
+    from dagops.operator.devstack import control
     from dagops.operator.devstack.config import DevConfig
 
     with tempfile.TemporaryDirectory(prefix="bench-stack-") as tmp:
@@ -110,7 +110,7 @@ def _stack(
         saved = {k: os.environ.get(k) for k in env or {}}
         os.environ.update(env or {})
         try:
-            state = stack.start_detached(config, console=sys.stderr)
+            state = control.start_detached(config, console=sys.stderr)
         except BaseException:
             _keep_logs(config.logs_dir, label)
             raise
@@ -128,7 +128,7 @@ def _stack(
                 time.sleep(0.5)
             yield config, state
         finally:
-            stack.stop(config, console=sys.stderr)
+            control.stop(config, console=sys.stderr)
             _keep_logs(config.logs_dir, label)
 
 
@@ -463,13 +463,13 @@ def memory(
     (after the daemon's one-time warm-up), and the row says so.
     """
     from dagops import registry
-    from dagops.operator.devstack import stack
+    from dagops.operator.devstack.state import read_state
 
     loc = registry.load()[0]
     cmd = reproduce("memory")
     with _stack(2.0, "memory") as (config, _):
         time.sleep(settle_s)
-        start = stack_rss(stack.read_state(config)["components"], loc.name)
+        start = stack_rss(read_state(config)["components"], loc.name)
         repo, job = _job_name(config.ui_url, loc.name)
         outcomes: dict[str, int] = {}
         pending: list[str] = []
@@ -488,13 +488,13 @@ def memory(
                     outcomes[status] = outcomes.get(status, 0) + 1
                     finished_now += 1
             if finished_now:
-                total = stack_rss(stack.read_state(config)["components"], loc.name)["total_mb"]
+                total = stack_rss(read_state(config)["components"], loc.name)["total_mb"]
                 samples.append((sum(outcomes.values()), total))
             if time.monotonic() - began > time_budget_s + 300:
                 raise RuntimeError(f"{len(pending)} runs did not finish")
         elapsed = time.monotonic() - began
         time.sleep(5)
-        end = stack_rss(stack.read_state(config)["components"], loc.name)
+        end = stack_rss(read_state(config)["components"], loc.name)
     done = sum(outcomes.values())
     growth = (end["total_mb"] - start["total_mb"]) / start["total_mb"]
     extrapolated = done < runs

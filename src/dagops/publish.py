@@ -34,8 +34,9 @@ from typing import Any
 
 from dagops import settings
 from dagops.errors import DagopsError
-from dagops.manifest import LOCK_NAME, MANIFEST_NAME, FileEntry, Manifest, build, read_bounded
+from dagops.manifest import LOCK_NAME, MANIFEST_NAME, FileEntry, Manifest, build
 from dagops.names import validate_location_name
+from dagops.published import error_code, list_keys, manifest_etag, needs_upload, read_manifest
 
 LOCK_TTL_SECONDS = 900
 UPLOAD_WORKERS = 8
@@ -63,14 +64,9 @@ class PublishResult:
         )
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _s3_problem(exc: Exception, bucket: str, doing: str) -> DagopsError:
     """A one-sentence DagopsError for a boto3/botocore failure."""
-    code = _error_code(exc)
+    code = error_code(exc)
     if code == "NoSuchBucket":
         return DagopsError(f"The S3 bucket {bucket!r} does not exist (while {doing}).")
     if code in {"AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch"}:
@@ -96,99 +92,6 @@ class _RequestCounter:
 
     def __exit__(self, *_: object) -> None:
         self.s3.meta.events.unregister("before-send.s3", self)
-
-
-def read_manifest(s3: Any, bucket: str, location: str) -> tuple[Manifest | None, str | None]:
-    """The published manifest of ``location`` and its ETag; (None, None) when there is none.
-
-    A manifest that exists but cannot be parsed is returned as (None, etag): it is replaced, conditionally.
-    """
-    from botocore.exceptions import ClientError
-
-    key = settings.location_prefix(location) + MANIFEST_NAME
-    try:
-        response = s3.get_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if _error_code(exc) in {"NoSuchKey", "404"}:
-            return None, None
-        raise
-    etag = response["ETag"]
-    try:
-        return Manifest.from_json(read_bounded(response), location), etag
-    except DagopsError:
-        return None, etag
-
-
-def _manifest_etag(s3: Any, bucket: str, key: str) -> str | None:
-    """The manifest's current ETag, or None when there is none."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return str(s3.head_object(Bucket=bucket, Key=key)["ETag"])
-    except ClientError as exc:
-        if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
-            return None
-        raise
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One listed object: its size and ETag (without quotes)."""
-
-    size: int
-    etag: str
-
-    @property
-    def multipart(self) -> bool:
-        """A multipart upload's ETag is ``<md5 of the part md5s>-<parts>``, not the content's MD5."""
-        return "-" in self.etag
-
-
-def list_keys(s3: Any, bucket: str, prefix: str) -> dict[str, Listed]:
-    """Every key under ``prefix`` with its size and ETag (one request per 1,000 keys)."""
-    keys: dict[str, Listed] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            keys[item["Key"]] = Listed(item["Size"], str(item.get("ETag", "")).strip('"'))
-    return keys
-
-
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _stored_sha256(s3: Any, bucket: str, key: str) -> str | None:
-    """The sha256 a publish stored in the object's metadata (a HEAD request); None when absent."""
-    from botocore.exceptions import ClientError
-
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if _error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
-            return None
-        raise
-    return (head.get("Metadata") or {}).get("sha256")
-
-
-def _needs_upload(
-    s3: Any, bucket: str, key: str, item: FileEntry, old: FileEntry | None, listed: Listed | None, path: Path
-) -> bool:
-    """Whether the object at ``key`` must be (re)written to hold exactly the local file's content.
-
-    Content decides, never the size: a publish interrupted after overwriting a file of the same size
-    leaves the old manifest in place, so a later publish of that old content must still upload it.
-    A single-part object's ETag is the MD5 of its bytes (SSE-S3 buckets); a multipart one's is not,
-    so its stored sha256 is read with one HEAD. Anything else that does not match is uploaded again.
-    """
-    if old != item or listed is None or listed.size != item.size:
-        return True
-    if listed.multipart:
-        return _stored_sha256(s3, bucket, key) != item.sha256
-    return listed.etag != md5_file(path)
 
 
 def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
@@ -225,7 +128,7 @@ class _Lease:
                 self.held = True
                 return self
             except ClientError as exc:
-                if _error_code(exc) not in _PRECONDITION_CODES:
+                if error_code(exc) not in _PRECONDITION_CODES:
                     raise
             holder = self._holder()
             age = time.time() - float(holder.get("since", 0) or 0)
@@ -279,7 +182,7 @@ def publish_location(
             upload = [
                 rel
                 for rel, item in manifest.files.items()
-                if _needs_upload(
+                if needs_upload(
                     s3, bucket, prefix + rel, item, old_files.get(rel), listed.get(prefix + rel), paths[rel]
                 )
             ]
@@ -294,7 +197,7 @@ def publish_location(
             with _Lease(s3, bucket, location):
                 # The plan above was made without the lease: a publish that finished in between changed
                 # the manifest, and uploading this plan would overwrite files that manifest names.
-                if _manifest_etag(s3, bucket, manifest_key) != old_etag:
+                if manifest_etag(s3, bucket, manifest_key) != old_etag:
                     raise DagopsError(
                         f"Another publish of code location {location!r} finished meanwhile; "
                         "run the publish again."
@@ -312,7 +215,7 @@ def publish_location(
                             **condition,
                         )
                     except ClientError as exc:
-                        if _error_code(exc) in _PRECONDITION_CODES:
+                        if error_code(exc) in _PRECONDITION_CODES:
                             raise DagopsError(
                                 f"The manifest of code location {location!r} was changed by another publish "
                                 "meanwhile; run the publish again."

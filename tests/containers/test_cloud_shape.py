@@ -51,9 +51,10 @@ sys.path.insert(0, str(REPO / "tests" / "infra"))
 from test_emulated_apply import LOCATIONS, Deployment  # noqa: E402
 from tfharness import REGION, Tofu, copy_tree, find_binary, make_tofu, write_override  # noqa: E402
 
-from dagops.operator import ecs_local  # noqa: E402
 from dagops.operator.aws.db import CONTAINER as RUN_CONTAINER  # noqa: E402
 from dagops.operator.devstack import graphql  # noqa: E402
+from dagops.operator.ecs_local.service import ServiceTask, service_tasks  # noqa: E402
+from dagops.operator.ecs_local.task import LocalTask, start_task  # noqa: E402
 from dagops.publish import publish_location  # noqa: E402
 
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -105,8 +106,8 @@ class Shape:
     network: str
     image: str
     deployment: Deployment
-    tasks: list[ecs_local.LocalTask] = field(default_factory=list)
-    services: list[ecs_local.ServiceTask] = field(default_factory=list)
+    tasks: list[LocalTask] = field(default_factory=list)
+    services: list[ServiceTask] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
 
     def client(self, service: str) -> Any:
@@ -164,7 +165,7 @@ def applied_shapes(envs: Iterable[str], image: str, tofu: Tofu, base: Path) -> I
             docker("network", "rm", shape.network, check=False)
 
 
-def start_database(shape: Shape, services: list[ecs_local.ServiceTask]) -> dict[str, str]:
+def start_database(shape: Shape, services: list[ServiceTask]) -> dict[str, str]:
     """A Postgres container shaped like the RDS instance, answering as its endpoint; the services' settings.
 
     The master user is the instance's, its password the one the RDS-managed secret holds (written here in
@@ -233,7 +234,7 @@ def run_db_setup(shape: Shape, image_override: dict[str, str], aws_env: dict[str
             "environment": [{"name": "DAGOPS_DB_MASTER_SECRET_ARN", "value": out["db_secret_arn"]}],
         }
     ]
-    task = ecs_local.start_task(
+    task = start_task(
         f"{shape.network}-db-setup",
         run,
         network=shape.network,
@@ -268,10 +269,10 @@ def publish_code(shape: Shape) -> None:
         publish_location(s3, bucket, location, REPO / "code_locations" / "main", "definitions.py")
 
 
-def start_shape(shape: Shape) -> tuple[ecs_local.LocalTask, float]:
+def start_shape(shape: Shape) -> tuple[LocalTask, float]:
     """Start every service's task; the task holding the webserver and the start time."""
     out = shape.deployment.outputs
-    services = ecs_local.service_tasks(shape.client, out["cluster_name"], list(out["service_names"].values()))
+    services = service_tasks(shape.client, out["cluster_name"], list(out["service_names"].values()))
     # Tofu owns the image: every task definition, the run family's too, names the released tag.
     released = f"{out['ecr_repository_url']}:{TAG}"
     run = shape.deployment.task_definition("run")
@@ -292,7 +293,7 @@ def start_shape(shape: Shape) -> tuple[ecs_local.LocalTask, float]:
     started = time.monotonic()
     webserver = None
     for svc in services:
-        task = ecs_local.start_task(
+        task = start_task(
             f"{shape.network}-{svc.service}",
             svc.task_definition,
             network=shape.network,
@@ -358,7 +359,7 @@ def queue_depths(shape: Shape) -> dict[str, int]:
 
 @dataclass
 class Running:
-    webserver: ecs_local.LocalTask
+    webserver: LocalTask
     started: float  # when the shape's service containers started
     url: str
     locations: dict[str, Any] | None = None
@@ -427,7 +428,7 @@ def test_task_definitions_run_as_ecs_would(
     shape.tasks.clear()
 
 
-def ecs_local_aliases(task: ecs_local.LocalTask, shape: Shape) -> list[str]:
+def ecs_local_aliases(task: LocalTask, shape: Shape) -> list[str]:
     """The network aliases the task's pause container answers to on the shape's network."""
     raw = docker(
         "inspect", "--format", f"{{{{json (index .NetworkSettings.Networks \"{shape.network}\").Aliases}}}}",

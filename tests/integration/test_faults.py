@@ -1,6 +1,6 @@
 """Faults injected into the real local stack; it keeps serving, recovers, and loses nothing.
 
-One embedded stack (``devstack.stack.start_detached``: local Postgres, sync agent + ``dagster api
+One embedded stack (``devstack.control.start_detached``: local Postgres, sync agent + ``dagster api
 grpc`` code server, webserver, daemon) serves the module. Its S3 endpoint is a moto server reached through
 ``FlakyProxy``, a TCP forwarder the tests can cut (connections reset) and restore, so "S3 unreachable" is
 a real network failure while the tests themselves still publish straight to moto. A sampler thread checks,
@@ -44,8 +44,8 @@ from moto.server import ThreadedMotoServer
 
 from dagops.errors import DagopsError
 from dagops.manifest import MANIFEST_NAME, Manifest
-from dagops.operator.devstack import graphql
-from dagops.operator.devstack import stack as local_stack
+from dagops.operator.devstack import control, graphql
+from dagops.operator.devstack import state as stack_state
 from dagops.operator.devstack.config import DevConfig, free_port
 from dagops.operator.devstack.postgres import find_bin_dir
 from dagops.publish import publish_location
@@ -283,7 +283,7 @@ class Stack:
         return None
 
     def component_pid(self, name: str) -> int:
-        return int(local_stack.read_state(self.config)["components"][name])
+        return int(stack_state.read_state(self.config)["components"][name])
 
     def agent_pid(self) -> int:
         return self.component_pid(f"sync-{LOCATION}")
@@ -457,7 +457,7 @@ def stack() -> Iterator[Stack]:
     checker = SwapChecker(config.code_dir / LOCATION)
     try:
         with open(os.devnull, "w") as quiet:
-            state = local_stack.start_detached(config, console=quiet)
+            state = control.start_detached(config, console=quiet)
         checker.start()
         s3 = _s3_client(f"http://127.0.0.1:{moto_port}")
         built = Stack(config, state, s3, proxy, base / "source", checker)
@@ -466,7 +466,7 @@ def stack() -> Iterator[Stack]:
     finally:
         checker.stopping.set()
         with open(os.devnull, "w") as quiet:
-            local_stack.stop(config, console=quiet)
+            control.stop(config, console=quiet)
         proxy.close()
         moto.stop()
         for key, value in saved.items():
@@ -553,7 +553,7 @@ def test_upload_that_fails_to_import_is_not_served(
 ) -> None:
     good = stack.serving()
     assets = stack.assets()
-    supervisor_pid, agent_pid = local_stack.running_pid(stack.config), stack.agent_pid()
+    supervisor_pid, agent_pid = stack_state.running_pid(stack.config), stack.agent_pid()
     FAULTS.append(f"upload-{kind}")
     bad = stack.publish(files)
     stack.nudge()
@@ -581,7 +581,7 @@ def test_upload_that_fails_to_import_is_not_served(
     wait_for("the fixed asset in the UI", lambda: f"fixed_{kind.replace('-', '_')}" in stack.assets(), 60)
     assert stack.status()["state"] == "ok"
     # Recovered without a restart of the stack or the agent.
-    assert (local_stack.running_pid(stack.config), stack.agent_pid()) == (supervisor_pid, agent_pid)
+    assert (stack_state.running_pid(stack.config), stack.agent_pid()) == (supervisor_pid, agent_pid)
 
 
 def _put(stack: Stack, rel: str, body: bytes) -> None:

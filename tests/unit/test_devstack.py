@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from dagops.errors import DagopsError
-from dagops.operator.devstack import dagster_home, logs, stack
+from dagops.operator.devstack import control, dagster_home, logs, state
 from dagops.operator.devstack.config import DevConfig, check_ports_free, free_port, port_in_use
+from dagops.operator.devstack.status import status
 from dagops.operator.devstack.supervisor import Child, Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +195,31 @@ def test_stop_escalates_to_sigkill_and_stops_in_tier_order(tmp_path: Path) -> No
     assert "app did not stop within 1 s; killing it" in log
 
 
+def test_stop_child_stops_its_session_and_forgets_it(tmp_path: Path) -> None:
+    """The registry watcher's way to stop one location's agent: the agent, what it started, and no restart."""
+    pids = tmp_path / "grandchild"
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(pids)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(120)\n"
+    )
+    sup = Supervisor(tmp_path, None, stop_timeout=5)
+    changes: list[str] = []
+    other = sup.start(Child("other", _python("import time; time.sleep(120)")))
+    agent = sup.start(Child("agent", _python(code)))
+    sup.on_change = lambda: changes.append("changed")
+    _wait(lambda: pids.exists() and pids.read_text().strip() != "")
+    sup.stop_child("agent", timeout=5)
+    assert agent.proc is not None and agent.proc.returncode == -15 and not agent.restart
+    assert list(sup.children) == ["other"] and other.alive()
+    assert changes == ["changed"]
+    _wait(lambda: not state.pid_alive(int(pids.read_text())), timeout=5)
+    sup.stop_child("missing", timeout=5)  # a name it does not know: nothing happens
+    assert changes == ["changed"]
+    sup.stop_all()
+
+
 # Logs and state ---------------------------------------------------------------------------------
 def test_logs_show_the_tail_of_each_component(tmp_path: Path) -> None:
     (tmp_path / "s3.log").write_text("".join(f"s{i}\n" for i in range(5)))
@@ -228,10 +254,10 @@ def test_stop_and_status_without_a_running_stack(tmp_path: Path) -> None:
     config = DevConfig.resolve({"state_dir": str(tmp_path)}, environ={})
     config.run_dir.mkdir(parents=True)
     # A pidfile left by a supervisor that is gone (a pid that cannot be alive).
-    (config.run_dir / stack.PID_FILE).write_text("999999999")
-    assert stack.running_pid(config) is None
-    assert stack.stop(config, io.StringIO()) is False
-    assert stack.status(config) == [f"the local stack is not running (state in {tmp_path})"]
+    (config.run_dir / state.PID_FILE).write_text("999999999")
+    assert state.running_pid(config) is None
+    assert control.stop(config, io.StringIO()) is False
+    assert status(config) == [f"the local stack is not running (state in {tmp_path})"]
 
 
 def test_reset_wipes_database_code_and_home_but_keeps_logs(tmp_path: Path) -> None:
@@ -239,7 +265,7 @@ def test_reset_wipes_database_code_and_home_but_keeps_logs(tmp_path: Path) -> No
     for folder in (config.postgres_dir, config.code_dir / "main", config.dagster_home, config.logs_dir):
         folder.mkdir(parents=True)
         (folder / "f").write_text("x")
-    removed = stack.reset(config, io.StringIO())
+    removed = control.reset(config, io.StringIO())
     assert sorted(removed) == sorted([config.postgres_dir, config.code_dir, config.dagster_home])
     assert not config.postgres_dir.exists() and not config.code_dir.exists()
     assert (config.logs_dir / "f").exists()
@@ -259,10 +285,10 @@ def test_a_restart_clears_what_the_dead_child_left_in_its_session(tmp_path: Path
     sup.start(Child("agent", _python(code)))
     _wait(lambda: pids.exists() and len(pids.read_text().split()) >= 2, timeout=30)
     first = int(pids.read_text().split()[0])
-    _wait(lambda: not stack.pid_alive(first), timeout=10)
+    _wait(lambda: not state.pid_alive(first), timeout=10)
     sup.stop_all()
     # SIGKILL is delivered asynchronously: give the kernel a moment to finish them.
-    _wait(lambda: all(not stack.pid_alive(int(p)) for p in pids.read_text().split()), timeout=5)
+    _wait(lambda: all(not state.pid_alive(int(p)) for p in pids.read_text().split()), timeout=5)
 
 
 # Compose mode -----------------------------------------------------------------------------------
@@ -360,7 +386,7 @@ def test_dev_with_an_engine_but_no_compose_plugin_starts_the_embedded_stack(
     monkeypatch.setenv("FAKE_DOCKER_COMPOSE", "no")
     monkeypatch.delenv("DAGOPS_DEV_MODE", raising=False)
     started: list[DevConfig] = []
-    monkeypatch.setattr(stack, "start_detached", started.append)
+    monkeypatch.setattr(control, "start_detached", started.append)
     dev.up(Context(), detach=True)
     assert [c.mode for c in started] == ["auto"]
     assert capsys.readouterr().out.splitlines() == [f"Starting the embedded stack: {PLUGIN_MISSING}."]

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from dagops.errors import DagopsError
-from dagops.operator import ecs_local
+from dagops.operator.ecs_local import definition, secrets, service, task
 
 REGION = "ap-southeast-2"
 
@@ -28,7 +28,7 @@ def _c(name: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_container_definition_maps_onto_docker_run() -> None:
-    spec = ecs_local.container_specs(
+    spec = definition.container_specs(
         _td(
             _c(
                 "web",
@@ -46,7 +46,7 @@ def test_container_definition_maps_onto_docker_run() -> None:
         )
     )[0]
     assert spec.ports == [3000] and spec.environment == {"A": "1"}
-    argv = ecs_local.run_argv(spec, "t-web", "t-pause", "local:img", ["A", "PW"])
+    argv = task.run_argv(spec, "t-web", "t-pause", "local:img", ["A", "PW"])
     assert argv[:6] == ["run", "--detach", "--name", "t-web", "--network", "container:t-pause"]
     assert "--init" in argv and "--stop-timeout=30" in argv
     assert argv[argv.index("--user") + 1] == "10001" and argv[argv.index("--workdir") + 1] == "/srv"
@@ -61,7 +61,7 @@ def test_container_definition_maps_onto_docker_run() -> None:
 
 
 def test_start_order_puts_dependencies_first() -> None:
-    specs = ecs_local.container_specs(
+    specs = definition.container_specs(
         _td(
             _c("web", dependsOn=[{"containerName": "code", "condition": "HEALTHY"}]),
             _c("code", healthCheck={"command": ["CMD-SHELL", "true"]}, dependsOn=[
@@ -70,7 +70,7 @@ def test_start_order_puts_dependencies_first() -> None:
             _c("init", essential=False),
         )
     )  # fmt: skip
-    assert [s.name for s in ecs_local.start_order(specs)] == ["init", "code", "web"]
+    assert [s.name for s in definition.start_order(specs)] == ["init", "code", "web"]
 
 
 def test_container_overrides_as_run_task_applies_them() -> None:
@@ -79,18 +79,18 @@ def test_container_overrides_as_run_task_applies_them() -> None:
         _c("run", command=["serve"], environment=[{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]),
         _c("side", command=["tail"]),
     )
-    run, side = ecs_local.container_specs(
+    run, side = definition.container_specs(
         td, [{"name": "run", "command": ["db-setup"], "environment": [{"name": "B", "value": "3"}]}]
     )
     assert run.command == ["db-setup"] and run.environment == {"A": "1", "B": "3"}
     assert side.command == ["tail"]
     # An environment-only override keeps the definition's command.
-    (only_env,) = ecs_local.container_specs(
+    (only_env,) = definition.container_specs(
         _td(_c("run", command=["serve"])), [{"name": "run", "environment": [{"name": "X", "value": "y"}]}]
     )
     assert only_env.command == ["serve"] and only_env.environment == {"X": "y"}
     with pytest.raises(DagopsError, match="not in the task"):
-        ecs_local.container_specs(td, [{"name": "nope", "command": ["x"]}])
+        definition.container_specs(td, [{"name": "nope", "command": ["x"]}])
 
 
 @pytest.mark.parametrize(
@@ -112,21 +112,21 @@ def test_invalid_task_definitions_are_refused_as_ecs_refuses_them(
     containers: list[dict[str, Any]], message: str
 ) -> None:
     with pytest.raises(DagopsError, match=message):
-        ecs_local.container_specs(_td(*containers))
+        definition.container_specs(_td(*containers))
 
 
 def test_secret_reference_forms() -> None:
     arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:rds!db-1a2b-AbCdEf"
-    assert ecs_local.parse_secret_reference(arn) == (arn, "", "", "")
-    assert ecs_local.parse_secret_reference(f"{arn}:password::") == (arn, "password", "", "")
-    assert ecs_local.parse_secret_reference(f"{arn}:password:AWSPREVIOUS:") == (
+    assert secrets.parse_secret_reference(arn) == (arn, "", "", "")
+    assert secrets.parse_secret_reference(f"{arn}:password::") == (arn, "password", "", "")
+    assert secrets.parse_secret_reference(f"{arn}:password:AWSPREVIOUS:") == (
         arn,
         "password",
         "AWSPREVIOUS",
         "",
     )
     with pytest.raises(DagopsError, match="not a Secrets Manager"):
-        ecs_local.parse_secret_reference(f"arn:aws:ssm:{REGION}:1:parameter/x")
+        secrets.parse_secret_reference(f"arn:aws:ssm:{REGION}:1:parameter/x")
 
 
 @mock_aws
@@ -140,15 +140,15 @@ def test_secrets_resolve_as_the_ecs_agent_resolves_them() -> None:
     def client(service: str) -> Any:
         return {"secretsmanager": sm, "ssm": ssm}[service]
 
-    assert ecs_local.resolve_secret(f"{arn}:password::", client) == "p:w"
-    assert ecs_local.resolve_secret(arn, client) == json.dumps({"username": "u", "password": "p:w"})
-    assert ecs_local.resolve_secret(plain, client) == "t0ken"
-    assert ecs_local.resolve_secret(f"arn:aws:ssm:{REGION}:123456789012:parameter/app/key", client) == "k"
-    assert ecs_local.resolve_secret("/app/key", client) == "k"
+    assert secrets.resolve_secret(f"{arn}:password::", client) == "p:w"
+    assert secrets.resolve_secret(arn, client) == json.dumps({"username": "u", "password": "p:w"})
+    assert secrets.resolve_secret(plain, client) == "t0ken"
+    assert secrets.resolve_secret(f"arn:aws:ssm:{REGION}:123456789012:parameter/app/key", client) == "k"
+    assert secrets.resolve_secret("/app/key", client) == "k"
     with pytest.raises(DagopsError, match="no JSON key 'pass'"):
-        ecs_local.resolve_secret(f"{arn}:pass::", client)
+        secrets.resolve_secret(f"{arn}:pass::", client)
     with pytest.raises(DagopsError, match="not JSON"):
-        ecs_local.resolve_secret(f"{plain}:password::", client)
+        secrets.resolve_secret(f"{plain}:password::", client)
 
 
 @mock_aws
@@ -174,9 +174,9 @@ def test_services_are_read_back_with_their_cloud_map_names() -> None:
     def client(service: str) -> Any:
         return {"ecs": ecs, "servicediscovery": sd}[service]
 
-    found = {t.service: t for t in ecs_local.service_tasks(client, "c", ["code", "plain"])}
+    found = {t.service: t for t in service.service_tasks(client, "c", ["code", "plain"])}
     assert found["code"].aliases == ["sales-ops.prod.dagops.internal"]
     assert found["plain"].aliases == []
     assert found["code"].task_definition["containerDefinitions"][0]["name"] == "code-sales_ops"
     with pytest.raises(DagopsError, match="does not know"):
-        ecs_local.service_tasks(client, "c", ["missing"])
+        service.service_tasks(client, "c", ["missing"])

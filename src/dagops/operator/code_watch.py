@@ -219,9 +219,9 @@ class CodeWatcher:
 
 
 def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> CodeWatcher:
-    """A watcher wired to the running dev stack (``devstack.stack._Stack``): local S3, agents, console."""
+    """A watcher wired to the running dev stack (``devstack.stack.Stack``): local S3, agents, console."""
     from dagops.operator.devstack import s3 as local_s3
-    from dagops.operator.devstack.stack import wake_agents
+    from dagops.operator.devstack.control import wake_agents
 
     cfg = stack.config
     return for_bucket(
@@ -229,7 +229,7 @@ def for_stack(stack: Any, on_registry: Callable[[], None] | None = None) -> Code
         cfg.bucket,
         root=cfg.root,
         run_dir=cfg.run_dir,
-        say=stack.sup.say,
+        say=stack.say,
         wake=lambda names: wake_agents(cfg, names),
         on_registry=on_registry,
         since=float(stack.state.get("started_at") or time.time()),

@@ -18,25 +18,24 @@ never serves old code. The stack wires it with :func:`for_stack` or with its own
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagops import registry, workspace
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.ports import first_free_port, port_open
+
+if TYPE_CHECKING:
+    from dagops.operator.devstack.stack import Stack
 
 RELOAD_WORKSPACE = "mutation { reloadWorkspace { __typename } }"
 PENDING_TIMEOUT = 300.0
@@ -84,7 +83,7 @@ class RegistryWatcher:
         ui_url: str,
         start_agent: Callable[[str, str, int], None],
         stop_agent: Callable[[str], None],
-        publish: Callable[[registry.Location], None],
+        publish: Callable[[registry.Location], object],
         say: Say,
         on_change: Callable[[list[registry.Location], list[tuple[str, str, int]]], None] | None = None,
         ready: Callable[[str, int], bool] | None = None,
@@ -181,42 +180,9 @@ class RegistryWatcher:
 # ------------------------------------------------------------------------- the embedded stack
 
 
-def _stop_child(stack: Any, name: str, timeout: float) -> None:
-    """Stop and forget supervisor child ``name`` (its whole process group: agent and code server)."""
-    sup = stack.sup
-    with sup._lock:
-        child = sup.children.pop(name, None)
-    if child is None or child.proc is None:
-        return
-    child.restart = False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.proc.pid, signal.SIGTERM)
-    try:
-        child.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.proc.pid, signal.SIGKILL)
-        child.proc.wait(10)
-    # Whatever else is left in its session (a code server under the agent) goes too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.proc.pid, signal.SIGKILL)
-    if sup.on_change:
-        sup.on_change()
-
-
-def for_stack(stack: Any) -> RegistryWatcher:
-    """A watcher wired to dagops.operator.devstack.stack's running ``_Stack`` (call after start-up)."""
-    from dagops.operator.devstack import s3 as local_s3
-    from dagops.operator.devstack.supervisor import Child
-    from dagops.publish import publish_location
-
+def for_stack(stack: Stack) -> RegistryWatcher:
+    """A watcher wired to a running :class:`dagops.operator.devstack.stack.Stack` (call after start-up)."""
     cfg = stack.config
-
-    def publish(loc: registry.Location) -> None:
-        result = publish_location(
-            local_s3.client(cfg.s3_endpoint), cfg.bucket, loc.name, loc.path(cfg.root), loc.entry
-        )
-        stack.sup.say(f"published {result.summary()}")
 
     def forget_copy(name: str) -> None:
         """Delete the location's synced releases (never served again under this name)."""
@@ -224,34 +190,12 @@ def for_stack(stack: Any) -> RegistryWatcher:
         shutil.rmtree(cfg.code_dir / name, ignore_errors=True)
 
     def stop_agent(name: str) -> None:
-        _stop_child(stack, f"sync-{name}", cfg.stop_timeout)
+        stack.stop_sync_agent(name)
         forget_copy(name)
 
     def start_agent(name: str, host: str, port: int) -> None:
         forget_copy(name)  # a copy left from an earlier location of that name
-        starter = getattr(stack, "start_sync_agent", None)
-        if starter is not None:
-            starter(name, host, port)
-            return
-        argv = [
-            sys.executable, "-m", "dagops.runtime.sync", "run",
-            "--location", name,
-            "--code-dir", str(cfg.code_dir),
-            "--interval", str(cfg.sync_interval),
-            "--grpc-host", host,
-            "--grpc-port", str(port),
-            "--webserver-url", cfg.ui_url,
-        ]  # fmt: skip
-        stack.sup.start(Child(f"sync-{name}", argv, env={**stack.env(), "DAGOPS_LOCATION": name}, tier=2))
-
-    def on_change(locations: list[registry.Location], servers: list[tuple[str, str, int]]) -> None:
-        stack.locations = locations
-        grpc = {name: f"{host}:{port}" for name, host, port in servers}
-        stack.state["locations"] = {
-            name: {**stack.state["locations"].get(name, {}), "grpc": address}
-            for name, address in grpc.items()
-        }
-        stack.save_state()
+        stack.start_sync_agent(name, host, port)
 
     return RegistryWatcher(
         root=cfg.root,
@@ -261,9 +205,9 @@ def for_stack(stack: Any) -> RegistryWatcher:
         ui_url=cfg.ui_url,
         start_agent=start_agent,
         stop_agent=stop_agent,
-        publish=publish,
-        say=stack.sup.say,
-        on_change=on_change,
+        publish=stack.publish_location,
+        say=stack.say,
+        on_change=stack.serve,
     )
 
 

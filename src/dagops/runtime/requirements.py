@@ -1,5 +1,8 @@
 """Per-location Python requirements: installed once per requirements hash, then put on PYTHONPATH.
 
+(About 400 lines on purpose: one job, a location's requirements from the files that declare them to
+the directory on PYTHONPATH; every step shares the cache layout and key described here.)
+
 A code location's project folder (``dagops.runtime.sync.target``: the folder of its pyproject.toml, setup.py
 or setup.cfg, else the tree) declares its dependencies in any of the places Python projects do, and
 all of them are installed, in a directory of its own outside the image:
@@ -282,16 +285,8 @@ def ensure_requirements(
     if not sources:
         return None
     names = ", ".join(str(source.relative_to(tree)) for source in sources)
-    # Only the tree's own files, each part of the key; indexes only when the operator allows them.
-    # setup.py/setup.cfg are read by the build (uv, --no-config, scrubbed environment), not here.
-    inputs = [
-        found
-        for source in sources
-        if source.suffix in (".txt", ".toml")
-        for found in check_requirements(source, tree)
-    ]
     base = base_packages()
-    key = inputs_key(requirements_key(sources, base), tree, inputs)
+    key = _install_key(tree, sources, base)
     final = cache_dir / key
     if (final / COMPLETE).is_file():
         return final / SITE
@@ -301,41 +296,9 @@ def ensure_requirements(
     work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}.")).absolute()
     home = Path(tempfile.mkdtemp(prefix="dagops-install-"))
     try:
-        constraints = work / "constraints.txt"
-        shared = shared_packages(base)
-        constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(shared.items())))
-        site = work / SITE
         if log:
             log(f"installing the requirements of {names} (key {key[:12]})")
-        try:
-            # The repository's build code runs here: none of the operator's secrets, a scratch HOME.
-            proc = subprocess.run(
-                _installer(site, sources, constraints),
-                cwd=project,
-                env=untrusted_env(home, installer=True),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise DagopsError(
-                f"Installing the requirements of {names} took longer than {timeout:.0f} s "
-                f"(set {INSTALL_TIMEOUT_VAR} to allow more)."
-            ) from None
-        if proc.returncode != 0:
-            detail = _last_line(proc.stderr + proc.stdout).rstrip(".")
-            hint = ""
-            if "dagster" in detail.lower() and "dagster" in shared:
-                hint = (
-                    f"; the code servers here run dagster {shared['dagster']}, so the project must allow "
-                    f"that version (and its dagster-* libraries the matching ones)"
-                )
-            raise DagopsError(f"Cannot install the requirements in {names}: {detail}{hint}.")
-        site.mkdir(exist_ok=True)
-        prune_base_duplicates(site, base)
-        constraints.unlink()
-        (work / COMPLETE).write_text(names + "\n")
+        _install(work, project, sources, base, names=names, home=home, timeout=timeout)
         try:
             os.rename(work, final)
         except OSError:
@@ -347,6 +310,65 @@ def ensure_requirements(
             shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
     return final / SITE
+
+
+def _install_key(tree: Path, sources: list[Path], base: dict[str, str]) -> str:
+    """The cache key of ``sources``: their content, the environment's packages and what they include."""
+    # Only the tree's own files, each part of the key; indexes only when the operator allows them.
+    # setup.py/setup.cfg are read by the build (uv, --no-config, scrubbed environment), not here.
+    inputs = [
+        found
+        for source in sources
+        if source.suffix in (".txt", ".toml")
+        for found in check_requirements(source, tree)
+    ]
+    return inputs_key(requirements_key(sources, base), tree, inputs)
+
+
+def _install(
+    work: Path,
+    project: Path,
+    sources: list[Path],
+    base: dict[str, str],
+    *,
+    names: str,
+    home: Path,
+    timeout: float,
+) -> None:
+    """Install ``sources`` into ``work/site`` (shared packages pinned), then mark ``work`` complete."""
+    constraints = work / "constraints.txt"
+    shared = shared_packages(base)
+    constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(shared.items())))
+    site = work / SITE
+    try:
+        # The repository's build code runs here: none of the operator's secrets, a scratch HOME.
+        proc = subprocess.run(
+            _installer(site, sources, constraints),
+            cwd=project,
+            env=untrusted_env(home, installer=True),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise DagopsError(
+            f"Installing the requirements of {names} took longer than {timeout:.0f} s "
+            f"(set {INSTALL_TIMEOUT_VAR} to allow more)."
+        ) from None
+    if proc.returncode != 0:
+        detail = _last_line(proc.stderr + proc.stdout).rstrip(".")
+        hint = ""
+        if "dagster" in detail.lower() and "dagster" in shared:
+            hint = (
+                f"; the code servers here run dagster {shared['dagster']}, so the project must allow "
+                f"that version (and its dagster-* libraries the matching ones)"
+            )
+        raise DagopsError(f"Cannot install the requirements in {names}: {detail}{hint}.")
+    site.mkdir(exist_ok=True)
+    prune_base_duplicates(site, base)
+    constraints.unlink()
+    (work / COMPLETE).write_text(names + "\n")
 
 
 def pythonpath(extra: Path | None, env: dict[str, str] | None = None) -> dict[str, str]:

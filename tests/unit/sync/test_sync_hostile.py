@@ -24,6 +24,7 @@ from conftest import GOOD_TREE, agent_env, tree_contents, wait_for, write_tree
 
 from dagops.manifest import MAX_FILE_BYTES, MAX_MANIFEST_BYTES, FileEntry, revision_of
 from dagops.runtime.sync import syncer as syncer_mod
+from dagops.runtime.sync.download import receive
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, Syncer
 
@@ -295,7 +296,7 @@ def test_receive_never_reads_past_the_declared_size(
     response: dict[str, Any] = {"Body": body}
     if announced:
         response["ContentLength"] = held
-    size, ok = Syncer._receive(response, tmp_path / "f", declared, "0" * 64)
+    size, ok = receive(response, tmp_path / "f", declared, "0" * 64)
     assert not ok
     assert raw.taken <= declared + 1 and size <= declared + 1
     if announced:

@@ -8,7 +8,7 @@ import sys
 
 from dagops.errors import DagopsError
 from dagops.operator.devstack.config import DevConfig
-from dagops.operator.devstack.stack import up
+from dagops.operator.devstack.control import up
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,6 +201,24 @@ class Supervisor:
                 fh.close()
             self._files.clear()
 
+    def stop_child(self, name: str, timeout: float) -> None:
+        """Stop and forget child ``name`` (its whole process group: a sync agent and its code server)."""
+        with self._lock:
+            child = self.children.pop(name, None)
+        if child is None or child.proc is None:
+            return
+        child.restart = False
+        _signal_group(child, signal.SIGTERM)
+        try:
+            child.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(child, signal.SIGKILL)
+            child.proc.wait(10)
+        # Whatever else is left in its session (a code server under the agent) goes too.
+        _signal_group(child, signal.SIGKILL)
+        if self.on_change:
+            self.on_change()
+
     def pids(self) -> dict[str, int]:
         return {name: c.pid for name, c in self.children.items() if c.pid is not None}
 

@@ -26,7 +26,7 @@ def local_target(dev_settings: dict[str, Any] | None = None) -> Target:
     """
     from dagops.operator.devstack import s3 as local_s3
     from dagops.operator.devstack.config import DevConfig
-    from dagops.operator.devstack.stack import read_state, running_pid
+    from dagops.operator.devstack.state import read_state, running_pid
 
     config = DevConfig.resolve(dev_settings or {})
     if running_pid(config) is None:

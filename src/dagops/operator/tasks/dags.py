@@ -58,7 +58,7 @@ def _target(c: Context, env: str, bucket: str, endpoint_url: str) -> tuple[Any, 
         return boto3.client("s3", endpoint_url=endpoint_url or None), bucket, endpoint_url or "AWS"
     from dagops.operator.devstack import s3 as local_s3
     from dagops.operator.devstack.config import DevConfig
-    from dagops.operator.devstack.stack import read_state, running_pid
+    from dagops.operator.devstack.state import read_state, running_pid
 
     config = DevConfig.resolve(_dev_settings(c))
     state = read_state(config) if running_pid(config) is not None else {}
@@ -139,7 +139,7 @@ def wake_local_agents(c: Context, names: list[str]) -> None:
     if not names:
         return
     from dagops.operator.devstack.config import DevConfig
-    from dagops.operator.devstack.stack import wake_agents
+    from dagops.operator.devstack.control import wake_agents
 
     wake_agents(DevConfig.resolve(_dev_settings(c)), names)
 
@@ -164,7 +164,7 @@ def status(c: Context, location: str = "", code_dir: str = "", json_: bool = Fal
     """Print what each sync agent of the local stack serves, and its last error."""
     from dagops.operator.code_watch import read_records
     from dagops.operator.devstack.config import DevConfig
-    from dagops.operator.devstack.stack import running_pid
+    from dagops.operator.devstack.state import running_pid
     from dagops.runtime.sync.layout import LocationDir
     from dagops.runtime.sync.status import format_status, read_status
 

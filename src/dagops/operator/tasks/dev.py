@@ -41,7 +41,7 @@ def _config(c: Context, **overrides: Any) -> DevConfig:
 @user_errors
 def up(c: Context, detach: bool = False, mode: str | None = None, no_watch: bool = False) -> None:
     """Start the local Dagster stack (Postgres, S3, sync agents, code servers, webserver, daemon)."""
-    from dagops.operator.devstack import compose, stack
+    from dagops.operator.devstack import compose, control
 
     config = _config(c, mode=mode, watch=False if no_watch else None)
     if compose.resolve_mode(config.mode, config.root, say=_say) == "compose":
@@ -52,9 +52,9 @@ def up(c: Context, detach: bool = False, mode: str | None = None, no_watch: bool
             print(f"the compose stack runs: {config.ui_url} (`invoke stop` stops it)")
         return
     if detach:
-        stack.start_detached(config)
+        control.start_detached(config)
     else:
-        stack.up(config)
+        control.up(config)
 
 
 def _compose_up(config: DevConfig, detach: bool) -> int:
@@ -99,14 +99,14 @@ def _compose_up(config: DevConfig, detach: bool) -> int:
 @user_errors
 def stop(c: Context) -> None:
     """Stop the local stack started by `invoke dev` (from any terminal)."""
-    from dagops.operator.devstack import compose, stack
+    from dagops.operator.devstack import compose, control, state
 
     config = _config(c)
-    running = stack.running_pid(config) is not None
+    running = state.running_pid(config) is not None
     if not running and config.mode != "embedded" and compose.compose_unavailable(config.root) is None:
         compose.run("down", root=config.root, env=compose.stack_env(config))
         return
-    if not stack.stop(config):
+    if not control.stop(config):
         print("the local stack is not running")
 
 
@@ -120,11 +120,11 @@ def stop(c: Context) -> None:
 @user_errors
 def logs_(c: Context, component: str | None = None, follow: bool = False, lines: str = "100") -> None:
     """Show the local stack's logs, prefixed by component."""
-    from dagops.operator.devstack import compose, logs, stack
+    from dagops.operator.devstack import compose, logs, state
 
     count = logs.parse_lines(lines)
     config = _config(c)
-    if stack.running_pid(config) is None and compose.resolve_mode(config.mode, config.root) == "compose":
+    if state.running_pid(config) is None and compose.resolve_mode(config.mode, config.root) == "compose":
         env = compose.stack_env(config)
         if component and component not in (known := compose.services(config.root, env)):
             raise DagopsError(
@@ -147,13 +147,13 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
 @user_errors
 def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Stop the stack, wipe its database, synced code and DAGSTER_HOME, and start it again."""
-    from dagops.operator.devstack import compose, stack
+    from dagops.operator.devstack import compose, control
 
     config = _config(c, mode=mode)
     if compose.resolve_mode(config.mode, config.root) == "compose":
         compose.run("down", "--volumes", root=config.root, env=compose.stack_env(config))
     else:
-        for path in stack.reset(config):
+        for path in control.reset(config):
             print(f"removed {path}")
     up(c, detach=detach, mode=mode)
 
@@ -162,9 +162,9 @@ def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
 @user_errors
 def status(c: Context) -> None:
     """Show whether the local stack runs, its components, and each location's sync status."""
-    from dagops.operator.devstack import stack
+    from dagops.operator.devstack import status as stack_status
 
-    for line in stack.status(_config(c)):
+    for line in stack_status.status(_config(c)):
         print(line)
 
 
@@ -188,11 +188,11 @@ def create(c: Context, name: str, location: str = "main") -> None:
 
 def _next_step(config: DevConfig, location: str) -> str:
     """What happens to a new pipeline now: seen in the running stack (waited for), or how to get there."""
-    from dagops.operator.devstack import stack
+    from dagops.operator.devstack.state import read_state, running_pid
 
-    if stack.running_pid(config) is None:
+    if running_pid(config) is None:
         return "next: `invoke dev` starts the local stack with it (the UI shows its assets)"
-    state = stack.read_state(config)
+    state = read_state(config)
     if not state.get("watch"):
         return "next: `invoke dags.deploy` publishes it to the running local stack (dev.watch is off)"
     from dagops import registry

@@ -52,7 +52,7 @@ def _confirm(c: Context, target: repos.Target, names: list[str], wait: bool, tim
     seconds = wait_seconds(timeout)
     if target.bucket is None:
         return
-    from dagops.publish import read_manifest
+    from dagops.published import read_manifest
     from dagops.runtime.sync.report import confirm
 
     revisions = {}

@@ -26,14 +26,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +42,12 @@ from dagops import settings
 from dagops.errors import DagopsError
 from dagops.manifest import MANIFEST_NAME, Manifest, check_relpath, read_bounded, sha256_file
 from dagops.runtime.requirements import location_env
+from dagops.runtime.sync.download import Downloads, Mismatch, error_code
 from dagops.runtime.sync.layout import LocationDir
 from dagops.runtime.sync.status import Status, now_iso, write_status
 
-DOWNLOAD_WORKERS = 8
 CHECK_TIMEOUT_SECONDS = 300.0
 LOCAL_RETRY_SECONDS = 600.0  # a manifest rejected for a local error (disk full) is tried again after this
-_CHUNK = 1024 * 1024
 
 # Outcomes of one poll.
 UNCHANGED = "unchanged"  # nothing new (304, or the manifest names what is served / a known-bad revision)
@@ -60,10 +57,6 @@ ABSENT = "absent"  # no manifest under dags/<location>/
 UNREACHABLE = "unreachable"  # S3 failed (network, credentials, bucket); transient
 INCOMPLETE = "incomplete"  # a download did not match the manifest; transient
 LOCAL_ERROR = "local-error"  # the code folder could not be written (disk full, permissions); transient
-
-
-class _Mismatch(Exception):
-    pass
 
 
 @dataclass
@@ -85,14 +78,6 @@ class PollResult:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
-
-
-def _error_code(exc: ClientError) -> tuple[str, Any]:
-    """The error code and HTTP status of a ClientError."""
-    response = exc.response or {}
-    return str(response.get("Error", {}).get("Code", "")), response.get("ResponseMetadata", {}).get(
-        "HTTPStatusCode"
-    )
 
 
 def _s3_error_line(exc: Exception) -> str:
@@ -133,9 +118,9 @@ class Syncer:
         self.bad_revision: str | None = None
         self.problem: str | None = None  # what is wrong with the latest manifest (None: all good)
         # A build that stopped at a download mismatch: (revision, folder), its verified files kept for
-        # the next attempt, and the ETag of each object that did not match (not downloaded again).
+        # the next attempt; the downloads remember the ETag of each object that did not match.
         self._partial: tuple[str, Path] | None = None
-        self._bad_objects: dict[str, str] = {}
+        self._downloads = Downloads(s3, bucket, self.prefix)
         self._retry_at: float | None = None  # when a manifest rejected for a local error is tried again
         self.status = Status(location=location)
         self._requests = 0
@@ -209,7 +194,7 @@ class Syncer:
             etag = response.get("ETag")
             raw = read_bounded(response)
         except ClientError as exc:
-            code, status = _error_code(exc)
+            code, status = error_code(exc)
             if code == "304" or status == 304:
                 return PollResult(UNCHANGED, self.serving)
             if code in {"NoSuchKey", "404"}:
@@ -264,7 +249,7 @@ class Syncer:
         if self._partial is not None:
             shutil.rmtree(self._partial[1], ignore_errors=True)
         self._partial = None
-        self._bad_objects.clear()
+        self._downloads.forget()
 
     def _build_and_swap(self, manifest: Manifest, serving: Manifest | None) -> PollResult:
         revision = manifest.revision
@@ -293,7 +278,7 @@ class Syncer:
                     self._drop_partial()  # another agent installed this revision meanwhile
                 self.layout.swap(revision)
                 self.layout.prune()
-            except _Mismatch as exc:
+            except Mismatch as exc:
                 # Keep what was verified; the next attempt downloads only what is missing or changed.
                 if build is not None:
                     self._partial, build = (revision, build), None
@@ -304,7 +289,7 @@ class Syncer:
                 return PollResult(UNREACHABLE, self.serving, f"S3: {_s3_error_line(exc)}")
             except OSError as exc:
                 # Disk full, a name too long for this file system, permissions: not retried every poll.
-                self._bad_objects.clear()
+                self._downloads.forget()
                 self._retry_at = time.monotonic() + LOCAL_RETRY_SECONDS
                 reason = f"{exc.strerror or type(exc).__name__}" + (
                     f" ({Path(exc.filename).name[:80]})" if isinstance(exc.filename, str) else ""
@@ -320,7 +305,7 @@ class Syncer:
                 if build is not None:
                     shutil.rmtree(build, ignore_errors=True)
         self.bad_revision, self.problem, self._retry_at = None, None, None
-        self._bad_objects.clear()
+        self._downloads.forget()
         return result
 
     def _fill(self, build: Path, manifest: Manifest, serving: Manifest | None, result: PollResult) -> None:
@@ -345,68 +330,9 @@ class Syncer:
             else:
                 to_download.append(rel)
 
-        def download(rel: str) -> int:
-            item = manifest.files[rel]
-            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + rel}
-            bad_etag = self._bad_objects.get(rel)
-            if bad_etag:
-                kwargs["IfNoneMatch"] = bad_etag  # the object that did not match: only if it changed
-            mismatch = (
-                f"{rel} in S3 does not match manifest revision {manifest.revision[:12]} "
-                "(a publish under way, or a corrupt object); not swapping"
-            )
-            try:
-                response = self.s3.get_object(**kwargs)
-            except ClientError as exc:
-                code, status = _error_code(exc)
-                if code == "304" or status == 304:
-                    raise _Mismatch(f"{mismatch}; waiting for it to change (not downloaded again)") from None
-                if code in {"NoSuchKey", "404"}:
-                    raise _Mismatch(
-                        f"{rel} of revision {manifest.revision[:12]} is missing in S3; will retry"
-                    ) from None
-                raise
-            size, ok = self._receive(response, build / rel, item.size, item.sha256)
-            if not ok:
-                (build / rel).unlink(missing_ok=True)
-                if response.get("ETag"):
-                    self._bad_objects[rel] = response["ETag"]
-                raise _Mismatch(f"{mismatch}; will retry when it changes")
-            self._bad_objects.pop(rel, None)
-            return size
-
-        if to_download:
-            with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(to_download))) as pool:
-                for size in pool.map(download, sorted(to_download)):
-                    result.downloaded += 1
-                    result.bytes_downloaded += size
-
-    @staticmethod
-    def _receive(response: dict[str, Any], target: Path, declared: int, sha256: str) -> tuple[int, bool]:
-        """Stream an object's body into ``target``, never reading more than ``declared`` + 1 bytes.
-
-        Returns (bytes read, whether size and sha256 match). A Content-Length other than the declared
-        size is a mismatch before any byte is read.
-        """
-        body = response["Body"]
-        try:
-            length = response.get("ContentLength")
-            if type(length) is int and length != declared:
-                return 0, False
-            digest = hashlib.sha256()
-            size = 0
-            with target.open("wb") as fh:
-                while size <= declared:
-                    chunk = body.read(min(_CHUNK, declared + 1 - size))
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    digest.update(chunk)
-                    if size <= declared:
-                        fh.write(chunk)
-            return size, size == declared and digest.hexdigest() == sha256
-        finally:
-            body.close()
+        for size in self._downloads.fetch_all(build, manifest, to_download):
+            result.downloaded += 1
+            result.bytes_downloaded += size
 
     def _check(self, build: Path, entry: str) -> str | None:
         """Install the build's requirements, then import-check it with them; None or the one-line error."""
