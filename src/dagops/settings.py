@@ -38,6 +38,11 @@ def setting(env: str, default: Any, description: str, expect: str, bound: str = 
     return Field(default, validation_alias=env, description=description, json_schema_extra=extra, **rules)
 
 
+def seconds(env: str, default: float, description: str) -> Any:
+    """A positive number of seconds (an interval, a timeout)."""
+    return setting(env, default, description, "a number of seconds", "positive", gt=0)
+
+
 class _Settings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", allow_inf_nan=False)
 
@@ -69,9 +74,7 @@ class SyncSettings(_Settings):
     code_dir: Path = setting(
         "DAGOPS_CODE_DIR", Path("/opt/dagster/code"), "where synced trees live", "a folder"
     )
-    interval: float = setting(
-        "DAGOPS_SYNC_INTERVAL", 60.0, "seconds between polls", "a number of seconds", "positive", gt=0
-    )
+    interval: float = seconds("DAGOPS_SYNC_INTERVAL", 60.0, "seconds between polls")
     grpc_host: str = setting(
         "DAGOPS_GRPC_HOST",
         "0.0.0.0",  # noqa: S104 - the code server listens for the webserver and daemon in other tasks
@@ -121,13 +124,8 @@ class SyncSettings(_Settings):
 class RequirementsSettings(_Settings):
     """Installing a code location's requirements (runtime.requirements)."""
 
-    install_timeout: float = setting(
-        "DAGOPS_REQUIREMENTS_TIMEOUT",
-        900.0,
-        "seconds one requirements install may take",
-        "a number of seconds",
-        "positive",
-        gt=0,
+    install_timeout: float = seconds(
+        "DAGOPS_REQUIREMENTS_TIMEOUT", 900.0, "seconds one requirements install may take"
     )
 
 
@@ -145,14 +143,7 @@ class PathSettings(_Settings):
 class OperatorSettings(_Settings):
     """The operator's tools (repos, outputs)."""
 
-    git_timeout: float = setting(
-        "DAGOPS_GIT_TIMEOUT",
-        300.0,
-        "seconds one git command may take",
-        "a number of seconds",
-        "positive",
-        gt=0,
-    )
+    git_timeout: float = seconds("DAGOPS_GIT_TIMEOUT", 300.0, "seconds one git command may take")
     outputs_file: Path | None = setting(
         "DAGOPS_TF_OUTPUTS_FILE", None, "a `tofu output -json` file to use instead of the state", "a file"
     )
