@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dagops.errors import ConfigError
@@ -127,6 +127,17 @@ class RequirementsSettings(_Settings):
     install_timeout: float = seconds(
         "DAGOPS_REQUIREMENTS_TIMEOUT", 900.0, "seconds one requirements install may take"
     )
+    index_policy: Literal["refuse", "https", "any"] = setting(
+        "DAGOPS_REQUIREMENTS_INDEXES",
+        "refuse",
+        "may a repository's requirements name package indexes: refuse, https or any",
+        "one of refuse, https or any",
+    )
+
+    @field_validator("index_policy", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
 
 class PathSettings(_Settings):
@@ -190,23 +201,6 @@ def _one_sentence(
     if extra.get("bound") and error["type"] in ("greater_than", "greater_than_equal", "less_than_equal"):
         sentence += f": it must be {extra['bound']}"
     return sentence + "."
-
-
-def variables() -> dict[str, tuple[str, str, Any, str]]:
-    """Every variable declared here: env name -> (group, type, default, description)."""
-    found: dict[str, tuple[str, str, Any, str]] = {}
-    for group in (S3Settings, SyncSettings, RequirementsSettings, PathSettings, OperatorSettings):
-        for field in group.model_fields.values():
-            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace(
-                "pathlib.", ""
-            )
-            found[str(field.validation_alias)] = (
-                group.__name__,
-                kind,
-                field.default,
-                field.description or "",
-            )
-    return found
 
 
 def bucket() -> str:

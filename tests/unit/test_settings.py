@@ -30,6 +30,7 @@ DEFAULTS = {
     "DAGOPS_RUN_TASK_ROLE_ARN": None,
     "DAGOPS_AGENT_ID": None,
     "DAGOPS_REQUIREMENTS_TIMEOUT": 900.0,
+    "DAGOPS_REQUIREMENTS_INDEXES": "refuse",
     "DAGOPS_ROOT": None,
     "DAGOPS_STATE_DIR": None,
     "DAGOPS_GIT_TIMEOUT": 300.0,
@@ -45,11 +46,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 def test_each_variable_has_its_name_type_default_and_description(clean_env: pytest.MonkeyPatch) -> None:
-    declared = settings.variables()
+    groups = (
+        settings.S3Settings,
+        settings.SyncSettings,
+        settings.RequirementsSettings,
+        settings.PathSettings,
+        settings.OperatorSettings,
+    )
+    declared = {str(f.validation_alias): f for group in groups for f in group.model_fields.values()}
     assert set(declared) == set(DEFAULTS)
-    for name, (group, kind, default, description) in declared.items():
-        assert default == DEFAULTS[name], name
-        assert kind and description and group.endswith("Settings"), name
+    for name, field in declared.items():
+        assert field.default == DEFAULTS[name], name
+        assert field.annotation is not None and field.description, name
     sync = settings.load(settings.SyncSettings)
     assert (sync.interval, sync.grpc_port, sync.grpc_host, sync.standby, sync.max_rss_mb) == (
         60.0,
@@ -154,11 +162,18 @@ def test_a_bad_git_timeout_is_one_sentence(value: str, clean_env: pytest.MonkeyP
     assert "\n" not in str(caught.value)
 
 
-def test_a_bad_requirements_timeout_is_one_sentence(clean_env: pytest.MonkeyPatch) -> None:
+def test_a_bad_requirements_setting_is_one_sentence(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("DAGOPS_REQUIREMENTS_TIMEOUT", "forever")
     with pytest.raises(ConfigError) as caught:
         settings.load(settings.RequirementsSettings)
     assert str(caught.value) == "DAGOPS_REQUIREMENTS_TIMEOUT='forever' is not a number of seconds."
+    clean_env.delenv("DAGOPS_REQUIREMENTS_TIMEOUT")
+    clean_env.setenv("DAGOPS_REQUIREMENTS_INDEXES", " HTTPS ")
+    assert settings.load(settings.RequirementsSettings).index_policy == "https"
+    clean_env.setenv("DAGOPS_REQUIREMENTS_INDEXES", "yes please")
+    with pytest.raises(ConfigError) as caught:
+        settings.load(settings.RequirementsSettings)
+    assert str(caught.value) == "DAGOPS_REQUIREMENTS_INDEXES='yes please' is not one of refuse, https or any."
 
 
 def test_paths_follow_their_variables(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
