@@ -160,6 +160,17 @@ class OperatorSettings(_Settings):
     )
 
 
+class ImageSettings(_Settings):
+    """The runtime image's base images (``invoke image.build``; operator.aws.image checks the references)."""
+
+    python_image: str | None = setting(
+        "DAGOPS_PYTHON_IMAGE", None, "the Python base image (default: the Dockerfile's)", "an image reference"
+    )
+    uv_image: str | None = setting(
+        "DAGOPS_UV_IMAGE", None, "the uv image (default: the Dockerfile's)", "an image reference"
+    )
+
+
 S = TypeVar("S", bound=_Settings)
 
 

@@ -35,6 +35,8 @@ DEFAULTS = {
     "DAGOPS_STATE_DIR": None,
     "DAGOPS_GIT_TIMEOUT": 300.0,
     "DAGOPS_TF_OUTPUTS_FILE": None,
+    "DAGOPS_PYTHON_IMAGE": None,
+    "DAGOPS_UV_IMAGE": None,
 }
 
 
@@ -52,6 +54,7 @@ def test_each_variable_has_its_name_type_default_and_description(clean_env: pyte
         settings.RequirementsSettings,
         settings.PathSettings,
         settings.OperatorSettings,
+        settings.ImageSettings,
     )
     declared = {str(f.validation_alias): f for group in groups for f in group.model_fields.values()}
     assert set(declared) == set(DEFAULTS)
