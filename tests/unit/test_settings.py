@@ -123,6 +123,16 @@ def test_an_option_wins_and_is_named_in_its_error(clean_env: pytest.MonkeyPatch)
             "DAGOPS_CODE_SERVER_MAX_RSS_MB='-1' is not a number of megabytes (0 for no limit).",
         ),
         (
+            "DAGOPS_REQUIREMENTS_TIMEOUT",
+            "0",
+            "DAGOPS_REQUIREMENTS_TIMEOUT='0' is not a number of seconds: it must be positive.",
+        ),
+        (
+            "DAGOPS_REQUIREMENTS_INDEXES",
+            "all",
+            "DAGOPS_REQUIREMENTS_INDEXES='all' is not one of refuse, https or any.",
+        ),
+        (
             "DAGOPS_RUN_TASK_ROLE_ARN",
             "arn:aws:iam::123456789012:user/me",
             "DAGOPS_RUN_TASK_ROLE_ARN='arn:aws:iam::123456789012:user/me' is not an IAM role ARN "

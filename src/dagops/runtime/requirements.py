@@ -295,9 +295,9 @@ def ensure_requirements(
     final = cache_dir / key
     if (final / COMPLETE).is_file():
         return final / SITE
-    cache_dir.mkdir(parents=True, exist_ok=True)
     if timeout is None:
         timeout = settings.load(settings.RequirementsSettings).install_timeout
+    cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}.")).absolute()
     home = Path(tempfile.mkdtemp(prefix="dagops-install-"))
     try:

@@ -84,9 +84,11 @@ OPTIONS = {
 
 
 def resolve(args: argparse.Namespace) -> settings.SyncSettings:
-    """The agent's settings: the command line's options over the environment, checked."""
+    """The agent's settings: the command line's options over the environment, checked (with those of the
+    requirements installs it will run, so that a bad one stops it at once)."""
     given = {name: (flag, getattr(args, name, None)) for name, flag in OPTIONS.items()}
     config = settings.load(settings.SyncSettings, given)
+    settings.load(settings.RequirementsSettings)
     if not config.location:
         raise DagopsError("No code location given: pass --location NAME or set DAGOPS_LOCATION.")
     validate_location_name(config.location)
