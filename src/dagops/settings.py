@@ -1,5 +1,9 @@
 """Settings read from the environment: every ``DAGOPS_*``/``DAGSTER_*`` variable the code reads by name is
 declared here once, typed, with its default and a one-line description (README: "Container settings").
+Two readers keep their own, typed and checked where they are: the container entrypoint's roles
+(runtime.entrypoint, runtime.db_setup: Dagster's Postgres settings and the run launcher's, read from the
+mapping they also pass on to the process they start) and the local stack's ``DAGOPS_DEV_*`` (layered
+over invoke.yaml's ``dev:`` mapping in operator.devstack.config).
 
 Each group is a pydantic-settings class; ``load(Group)`` reads it and turns a bad value into a ConfigError
 of one sentence naming the variable (``DAGOPS_SYNC_INTERVAL='abc' is not a number of seconds.``), never a
