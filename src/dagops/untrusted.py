@@ -27,10 +27,10 @@ import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from dagops import settings
 from dagops.errors import DagopsError
 
 INDEXES_VAR = "DAGOPS_REQUIREMENTS_INDEXES"
-INDEX_POLICIES = ("refuse", "https", "any")
 
 # Passed to every untrusted process: where programs are, the locale, the time zone, the temp folder.
 _KEEP = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "NO_COLOR", "SYSTEMROOT"})
@@ -114,10 +114,7 @@ def untrusted_env(
 
 def index_policy(env: Mapping[str, str] | None = None) -> str:
     """The operator's ``DAGOPS_REQUIREMENTS_INDEXES``: refuse (default), https or any."""
-    raw = ((os.environ if env is None else env).get(INDEXES_VAR) or "refuse").strip().lower()
-    if raw not in INDEX_POLICIES:
-        raise DagopsError(f"{INDEXES_VAR}={raw!r} is not one of {', '.join(INDEX_POLICIES)}.")
-    return raw
+    return settings.load(settings.RequirementsSettings, environ=env).index_policy
 
 
 def _logical_lines(text: str) -> Iterator[tuple[int, str]]:

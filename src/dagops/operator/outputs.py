@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -43,7 +42,9 @@ def load(env: str, root: Path | None = None) -> dict[str, Any]:
     """The outputs of live/<env> as a plain dict (name -> value)."""
     root = root or repo_root()
     validate_env_name(env, root / "live")
-    exported = os.environ.get(OUTPUTS_FILE_VAR)
+    from dagops import settings  # here: pydantic stays out of `invoke --list`
+
+    exported = settings.load(settings.OperatorSettings).outputs_file
     if exported:
         try:
             return _flatten(json.loads(Path(exported).read_text()))

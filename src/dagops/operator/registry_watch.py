@@ -18,13 +18,10 @@ never serves old code. The stack wires it with :func:`for_stack` or with its own
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,29 +30,13 @@ from dagops import registry, workspace
 from dagops.errors import DagopsError
 from dagops.names import validate_location_name
 from dagops.ports import first_free_port, port_open
+from dagops.webserver import reload_workspace
 
 if TYPE_CHECKING:
     from dagops.operator.devstack.stack import Stack
 
-RELOAD_WORKSPACE = "mutation { reloadWorkspace { __typename } }"
 PENDING_TIMEOUT = 300.0
 Say = Callable[[str], None]
-
-
-def reload_workspace(ui_url: str, timeout: float = 30.0) -> str:
-    """POST the GraphQL ``reloadWorkspace`` mutation; return the result's ``__typename``."""
-    body = json.dumps({"query": RELOAD_WORKSPACE}).encode()
-    request = urllib.request.Request(  # noqa: S310 - the local stack's own URL
-        ui_url.rstrip("/") + "/graphql",
-        data=body,
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-        payload = json.loads(response.read() or b"{}")
-    if payload.get("errors"):
-        raise OSError(f"GraphQL error: {payload['errors'][0].get('message', '?')}")
-    return str(((payload.get("data") or {}).get("reloadWorkspace") or {}).get("__typename", "?"))
 
 
 def write_workspace(path: Path, servers: list[tuple[str, str, int]]) -> None:
@@ -136,7 +117,7 @@ class RegistryWatcher:
         try:
             reload_workspace(self.ui_url)
             self.say(f"registry: workspace reloaded ({', '.join(self.names)})")
-        except (OSError, ValueError) as exc:
+        except DagopsError as exc:
             self.say(f"registry: the webserver did not reload the workspace: {exc}")
         return True
 

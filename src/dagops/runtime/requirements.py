@@ -50,6 +50,7 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from dagops import settings
 from dagops.errors import DagopsError
 from dagops.untrusted import check_requirements, inputs_key, untrusted_env
 
@@ -58,7 +59,6 @@ PYPROJECT = "pyproject.toml"
 SITE = "site"
 COMPLETE = ".complete"
 INSTALL_TIMEOUT_VAR = "DAGOPS_REQUIREMENTS_TIMEOUT"
-DEFAULT_INSTALL_TIMEOUT = 900
 # The distributions imported by the code server and the run workers together with the location's code.
 SHARED_ROOTS = ("dagster", "dagster-pipes", "dagster-postgres", "dagster-aws")
 
@@ -290,9 +290,9 @@ def ensure_requirements(
     final = cache_dir / key
     if (final / COMPLETE).is_file():
         return final / SITE
-    cache_dir.mkdir(parents=True, exist_ok=True)
     if timeout is None:
-        timeout = float(os.environ.get(INSTALL_TIMEOUT_VAR) or DEFAULT_INSTALL_TIMEOUT)
+        timeout = settings.load(settings.RequirementsSettings).install_timeout
+    cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}.")).absolute()
     home = Path(tempfile.mkdtemp(prefix="dagops-install-"))
     try:

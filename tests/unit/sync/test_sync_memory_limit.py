@@ -58,7 +58,7 @@ def test_a_code_server_over_its_limit_is_replaced_by_a_fresh_one_on_the_same_rel
 def test_no_limit_by_default_and_the_limit_must_be_a_size(
     moto_endpoint: str, bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dagops.runtime.sync.agent import _max_rss_mb
+    from dagops.runtime.sync.cli import max_rss_mb as _max_rss_mb
 
     monkeypatch.delenv("DAGOPS_CODE_SERVER_MAX_RSS_MB", raising=False)
     assert _max_rss_mb(None) == 0.0

@@ -8,7 +8,6 @@ be local stand-ins (.ci/base-images.sh), are only in the engine's image store.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 import subprocess
@@ -40,11 +39,13 @@ def base_images(
     python_image: str = "", uv_image: str = "", environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Base-image build args: a given value, else ``DAGOPS_<ARG>``, else none (the Dockerfile's default)."""
-    environ = os.environ if environ is None else environ
-    given = {"PYTHON_IMAGE": python_image, "UV_IMAGE": uv_image}
+    from dagops import settings  # here: pydantic stays out of `invoke --list`
+
+    found = settings.load(settings.ImageSettings, environ=environ)
+    given = {"PYTHON_IMAGE": python_image or found.python_image, "UV_IMAGE": uv_image or found.uv_image}
     args: dict[str, str] = {}
     for name in BASE_IMAGE_ARGS:
-        value = given[name] or environ.get(f"DAGOPS_{name}", "")
+        value = given[name]
         if not value:
             continue
         if not _IMAGE_REF.fullmatch(value):

@@ -1,4 +1,8 @@
-"""A tiny client for the Dagster webserver's HTTP API (GraphQL and /server_info)."""
+"""The local stack's questions to the Dagster webserver: /server_info and each location's load status.
+
+GraphQL goes through the one client, dagops.webserver (``query``, ``reload_location`` and
+``reload_workspace`` are re-exported here for the stack and the tests).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from dagops.errors import DagopsError
+from dagops.webserver import query, reload_location, reload_workspace
+
+__all__ = ["locations", "query", "reload_location", "reload_workspace", "server_info"]
 
 LOCATIONS_QUERY = """
 query Locations {
@@ -37,26 +43,6 @@ def server_info(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
         return None
 
 
-def query(
-    url: str, text: str, variables: dict[str, Any] | None = None, timeout: float = 30.0
-) -> dict[str, Any]:
-    """Run one GraphQL operation; return its ``data`` or raise DagopsError with the server's errors."""
-    body = json.dumps({"query": text, "variables": variables or {}}).encode()
-    request = urllib.request.Request(  # noqa: S310 (loopback URL)
-        f"{url}/graphql", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (loopback)
-            payload = json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise DagopsError(f"The Dagster webserver at {url} answered HTTP {exc.code}.") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise DagopsError(f"The Dagster webserver at {url} does not answer ({exc}).") from None
-    if payload.get("errors"):
-        raise DagopsError(f"GraphQL error from {url}: {payload['errors'][0].get('message')}")
-    return dict(payload["data"])
-
-
 def locations(url: str) -> dict[str, dict[str, Any]]:
     """Each code location of the workspace: name -> {loadStatus, error (None when loaded)}."""
     data = query(url, LOCATIONS_QUERY)["workspaceOrError"]
@@ -68,20 +54,3 @@ def locations(url: str) -> dict[str, dict[str, Any]]:
             error = error or "not loaded"
         result[entry["name"]] = {"loadStatus": entry.get("loadStatus"), "error": error}
     return result
-
-
-RELOAD_MUTATION = """
-mutation Reload($name: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $name) { __typename }
-}
-"""
-
-
-def reload_location(url: str, name: str) -> str:
-    """Ask the webserver to reload code location ``name``; the result's type name."""
-    return str(query(url, RELOAD_MUTATION, {"name": name})["reloadRepositoryLocation"]["__typename"])
-
-
-def reload_workspace(url: str) -> None:
-    """Make the webserver read workspace.yaml again and reconnect to every code location."""
-    query(url, "mutation { reloadWorkspace { __typename } }")

@@ -11,7 +11,6 @@ from pathlib import Path
 from dagops.errors import DagopsError
 
 GIT_TIMEOUT_VAR = "DAGOPS_GIT_TIMEOUT"
-DEFAULT_GIT_TIMEOUT = 300
 # Transports git may use, for the clone and anything it triggers (no ext::, no fd::, no plain http).
 ALLOWED_PROTOCOLS = "https:ssh:file"
 
@@ -37,7 +36,9 @@ def _git_detail(stderr: str) -> str:
 
 def git(args: list[str], *, cwd: Path | None = None, what: str = "git") -> str:
     """Run git with an argument list (never a shell), no prompts and a timeout; return stdout."""
-    timeout = float(os.environ.get(GIT_TIMEOUT_VAR) or DEFAULT_GIT_TIMEOUT)
+    from dagops import settings  # here: pydantic stays out of `invoke --list`
+
+    timeout = settings.load(settings.OperatorSettings).git_timeout
     cmd = ["git", "-c", "protocol.ext.allow=never", "-c", "core.hooksPath=/dev/null", *args]
     try:
         proc = subprocess.run(
@@ -107,4 +108,3 @@ def clone_commit(url: str, commit: str, dest: Path) -> None:
     git(["init", "--quiet", str(dest)], what="git init")
     git(["fetch", "--quiet", "--depth", "1", "--", url, commit], cwd=dest, what=f"git fetch of {commit[:12]}")
     git(["checkout", "--quiet", "--detach", "FETCH_HEAD"], cwd=dest, what="git checkout")
-

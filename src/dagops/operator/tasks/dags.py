@@ -8,7 +8,6 @@ it (dagops.runtime.sync.report; ``--no-wait`` skips that). Locally the agents ar
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +20,6 @@ from dagops.errors import DagopsError
 from dagops.names import validate_env_name, validate_location_name
 from dagops.operator.tasks import user_errors
 from dagops.paths import repo_root
-from dagops.settings import BUCKET_VAR
 
 WAIT_TIMEOUT = 180
 
@@ -45,8 +43,11 @@ def _target(c: Context, env: str, bucket: str, endpoint_url: str) -> tuple[Any, 
         values = outputs.load(env)
         name = str(outputs.require(values, "bucket_name", env))
         return boto3.client("s3", region_name=values.get("region") or None), name, f"environment {env}"
-    bucket = bucket or os.environ.get(BUCKET_VAR, "").strip()
-    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    from dagops import settings
+
+    given = settings.load(settings.S3Settings)
+    bucket = bucket or given.bucket or ""
+    endpoint_url = endpoint_url or given.endpoint_url or ""
     if endpoint_url and not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/\S*)?", endpoint_url):
         raise DagopsError(
             f"The S3 endpoint {endpoint_url!r} is not an http(s) URL such as http://127.0.0.1:9000."

@@ -1,7 +1,7 @@
-"""``python -m dagops.runtime.sync``: the sync agent's command line (see dagops.runtime.sync.agent)."""
+"""``python -m dagops.runtime.sync``: the sync agent's command line (see dagops.runtime.sync.cli)."""
 
 import sys
 
-from dagops.runtime.sync.agent import main
+from dagops.runtime.sync.cli import main
 
 sys.exit(main())

@@ -1,19 +1,12 @@
-"""``python -m dagops.runtime.sync``: the sync agent of one code location.
-
-    python -m dagops.runtime.sync run --location NAME [--code-dir DIR] [--interval SECONDS] [--grpc-host H]
-                              [--grpc-port P] [--webserver-url URL] [--no-code-server] [--queue-url URL]
-    python -m dagops.runtime.sync once --location NAME [--code-dir DIR]
-    python -m dagops.runtime.sync status --location NAME [--code-dir DIR] [--json]
-        (exit 0: a release is served)
+"""The sync agent of one code location: its loop (``Agent.run``) and one-shot sync (``Agent.once``).
 
 ``run`` syncs in a loop and supervises the location's ``dagster api grpc`` child: restarted after every
 swap (then the webserver is asked to reload the location) and whenever it dies. ``once`` syncs one time
 (the ECS run tasks use it before running) and exits 0 when the published revision is in place.
-Defaults come from ``DAGOPS_LOCATION``, ``DAGOPS_CODE_DIR``, ``DAGOPS_SYNC_INTERVAL``, ``DAGOPS_GRPC_HOST``,
-``DAGOPS_GRPC_PORT``, ``DAGOPS_WEBSERVER_URL`` and ``DAGOPS_SYNC_QUEUE_URL`` (optional: the SQS queue
-of this location's S3 events, which wakes the loop as soon as a manifest is written; see
-dagops.runtime.sync.notify); ``DAGSTER_S3_BUCKET`` is required by run and once. ``DAGOPS_RUN_TASK_ROLE_ARN``
-(set by tofu in AWS) becomes the code server's ``--container-context``: the location's runs get that role.
+The command line and its settings are dagops.runtime.sync.cli's (``python -m dagops.runtime.sync``).
+An SQS queue of this location's S3 events (``DAGOPS_SYNC_QUEUE_URL``, see dagops.runtime.sync.notify)
+wakes the loop as soon as a manifest is written. ``DAGOPS_RUN_TASK_ROLE_ARN`` (set by tofu in AWS)
+becomes the code server's ``--container-context``: the location's runs get that role.
 ``DAGOPS_SYNC_STANDBY=true`` (the local stack sets it) keeps one more process beside the code server:
 a standby that has already imported dagster, so the import check of the next change, which then becomes
 the code server, skips that import (about 2 s of CPU); it costs that process's memory (about 150 MB)
@@ -27,31 +20,21 @@ they run the old server refuses launches with an error the run queue does not re
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import os
 import signal
-import sys
 import threading
 import time
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from dagops import settings
 from dagops.backoff import doubling
 from dagops.errors import DagopsError
-from dagops.names import validate_location_name
-from dagops.runtime.sync.codeserver import CodeServer, reload_location, rss_kib, run_container_context
-from dagops.runtime.sync.layout import LocationDir
+from dagops.runtime.sync.codeserver import CodeServer, rss_kib
 from dagops.runtime.sync.notify import EventWaker
-from dagops.runtime.sync.report import DEFAULT_HEARTBEAT, Reporter
-from dagops.runtime.sync.status import format_status, read_status
+from dagops.runtime.sync.report import Reporter
 from dagops.runtime.sync.syncer import ABSENT, SWAPPED, UNREACHABLE, PollResult, Syncer
+from dagops.webserver import reload_location
 
-DEFAULT_CODE_DIR = "/opt/dagster/code"
 MAX_CHILD_BACKOFF = 60.0
+RELOAD_ATTEMPTS = 5  # the webserver may still be starting
 CHILD_STABLE_SECONDS = 60.0
 # A code server is replaced for its memory no sooner than this after it started (no flapping when a
 # fresh server is already over the limit: then it is replaced once a minute, and each time logged).
@@ -360,9 +343,11 @@ class Agent:
             return
         started = time.monotonic()
         try:
-            kind = reload_location(self.webserver_url, self.location, should_stop=self.stopping.is_set)
+            kind = reload_location(
+                self.webserver_url, self.location, attempts=RELOAD_ATTEMPTS, should_stop=self.stopping.is_set
+            )
             self.log(f"webserver reloaded the location ({kind}) in {time.monotonic() - started:.2f}s")
-        except OSError as exc:
+        except DagopsError as exc:
             self.log(f"could not reload the location in the webserver: {exc}")
 
     # ---------------------------------------------------------------- one-shot
@@ -374,157 +359,4 @@ class Agent:
         if serving and not self.syncer.problem and not result.transient:
             self.log(f"in place: {(serving or '?')[:12]}")
             return 0
-        return 1
-
-
-# --------------------------------------------------------------------------- CLI
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise DagopsError(f"{name}={raw!r} is not a number of seconds.") from None
-
-
-def _env_flag(name: str) -> bool:
-    raw = os.environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise DagopsError(f"{name}={raw!r} is not true or false.")
-
-
-def _max_rss_mb(given: float | None, name: str = "DAGOPS_CODE_SERVER_MAX_RSS_MB") -> float:
-    """The code server's memory limit in MB: ``--max-rss-mb``, else ``name``, else 0 (no limit)."""
-    raw = str(given) if given is not None else os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else 0.0
-    except ValueError:
-        value = -1.0
-    if not math.isfinite(value) or value < 0:
-        where = "--max-rss-mb" if given is not None else name
-        raise DagopsError(f"{where}={raw!r} is not a number of megabytes (0 for no limit).")
-    return value
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise DagopsError(f"{name}={raw!r} is not a port number.") from None
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dagops.runtime.sync", description="S3 code sync agent.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--location", default=None, help="code location (default: $DAGOPS_LOCATION)")
-        p.add_argument(
-            "--code-dir", default=None, help=f"synced trees ($DAGOPS_CODE_DIR, {DEFAULT_CODE_DIR})"
-        )
-
-    run = sub.add_parser("run", help="sync in a loop and supervise the code server")
-    common(run)
-    run.add_argument(
-        "--interval", type=float, default=None, help="poll every N s ($DAGOPS_SYNC_INTERVAL, 60)"
-    )
-    run.add_argument("--grpc-host", default=None, help="code server listen host ($DAGOPS_GRPC_HOST, 0.0.0.0)")
-    run.add_argument("--grpc-port", type=int, default=None, help="code server port ($DAGOPS_GRPC_PORT, 4000)")
-    run.add_argument("--webserver-url", default=None, help="reload the location here after a swap")
-    run.add_argument("--no-code-server", action="store_true", help="only sync; do not run a code server")
-    run.add_argument(
-        "--queue-url", default=None, help="SQS queue of this location's S3 events ($DAGOPS_SYNC_QUEUE_URL)"
-    )
-    run.add_argument(
-        "--max-rss-mb",
-        type=float,
-        default=None,
-        help="replace the code server past this RSS ($DAGOPS_CODE_SERVER_MAX_RSS_MB, 0: no limit)",
-    )
-    once = sub.add_parser("once", help="sync one time and exit 0 when the published revision is in place")
-    common(once)
-    status = sub.add_parser("status", help="print the agent's status file")
-    common(status)
-    status.add_argument("--json", action="store_true", help="print the raw JSON")
-    return parser
-
-
-def _resolve(args: argparse.Namespace) -> tuple[str, Path]:
-    location = args.location or os.environ.get("DAGOPS_LOCATION", "").strip()
-    if not location:
-        raise DagopsError("No code location given: pass --location NAME or set DAGOPS_LOCATION.")
-    validate_location_name(location)
-    code_dir = Path(args.code_dir or os.environ.get("DAGOPS_CODE_DIR", "").strip() or DEFAULT_CODE_DIR)
-    return location, code_dir
-
-
-def _status(location: str, code_dir: Path, as_json: bool) -> int:
-    status = read_status(LocationDir(code_dir, location).root)
-    if status is None:
-        raise DagopsError(f"No status for code location {location!r} under {code_dir} (no agent ran there).")
-    print(json.dumps(asdict(status), indent=1) if as_json else format_status(status), flush=True)
-    # Exit 0 while a release is served by a code server that is not failing: usable as a container
-    # health check (a rejected upload is an error to show, not a reason to kill the container).
-    healthy = status.revision is not None and not (status.code_server or "").startswith("failing")
-    return 0 if healthy else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command != "status":
-            bucket = settings.bucket()  # before anything else: fail fast, one line
-        location, code_dir = _resolve(args)
-        if args.command == "status":
-            return _status(location, code_dir, args.json)
-        log = make_logger(location)
-        s3 = aws_client("s3")
-        syncer = Syncer(s3, bucket, location, code_dir, log=log)
-        if args.command == "once":
-            return Agent(syncer, interval=1.0).once()
-        interval = args.interval if args.interval is not None else _env_float("DAGOPS_SYNC_INTERVAL", 60.0)
-        if interval <= 0:
-            raise DagopsError(f"The poll interval must be positive, not {interval}.")
-        max_rss = _max_rss_mb(args.max_rss_mb)
-        code_server = None
-        if not args.no_code_server:
-            host = args.grpc_host or os.environ.get("DAGOPS_GRPC_HOST", "").strip() or "0.0.0.0"  # noqa: S104
-            port = args.grpc_port if args.grpc_port is not None else _env_int("DAGOPS_GRPC_PORT", 4000)
-            context = run_container_context()  # this location's run role, when tofu set one
-            code_server = CodeServer(
-                location,
-                syncer.layout.root,
-                host,
-                port,
-                log,
-                container_context=context,
-                keep_standby=_env_flag("DAGOPS_SYNC_STANDBY"),
-            )
-            server = code_server
-            timeout = syncer.check_timeout
-            syncer.checker = lambda tree, entry, env: server.warm_check(tree, entry, timeout, env)
-        webserver_url = args.webserver_url or os.environ.get("DAGOPS_WEBSERVER_URL", "").strip() or None
-        queue_url = args.queue_url or os.environ.get("DAGOPS_SYNC_QUEUE_URL", "").strip() or None
-        waker: Waker | None = None
-        if queue_url:
-            from dagops.runtime.sync.notify import SqsWaker
-
-            waker = SqsWaker(aws_client("sqs"), queue_url, location, log).start()
-        reporter = Reporter(s3, bucket, location, heartbeat=max(DEFAULT_HEARTBEAT, interval), log=log)
-        agent = Agent(syncer, interval, code_server, webserver_url, waker, reporter, max_rss_mb=max_rss)
-        agent.install_signal_handlers()
-        log(
-            f"watching s3://{bucket}/{settings.location_prefix(location)} every {interval:g}s "
-            f"into {syncer.layout.root}"
-        )
-        return agent.run()
-    except DagopsError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

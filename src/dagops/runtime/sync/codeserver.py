@@ -1,4 +1,4 @@
-"""The location's gRPC code server, run and supervised by the sync agent, and the webserver reload.
+"""The location's gRPC code server, run and supervised by the sync agent.
 
 The child is ``python -m dagster api grpc --module-name M --working-directory <loc>/current/<project>
 ...`` (or ``--python-file``; the rule is ``dagops.runtime.sync.target``): paths go through the ``current``
@@ -16,39 +16,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import select
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagops.backoff import doubling
-from dagops.errors import DagopsError
+from dagops import settings
 from dagops.ports import connect_host, port_open, port_refuses
+from dagops.runtime.sync import standby as standbys
 from dagops.runtime.sync import target as load_target
 
 RUN_TASK_ROLE_ENV = "DAGOPS_RUN_TASK_ROLE_ARN"
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-RELOAD_MUTATION = "mutation($n:String!){reloadRepositoryLocation(repositoryLocationName:$n){__typename}}"
 HEALTH_SERVICE = "DagsterApi"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: have the kernel SIGTERM the code server if the agent dies without stopping it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
@@ -67,45 +49,19 @@ def grpc_serving(host: str, port: int, timeout: float = 2.0) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def run_container_context(env: Mapping[str, str] = os.environ) -> str | None:
+def run_container_context(env: Mapping[str, str] | None = None) -> str | None:
     """The code server's ``--container-context``: runs of this location get its own task role.
 
-    From ``DAGOPS_RUN_TASK_ROLE_ARN`` (set by tofu in AWS): ``{"ecs": {"task_role_arn": ARN}}``, which
-    Dagster stores with each run and the run launcher (runtime.ecs_run_launcher) applies to the run task.
-    None when unset (locally: runs are processes, no roles).
+    From ``DAGOPS_RUN_TASK_ROLE_ARN`` (set by tofu in AWS; ``env``: read from this mapping instead of the
+    environment): ``{"ecs": {"task_role_arn": ARN}}``, which Dagster stores with each run and the run
+    launcher (runtime.ecs_run_launcher) applies to the run task. None when unset (locally: runs are
+    processes, no roles). A value that is not a role ARN is a ConfigError.
     """
-    arn = env.get(RUN_TASK_ROLE_ENV, "").strip()
+    given = None if env is None else {RUN_TASK_ROLE_ENV: env.get(RUN_TASK_ROLE_ENV, "")}
+    arn = settings.load(settings.SyncSettings, environ=given).run_task_role_arn
     if not arn:
         return None
-    if not _ROLE_ARN.fullmatch(arn):
-        raise DagopsError(
-            f"{RUN_TASK_ROLE_ENV}={arn!r} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)."
-        )
     return json.dumps({"ecs": {"task_role_arn": arn}}, separators=(",", ":"))
-
-
-READY = b"READY\n"  # what a standby writes on its result pipe once dagster is imported
-
-
-def _result_line(read_end: int, timeout: float) -> tuple[bool, str]:
-    """The first line other than READY from the check's result pipe (closed after): (whether one came
-    within ``timeout``, the line; empty at end of file)."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    try:
-        while True:
-            while b"\n" in data:
-                line, data = data.split(b"\n", 1)
-                if line + b"\n" != READY:
-                    return True, line.decode(errors="replace").strip()
-            if not select.select([read_end], [], [], max(deadline - time.monotonic(), 0.0))[0]:
-                return False, ""
-            chunk = os.read(read_end, 4096)
-            if not chunk:
-                return True, data.decode(errors="replace").strip()
-            data += chunk
-    finally:
-        os.close(read_end)
 
 
 class CodeServer:
@@ -136,8 +92,7 @@ class CodeServer:
         self.proc: subprocess.Popen[bytes] | None = None
         self.warm: subprocess.Popen[bytes] | None = None
         # A process that has imported dagster and waits for the next check (see ``spawn_standby``):
-        # (process, read end of its result pipe, the fd number it writes to, its environment).
-        self.standby: tuple[subprocess.Popen[bytes], int, int, dict[str, str]] | None = None
+        self.standby: standbys.Standby | None = None
         self.started_at = 0.0
         self._reapers: list[threading.Thread] = []
 
@@ -183,77 +138,39 @@ class CodeServer:
             self.command(entry),
             cwd=str(target.project_dir),
             env=load_target.with_paths(target, os.environ if env is None else env),
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=standbys.PREEXEC,
         )
         self.started_at = time.monotonic()
         self.log(f"code server started (pid {self.proc.pid}, port {self.port})")
 
     def _outside_tree(self, env: Mapping[str, str]) -> dict[str, str]:
         """``env`` without its PYTHONPATH entries under this location's folder (a build, ``current``)."""
-        root = os.path.abspath(self.current.parent)
-        result = dict(env)
-        paths = [
-            p
-            for p in result.get("PYTHONPATH", "").split(os.pathsep)
-            if p and not (os.path.abspath(p) + "/").startswith(root.rstrip("/") + "/")
-        ]
-        result["PYTHONPATH"] = os.pathsep.join(paths)
-        if not paths:
-            del result["PYTHONPATH"]
-        return result
+        return standbys.outside_tree(env, self.current.parent)
 
     def has_standby(self) -> bool:
-        return self.standby is not None and self.standby[0].poll() is None
+        return self.standby is not None and self.standby.proc.poll() is None
 
     def spawn_standby(self, env: Mapping[str, str] | None = None) -> None:
-        """Start the standby for the next check, unless one runs: ``python -m dagops.runtime.sync.warmserver
-        --standby`` imports dagster and what ``dagster api grpc`` imports now, and then blocks on its
-        stdin, so the next ``warm_check`` costs only the user's code. ``env``: the environment of the
-        release it will most likely check after (its requirements); only a check with the same one
-        outside the tree uses it. At most one at a time; it dies with the agent (``discard_standby``,
-        and the kernel's death signal). With ``keep_standby``, ``warm_check`` starts the next one as
-        soon as one takes its check.
+        """Start the standby for the next check, unless one runs (dagops.runtime.sync.standby), so the
+        next ``warm_check`` costs only the user's code. ``env``: the environment of the release it will
+        most likely check after (its requirements); only a check with the same one outside the tree
+        uses it. At most one at a time; it dies with the agent (``discard_standby``, and the kernel's
+        death signal). With ``keep_standby``, ``warm_check`` starts the next one as soon as one takes
+        its check.
         """
         if self.has_standby():
             return
         self.discard_standby()
         base = self._outside_tree(os.environ if env is None else env)
-        read_end, write_end = os.pipe()
         try:
-            proc = subprocess.Popen(
-                [
-                    self.python,
-                    "-m",
-                    "dagops.runtime.sync.warmserver",
-                    "--standby",
-                    "--result-fd",
-                    str(write_end),
-                ],
-                stdin=subprocess.PIPE,
-                pass_fds=(write_end,),
-                cwd=str(self.current.parent),
-                env=base,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
+            self.standby = standbys.spawn(self.python, self.current.parent, base)
         except OSError as exc:
-            os.close(read_end)
             self.log(f"no standby for the next check: {exc}")
-            return
-        finally:
-            os.close(write_end)
-        self.standby = (proc, read_end, write_end, base)
 
     def discard_standby(self) -> None:
         standby, self.standby = self.standby, None
-        if standby is None:
-            return
-        proc, read_end, _fd, _env = standby
-        proc.kill()  # it holds nothing but imports (and may still be importing): no need to wait for it
-        proc.wait()
-        os.close(read_end)  # after: a standby still importing must not meet a closed pipe and complain
-        with contextlib.suppress(OSError):
-            if proc.stdin:
-                proc.stdin.close()
+        if standby is not None:
+            standbys.discard(standby)
 
     def _take_standby(
         self, options: list[str], tree: Path, env: dict[str, str]
@@ -264,22 +181,30 @@ class CodeServer:
         standby, self.standby = self.standby, None
         if standby is None:
             return None
-        proc, read_end, fd, base = standby
-        if proc.poll() is None and proc.stdin is not None and self._outside_tree(env) == base:
-            # Nothing but its READY line can be in the pipe before it has the job.
-            ready = bool(select.select([read_end], [], [], 0)[0]) and os.read(read_end, 64) == READY
-            job = {"argv": ["--result-fd", str(fd), *options], "env": env, "cwd": str(tree)}
-            try:
-                proc.stdin.write(json.dumps(job).encode() + b"\n")
-                proc.stdin.flush()
-                return proc, read_end, ready
-            except OSError:
-                pass
+        if standby.proc.poll() is None and self._outside_tree(env) == standby.env:
+            ready = standbys.hand_over(standby, options, tree, env)
+            if ready is not None:
+                return standby.proc, standby.read_end, ready
         else:
             self.log("standby not used: it exited, or the check's requirements differ from its own")
-        self.standby = standby
-        self.discard_standby()
+        standbys.discard(standby)
         return None
+
+    def _check_options(self, tree: Path, entry: str) -> list[str]:
+        """The warmserver's arguments of a check of ``tree``, then those of ``python -m dagster`` for the
+        tree once it is ``current``."""
+        return [
+            "--tree",
+            str(tree),
+            "--entry",
+            entry,
+            "--chdir",
+            str(self.current),
+            "--location",
+            self.location,
+            "--",
+            *self.command(entry, load_target.resolve(tree, entry).retarget(self.current))[3:],
+        ]
 
     def warm_check(
         self, tree: Path, entry: str, timeout: float = 300.0, env: dict[str, str] | None = None
@@ -293,19 +218,7 @@ class CodeServer:
         """
         self.discard_warm()
         env = load_target.with_paths(load_target.resolve(tree, entry), os.environ if env is None else env)
-        options = [
-            "--tree",
-            str(tree),
-            "--entry",
-            entry,
-            "--chdir",
-            str(self.current),
-            "--location",
-            self.location,
-            "--",
-            # The arguments of `python -m dagster`, for the tree once it is `current`.
-            *self.command(entry, load_target.resolve(tree, entry).retarget(self.current))[3:],
-        ]
+        options = self._check_options(tree, entry)
         taken = self._take_standby(options, tree, env)
         if taken is not None:
             proc, read_end, was_ready = taken
@@ -314,29 +227,8 @@ class CodeServer:
                 # sooner for a change that follows closely.
                 self.spawn_standby(env)
         else:
-            read_end, write_end = os.pipe()
-            try:
-                proc = subprocess.Popen(
-                    [
-                        self.python,
-                        "-m",
-                        "dagops.runtime.sync.warmserver",
-                        "--result-fd",
-                        str(write_end),
-                        *options,
-                    ],
-                    stdin=subprocess.PIPE,
-                    pass_fds=(write_end,),
-                    cwd=str(tree),
-                    env=env,
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-                )
-            except BaseException:
-                os.close(read_end)
-                raise
-            finally:
-                os.close(write_end)
-        ready, line = _result_line(read_end, timeout)
+            proc, read_end = standbys.fresh_check(self.python, options, tree, env)
+        ready, line = standbys.result_line(read_end, timeout)
         if taken is not None and self.keep_standby:
             # The standby taken was still importing: the next one starts only now, as two imports at
             # once would slow this check down (a busy machine); a no-op when one started above.
@@ -435,37 +327,6 @@ class CodeServer:
                 return True
             time.sleep(0.02)
         return False
-
-
-def reload_location(
-    webserver_url: str,
-    location: str,
-    attempts: int = 5,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> str:
-    """POST ``reloadRepositoryLocation`` to ``<webserver_url>/graphql``; the result's ``__typename``.
-
-    Retries with backoff (the webserver may still be starting); raises OSError after the last attempt.
-    """
-    url = webserver_url.rstrip("/") + "/graphql"
-    body = json.dumps({"query": RELOAD_MUTATION, "variables": {"n": location}}).encode()
-    last: Exception | None = None
-    for attempt in range(attempts):
-        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's setting
-            url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                payload = json.loads(response.read() or b"{}")
-            data = (payload.get("data") or {}).get("reloadRepositoryLocation") or {}
-            if payload.get("errors"):
-                raise OSError(f"GraphQL error: {payload['errors'][0].get('message', '?')}")
-            return str(data.get("__typename", "?"))
-        except (OSError, ValueError) as exc:
-            last = exc
-        if attempt + 1 < attempts and not should_stop():
-            time.sleep(doubling(attempt + 1, first=0.5, cap=8.0))
-    raise OSError(f"reload through {url} failed: {last}")
 
 
 def rss_kib(pid: int | None = None) -> int | None:

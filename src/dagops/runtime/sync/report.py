@@ -41,8 +41,9 @@ def reports_prefix(location: str) -> str:
 
 def agent_id() -> str:
     """This agent's name in reports: ``$DAGOPS_AGENT_ID``, else host name and pid (an ECS task's host)."""
-    given = os.environ.get("DAGOPS_AGENT_ID", "").strip()
-    raw = given or f"{socket.gethostname()}-{os.getpid()}"
+    from dagops import settings  # here: the deploy tasks import this module, and `invoke --list` them
+
+    raw = settings.load(settings.SyncSettings).agent_id or f"{socket.gethostname()}-{os.getpid()}"
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in raw)[:100]
     return safe.strip(".") or f"agent-{os.getpid()}"
 
