@@ -250,3 +250,74 @@ def test_broken_upload_keeps_the_last_good_code_serving(stack: Any, tmp_path: Pa
     fixed_revision = publish(stack, good)
     assert fixed_revision == good_revision
     wait_for(lambda: serving(stack, good_revision), 60, "the agent to recover")
+
+
+SLOW_MODULE = """
+import time
+
+import dagster as dg
+
+
+@dg.op
+def wait_a_while() -> None:
+    time.sleep(30)
+
+
+@dg.job
+def slow_job():
+    wait_a_while()
+
+
+defs = dg.Definitions(jobs=[slow_job])
+"""
+
+
+JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+
+
+def _has_job(stack: Any, job: str) -> bool:
+    try:
+        nodes = graphql.query(stack.url, JOBS_QUERY)["repositoriesOrError"]["nodes"]
+    except Exception:
+        return False
+    return any(j["name"] == job for n in nodes for j in n["jobs"])
+
+
+def _launch(stack: Any, job: str) -> str:
+    params = {
+        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job},
+        "runConfigData": {},
+    }
+    launched = graphql.query(stack.url, LAUNCH, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return str(launched["run"]["runId"])
+
+
+def _run_status(stack: Any, run_id: str) -> str:
+    return str(graphql.query(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"])
+
+
+def test_a_code_swap_is_not_held_up_by_a_run_and_the_run_finishes(stack: Any, tmp_path: Path) -> None:
+    # Locally a run is a child process of the code server that launched it. A swap replaces that server
+    # while the run goes on: the new code serves (and takes new runs) at once, and the run still succeeds.
+    source = copy_main(tmp_path)
+    (source / "pipelines" / "slow.py").write_text(SLOW_MODULE)
+    revision = publish(stack, source)
+    wait_for(
+        lambda: serving(stack, revision) and _has_job(stack, "slow_job"), 90, "the location with slow_job"
+    )
+    slow = _launch(stack, "slow_job")
+    wait_for(lambda: _run_status(stack, slow) == "STARTED", 60, "slow_job to start")
+
+    (source / "pipelines" / "fresh.py").write_text(FRESH_MODULE)
+    newer = publish(stack, source)
+    wait_for(
+        lambda: serving(stack, newer) and "fresh_asset" in (served_assets(stack) or ()), 60, "the new code"
+    )
+    assert _run_status(stack, slow) == "STARTED"  # the swap did not wait for the run
+    quick = _launch(stack, "numbers_job")  # the new server takes runs
+    finished = ("SUCCESS", "FAILURE", "CANCELED")
+    assert (
+        wait_for(lambda: (s := _run_status(stack, quick)) in finished and s, 120, "numbers_job") == "SUCCESS"
+    )
+    assert wait_for(lambda: (s := _run_status(stack, slow)) in finished and s, 120, "slow_job") == "SUCCESS"

@@ -13,7 +13,7 @@ from conftest import free_port, wait_for, write_tree
 
 from dagops.ports import port_open
 from dagops.runtime.sync.agent import Agent
-from dagops.runtime.sync.codeserver import CodeServer
+from dagops.runtime.sync.codeserver import RETIRE_GRACE_SECONDS, CodeServer
 from dagops.runtime.sync.syncer import Syncer
 
 SLOW_EXIT_SECONDS = 8.0
@@ -68,6 +68,68 @@ def test_a_restart_waits_for_the_old_listener_to_close_not_for_the_old_process_t
         assert first.poll() is not None and second.poll() is not None
         assert not port_open("127.0.0.1", port, timeout=0.5)
         assert lines.count(f"code server stopped (pid {first.pid})") == 1
+    finally:
+        for proc in (first, server.proc):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+# Stands in for `python -m dagster api grpc ... --port P` with a run in progress: it listens on P and
+# starts a child (the run) that writes a file when it ends; on SIGTERM it keeps its listener open until
+# the run ends, as dagster's server does while refusing new runs.
+BUSY_SERVER = f"""
+    import os, pathlib, signal, socket, subprocess, sys
+
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+    done = pathlib.Path(sys.argv[0]).with_name(f"run-done-{{os.getpid()}}")
+    run = subprocess.Popen([sys.executable, "-c",
+        f"import time, pathlib; time.sleep({SLOW_EXIT_SECONDS}); pathlib.Path({{str(done)!r}}).touch()"])
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen()
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    listener.settimeout(0.05)
+    while True:
+        try:
+            listener.accept()[0].close()
+        except OSError:
+            pass
+"""
+
+
+def test_a_server_with_a_run_keeping_its_port_is_killed_after_the_grace_and_its_run_goes_on(tmp_path: Path):
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text(f"#!{sys.executable}\n" + textwrap.dedent(BUSY_SERVER))
+    fake_python.chmod(0o755)
+    (tmp_path / "loc" / "current").mkdir(parents=True)
+    port = free_port()
+    lines: list[str] = []
+    server = CodeServer("main", tmp_path / "loc", "127.0.0.1", port, lines.append, python=str(fake_python))
+    server.start("definitions.py")
+    first = server.proc
+    assert first is not None
+    try:
+        assert server.wait_serving(timeout=30)
+        started = time.monotonic()
+        server.start("definitions.py")
+        restart_seconds = time.monotonic() - started
+        second = server.proc
+        assert second is not None and second.pid != first.pid
+        # Held up by the old server's run only for the grace: then it is gone from the port.
+        assert RETIRE_GRACE_SECONDS <= restart_seconds < RETIRE_GRACE_SECONDS + SLOW_EXIT_SECONDS / 2
+        assert first.poll() is not None
+        assert lines.count(f"code server stopped (pid {first.pid})") == 1
+        run_done = tmp_path / f"run-done-{first.pid}"
+        assert not run_done.exists()
+        assert server.wait_serving(timeout=30)  # the port is the new server's
+        assert server.alive() and server.pid == second.pid
+        # The old server's run outlives it and ends as it would have (so do the new one's).
+        wait_for(run_done.exists, SLOW_EXIT_SECONDS * 3, "the old server's run to end")
+        server.stop()
+        assert second.poll() is not None
+        assert not port_open("127.0.0.1", port, timeout=0.5)
     finally:
         for proc in (first, server.proc):
             if proc is not None and proc.poll() is None:

@@ -4,9 +4,8 @@ The child is ``python -m dagster api grpc --module-name M --working-directory <l
 ...`` (or ``--python-file``; the rule is ``dagops.runtime.sync.target``): paths go through the ``current``
 symlink, so a restart after a swap loads the new release.
 Readiness is the port accepting connections: ``dagster api grpc`` loads the code first and
-binds its port after, and the previous server has closed its listener by then (it is told to stop
-and the new one to start only once its port refuses connections), so a connection can only reach
-the new one. The old process finishes its shutdown (about 1.5 s more) in the background.
+binds its port after, and the previous server has closed its listener by then (see ``_retire``), so
+a connection can only reach the new one.
 (``grpc_serving`` asks the standard gRPC health service instead; it needs grpcio, which
 the agent leaves unimported to stay small.)
 """
@@ -30,6 +29,8 @@ from dagops.runtime.sync import standby as standbys
 from dagops.runtime.sync import target as load_target
 
 RUN_TASK_ROLE_ENV = "DAGOPS_RUN_TASK_ROLE_ARN"
+# How long a retired server may keep its listener open (it does while runs it started go on).
+RETIRE_GRACE_SECONDS = 2.0
 HEALTH_SERVICE = "DagsterApi"
 
 
@@ -89,12 +90,12 @@ class CodeServer:
         self.python = python
         self.stop_timeout = stop_timeout
         self.container_context = container_context
+        self._reapers: list[threading.Thread] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.warm: subprocess.Popen[bytes] | None = None
         # A process that has imported dagster and waits for the next check (see ``spawn_standby``):
         self.standby: standbys.Standby | None = None
         self.started_at = 0.0
-        self._reapers: list[threading.Thread] = []
 
     def command(self, entry: str, target: load_target.LoadTarget | None = None) -> list[str]:
         """``python -m dagster api grpc ...``; the warm path runs the same arguments in-process.
@@ -276,7 +277,8 @@ class CodeServer:
             warm.wait()
 
     def stop(self) -> None:
-        """SIGTERM, wait, SIGKILL after the timeout; also waits for servers retired before."""
+        """SIGTERM (its runs may finish), wait, SIGKILL after the timeout; also waits for servers retired
+        before."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -286,26 +288,35 @@ class CodeServer:
         self._reapers.clear()
 
     def _retire(self) -> None:
-        """Stop the running server as far as clients can tell, and let it finish exiting in the background.
+        """Stop the running server as far as clients can tell, so that the next one can take its port.
 
-        SIGTERM, then wait only until its port refuses connections (its listener is closed: a later
-        connection can only reach a server started after this) or it exits; SIGKILL after the stop
-        timeout as in ``stop``. Its exit (about 1.5 s after the listener closes) is awaited by a thread.
+        SIGTERM, then wait until its port refuses connections (its listener is closed: a later connection
+        can only reach a server started after this) or it exits. A server with runs in progress keeps its
+        listener open until they end while refusing new runs ("Tried to start a run on a server after
+        telling it to shut down"), and the webserver and daemon keep reaching it on the location's port:
+        after ``RETIRE_GRACE_SECONDS`` it is killed. Its runs (children of the server where the local
+        default run launcher starts them) go on without it and report to the run storage themselves; in
+        AWS runs are their own tasks. A killed server's exit is awaited before the next one binds the port
+        (gRPC binds with SO_REUSEPORT: a listener still open would share it); a closed listener's process
+        finishes exiting (about 1.5 s) in the background.
         """
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
-        deadline = time.monotonic() + self.stop_timeout
+        deadline = time.monotonic() + RETIRE_GRACE_SECONDS
         while proc.poll() is None and time.monotonic() < deadline:
             if port_refuses(self.host, self.port, timeout=0.5):
                 break
             time.sleep(0.02)
         if proc.poll() is not None or time.monotonic() >= deadline:
-            self._reap(proc, deadline)
+            proc.kill()
+            self._reap(proc, time.monotonic() + self.stop_timeout)
             return
         self._reapers = [r for r in self._reapers if r.is_alive()]
-        reaper = threading.Thread(target=self._reap, args=(proc, deadline), name="reaper", daemon=True)
+        reaper = threading.Thread(
+            target=self._reap, args=(proc, time.monotonic() + self.stop_timeout), name="reaper", daemon=True
+        )
         reaper.start()
         self._reapers.append(reaper)
 
