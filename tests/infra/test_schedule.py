@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT_VAR, LOCATIONS, Applied
-from tfharness import MOTO_ACCOUNT, REGION, REPO, Tofu, copy_tree, start_moto, write_override
+from tfharness import (
+    ACCOUNT_VAR,
+    LOCATIONS,
+    MOTO_ACCOUNT,
+    REGION,
+    REPO,
+    Applied,
+    Tofu,
+    copy_tree,
+    start_moto,
+    write_override,
+)
 
 from dagops.operator.cost import hcl
 

@@ -1,7 +1,7 @@
 """Real project layouts: how a repository's Dagster project is found (find_entry / --path), what its
-entry loads as (dagops.runtime.sync.target), where its dependencies come from (dagops.runtime.requirements), and
-repo.update's `git ls-remote` shortcut. Fast: nothing here imports user code (the layouts load and
-serve through the real stack in tests/integration/test_repos_stack.py)."""
+entry loads as (dagops.runtime.sync.target), where its dependencies come from
+(dagops.runtime.requirements), and repo.update's `git ls-remote` shortcut. Fast: nothing here imports
+user code (the layouts load and serve through the real stack in tests/integration/test_repos_stack.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import gitrepos
 import pytest
 from gitrepos import write_files
 
-from dagops.runtime import requirements
 from dagops.errors import DagopsError
 from dagops.operator import repos
+from dagops.runtime import requirements
 from dagops.runtime.sync import target
 from dagops.runtime.sync.warmserver import _forget_tree, _moved
 

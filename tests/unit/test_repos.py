@@ -27,9 +27,9 @@ from gitrepos import Upstream, git, wheel
 from moto import mock_aws
 
 from dagops import registry
-from dagops.runtime import requirements
 from dagops.errors import DagopsError
 from dagops.operator import repos
+from dagops.runtime import requirements
 
 BUCKET = "dagops-test"
 

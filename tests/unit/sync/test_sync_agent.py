@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import agent_env, free_port, make_client, tree_contents, wait_for, write_tree
+from moto_s3 import make_client
+from polling import wait_for
+from synctrees import agent_env, tree_contents, write_tree
 
+from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import grpc_serving, rss_kib
 from dagops.runtime.sync.report import read_reports
 from dagops.runtime.sync.status import read_status

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 from botocore.response import StreamingBody
-from conftest import GOOD_TREE, agent_env, tree_contents, wait_for, write_tree
+from polling import wait_for
+from synctrees import GOOD_TREE, agent_env, tree_contents, write_tree
 
 from dagops.manifest import MAX_FILE_BYTES, MAX_MANIFEST_BYTES, FileEntry, revision_of
 from dagops.runtime.sync import syncer as syncer_mod

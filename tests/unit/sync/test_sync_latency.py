@@ -9,9 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port, wait_for, write_tree
+from polling import wait_for
+from synctrees import write_tree
 
-from dagops.ports import port_open
+from dagops.ports import free_port, port_open
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.codeserver import CodeServer
 from dagops.runtime.sync.syncer import Syncer

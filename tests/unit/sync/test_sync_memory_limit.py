@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import agent_env, free_port, wait_for
+from polling import wait_for
+from synctrees import agent_env
 
+from dagops.ports import free_port
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving, rss_kib
 from dagops.runtime.sync.syncer import Syncer

@@ -12,7 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import agent_env, wait_for, write_tree
+from polling import wait_for
+from synctrees import agent_env, write_tree
 
 from dagops.runtime.sync.notify import SqsWaker, manifest_keys
 from dagops.runtime.sync.status import read_status

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port, make_client
 from moto.server import ThreadedMotoServer
+from moto_s3 import make_client
 
+from dagops.ports import free_port
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.syncer import SWAPPED, UNREACHABLE, Syncer
 

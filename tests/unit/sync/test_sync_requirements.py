@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import agent_env, free_port, wait_for, write_tree
 from gitrepos import wheel
+from polling import wait_for
+from synctrees import agent_env, write_tree
 
+from dagops.ports import free_port
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import REJECTED, SWAPPED, UNCHANGED, Syncer
 

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import GOOD_TREE, agent_env, free_port, wait_for, write_tree
+from polling import wait_for
+from synctrees import GOOD_TREE, agent_env, write_tree
 
+from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving
 from dagops.runtime.sync.status import read_status
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOOD_TREE, free_port, make_client, tree_contents, write_tree
 from moto.server import ThreadedMotoServer
+from moto_s3 import make_client
+from synctrees import GOOD_TREE, tree_contents, write_tree
 
 from dagops.manifest import Manifest
+from dagops.ports import free_port
 from dagops.publish import unpublish_location
 from dagops.runtime.sync.layout import LocationDir
 from dagops.runtime.sync.status import read_status

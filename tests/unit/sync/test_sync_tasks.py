@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOOD_TREE, write_tree
 from invoke import Context
 from invoke.exceptions import Exit
+from synctrees import GOOD_TREE, write_tree
 
 from dagops.operator.tasks import dags
 from dagops.runtime.sync.syncer import Syncer

@@ -1,0 +1,67 @@
+"""Source trees and agent environments of the sync agent tests (fixtures: tests/unit/sync/conftest.py).
+
+``GOOD_TREE`` is a small code location that imports; ``write_tree(root, files)`` writes such a tree
+(dedented); ``tree_contents(root)`` reads one back; ``agent_env(endpoint, bucket)`` is the environment of a
+sync agent process on a moto server, with fake credentials and none of the shell's AWS or agent settings.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+GOOD_TREE = {
+    "definitions.py": """
+        import dagster as dg
+
+        from pipelines.assets import numbers
+
+        defs = dg.Definitions(assets=[numbers])
+    """,
+    "pipelines/__init__.py": "",
+    "pipelines/assets.py": """
+        import dagster as dg
+
+
+        @dg.asset
+        def numbers() -> list[int]:
+            return [1, 2, 3]
+    """,
+    "data/seed.csv": "a,b\n1,2\n",
+}
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relpath -> text, dedented) under ``root``; ``root``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+def tree_contents(root: Path) -> dict[str, str]:
+    """relpath -> text of every file under ``root`` (following the ``current`` symlink)."""
+    root = root.resolve()
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def agent_env(endpoint: str, bucket: str | None, **extra: str) -> dict[str, str]:
+    """The environment of a sync agent process on the S3 at ``endpoint`` (``extra`` added last)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGOPS_", "DAGSTER_S3", "AWS_"))}
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint,
+        PYTHONUNBUFFERED="1",
+    )
+    if bucket:
+        env["DAGSTER_S3_BUCKET"] = bucket
+    env.update(extra)
+    return env
