@@ -2,7 +2,8 @@
 
 ``GOOD_TREE`` is a small code location that imports; ``write_tree(root, files)`` writes such a tree
 (dedented); ``tree_contents(root)`` reads one back; ``agent_env(endpoint, bucket)`` is the environment of a
-sync agent process on a moto server, with fake credentials and none of the shell's AWS or agent settings.
+sync agent process on a moto server, with fake credentials and none of the shell's AWS or agent settings;
+``serving_pid(status_dir, revision)`` is the code server's pid once the agent's status says it serves it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import textwrap
 from pathlib import Path
+
+from dagops.runtime.sync.status import read_status
 
 GOOD_TREE = {
     "definitions.py": """
@@ -65,3 +68,18 @@ def agent_env(endpoint: str, bucket: str | None, **extra: str) -> dict[str, str]
         env["DAGSTER_S3_BUCKET"] = bucket
     env.update(extra)
     return env
+
+
+def code_server_pid(state: str | None) -> int | None:
+    """The pid in a status's ``code_server`` text ("serving (pid N, ...)") while it says serving."""
+    state = state or ""
+    return int(state.split("pid ")[1].split(",")[0]) if state.startswith("serving") else None
+
+
+def serving_pid(status_dir: Path, revision: str, not_pid: int | None = None) -> int | None:
+    """The code server's pid once it serves ``revision`` (other than ``not_pid``, still serving the last)."""
+    status = read_status(status_dir)
+    if not status or status.revision != revision:
+        return None
+    pid = code_server_pid(status.code_server)
+    return pid if pid is not None and pid != not_pid else None

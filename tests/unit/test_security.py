@@ -15,13 +15,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from dagops.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -280,12 +281,6 @@ SECRET_PG = "pg-Secret-" + "7f3a9c1e5b"
 SECRET_AWS = "aws-Secret-" + "0d4e8b2a6c" + "/x+y"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGOPS_", "DAGSTER_"))}
     env.update(
@@ -293,7 +288,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "AKIA" + "SECRETKEYIDINLOGS",
             "AWS_SECRET_ACCESS_KEY": SECRET_AWS,
             "AWS_DEFAULT_REGION": "ap-southeast-2",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "DAGSTER_PG_PASSWORD": SECRET_PG,

@@ -21,6 +21,12 @@ def _fake_aws(fake_aws: None) -> None:
 
 
 @pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    """Where an agent keeps its locations' trees and status."""
+    return tmp_path / "code"
+
+
+@pytest.fixture
 def source(tmp_path: Path) -> Path:
     return write_tree(tmp_path / "src", GOOD_TREE)
 

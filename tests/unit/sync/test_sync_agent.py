@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import pytest
 from moto_s3 import make_client
 from polling import wait_for
-from synctrees import agent_env, tree_contents, write_tree
+from synctrees import agent_env, serving_pid, tree_contents, write_tree
 
 from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import grpc_serving, rss_kib
@@ -181,12 +181,8 @@ def test_run_supervises_a_real_code_server(
     )  # fmt: skip
     status_dir = code_dir / "main"
 
-    def serving(revision: str, not_pid: int | None = None) -> Any:
-        status = read_status(status_dir)
-        if not status or status.revision != revision or not (status.code_server or "").startswith("serving"):
-            return None
-        pid = int(status.code_server.split("pid ")[1].split(",")[0])  # type: ignore[union-attr]
-        return pid if pid != not_pid else None
+    def serving(revision: str, not_pid: int | None = None) -> int | None:
+        return serving_pid(status_dir, revision, not_pid)
 
     try:
         pid = wait_for(lambda: serving(first.revision), 120, "the first code server", proc)

@@ -51,11 +51,6 @@ class Sent:
 
 
 @pytest.fixture
-def code_dir(tmp_path: Path) -> Path:
-    return tmp_path / "code"
-
-
-@pytest.fixture
 def served(s3: Any, bucket: str, publish: Any, source: Path, code_dir: Path) -> tuple[Syncer, str]:
     """A syncer serving a good first release (the last good one every hostile input must leave in place)."""
     syncer = Syncer(s3, bucket, "main", code_dir)

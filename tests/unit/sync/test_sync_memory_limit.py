@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from polling import wait_for
-from synctrees import agent_env
+from synctrees import agent_env, code_server_pid
 
 from dagops.ports import free_port
 from dagops.runtime.sync.agent import Agent
@@ -19,8 +19,7 @@ from dagops.runtime.sync.syncer import Syncer
 
 
 def _serving_pid(syncer: Syncer) -> int | None:
-    state = syncer.status.code_server or ""
-    return int(state.split("pid ")[1].split(",")[0]) if state.startswith("serving") else None
+    return code_server_pid(syncer.status.code_server)
 
 
 def test_a_code_server_over_its_limit_is_replaced_by_a_fresh_one_on_the_same_release(

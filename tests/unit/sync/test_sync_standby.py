@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from polling import wait_for
-from synctrees import GOOD_TREE, agent_env, write_tree
+from synctrees import GOOD_TREE, agent_env, serving_pid, write_tree
 
 from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving
@@ -39,15 +39,6 @@ def _one(found: list[int]) -> list[int] | None:
     return found if len(found) == 1 else None
 
 
-def _serving_pid(status_dir: Path, revision: str, not_pid: int | None = None) -> int | None:
-    """The code server's pid once it serves ``revision`` (other than ``not_pid``, still serving the last)."""
-    status = read_status(status_dir)
-    if not status or status.revision != revision or not (status.code_server or "").startswith("serving"):
-        return None
-    pid = int(status.code_server.split("pid ")[1].split(",")[0])  # type: ignore[union-attr]
-    return pid if pid != not_pid else None
-
-
 def test_the_standby_checks_the_change_and_becomes_its_code_server(
     moto_endpoint: str, bucket: str, publish: Any, source: Path, tmp_path: Path
 ) -> None:
@@ -70,7 +61,7 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         )  # fmt: skip
     status_dir = code_dir / "main"
     try:
-        pid = wait_for(lambda: _serving_pid(status_dir, first.revision), 120, "the first code server", proc)
+        pid = wait_for(lambda: serving_pid(status_dir, first.revision), 120, "the first code server", proc)
         (standby,) = wait_for(
             lambda: _one(_standbys(proc.pid, pid)), 60, "a standby after the first serve", proc
         )
@@ -98,7 +89,7 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         """})  # fmt: skip
         second = publish(source)
         served = wait_for(
-            lambda: _serving_pid(status_dir, second.revision, pid), 120, "the second release", proc
+            lambda: serving_pid(status_dir, second.revision, pid), 120, "the second release", proc
         )
         assert served == standby
         assert grpc_serving("127.0.0.1", port)
@@ -121,7 +112,7 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         )
         status = read_status(status_dir)
         assert status is not None and "SyntaxError" in (status.last_error or "")
-        assert _serving_pid(status_dir, second.revision) == standby
+        assert serving_pid(status_dir, second.revision) == standby
         assert grpc_serving("127.0.0.1", port)
         (after_reject,) = wait_for(
             lambda: _one(_standbys(proc.pid, standby)), 60, "a standby after the rejection", proc

@@ -43,11 +43,6 @@ class Calls:
 
 
 @pytest.fixture
-def code_dir(tmp_path: Path) -> Path:
-    return tmp_path / "code"
-
-
-@pytest.fixture
 def syncer(s3: Any, bucket: str, code_dir: Path) -> Syncer:
     lines: list[str] = []
     sync = Syncer(s3, bucket, "main", code_dir, log=lines.append)
