@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from invoking import run_invoke
 
 from dagops.ports import free_port
 
@@ -388,23 +389,11 @@ def outputs_with_credentials(tmp_path: Path) -> tuple[dict[str, str], str, str]:
     return env, key_id, secret
 
 
-def _invoke(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_aws_credentials_prints_the_secret_on_stdout_only(
     outputs_with_credentials: tuple[dict[str, str], str, str],
 ) -> None:
     env, key_id, secret = outputs_with_credentials
-    proc = _invoke(env, "aws-credentials", "--env", "dev")
+    proc = run_invoke("aws-credentials", "--env", "dev", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{key_id}\n{secret}\n"
     assert proc.stderr == ""
@@ -427,7 +416,7 @@ def test_no_other_command_prints_the_secret(
     outputs_with_credentials: tuple[dict[str, str], str, str], argv: tuple[str, ...]
 ) -> None:
     env, key_id, secret = outputs_with_credentials
-    proc = _invoke(env, *argv)
+    proc = run_invoke(*argv, env=env, timeout=120)
     output = proc.stdout + proc.stderr
     assert secret not in output and key_id not in output, f"{argv} printed the S3 credentials:\n{output}"
     assert "Traceback" not in output, output
