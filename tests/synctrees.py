@@ -1,4 +1,4 @@
-"""Source trees and agent environments of the sync agent tests (fixtures: tests/unit/sync/conftest.py).
+"""Source trees and agent environments of the sync agent tests (fixtures: tests/conftest.py).
 
 ``GOOD_TREE`` is a small code location that imports; ``write_tree(root, files)`` writes such a tree
 (dedented); ``tree_contents(root)`` reads one back; ``agent_env(endpoint, bucket)`` is the environment of a

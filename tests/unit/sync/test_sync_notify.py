@@ -18,6 +18,8 @@ from synctrees import agent_env, write_tree
 from dagops.runtime.sync.notify import SqsWaker, manifest_keys
 from dagops.runtime.sync.status import read_status
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 def _record(key: str) -> dict[str, Any]:
     return {"eventName": "ObjectCreated:Put", "s3": {"object": {"key": key}}}

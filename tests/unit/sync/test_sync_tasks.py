@@ -16,6 +16,8 @@ from synctrees import GOOD_TREE, write_tree
 from dagops.operator.tasks import dags
 from dagops.runtime.sync.syncer import Syncer
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -25,6 +25,8 @@ from dagops.runtime.sync.codeserver import grpc_serving, rss_kib
 from dagops.runtime.sync.report import read_reports
 from dagops.runtime.sync.status import read_status
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 def sync_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

@@ -27,6 +27,8 @@ from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, run_container_context
 from dagops.runtime.sync.status import read_status
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 ARN = "arn:aws:iam::123456789012:role/dagops-prod-run-main"
 CONTEXT = {"ecs": {"task_role_arn": ARN}}
 

@@ -19,6 +19,8 @@ from dagops.ports import free_port
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import REJECTED, SWAPPED, UNCHANGED, Syncer
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 USES_MINIDEP = {
     "definitions.py": """
         import dagster as dg

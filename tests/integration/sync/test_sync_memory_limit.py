@@ -17,6 +17,8 @@ from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving, rss_kib
 from dagops.runtime.sync.syncer import Syncer
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 def _serving_pid(syncer: Syncer) -> int | None:
     return code_server_pid(syncer.status.code_server)

@@ -28,6 +28,8 @@ from dagops.runtime.sync import syncer as syncer_mod
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, Syncer
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 MANIFEST_KEY = "dags/main/_manifest.json"
 
 

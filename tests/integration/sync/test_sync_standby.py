@@ -9,12 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from polling import wait_for
 from synctrees import GOOD_TREE, agent_env, serving_pid, write_tree
 
 from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving
 from dagops.runtime.sync.status import read_status
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 def _standbys(parent: int, serving: int | None = None) -> list[int]:

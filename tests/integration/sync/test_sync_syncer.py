@@ -20,6 +20,8 @@ from dagops.runtime.sync.layout import LocationDir
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import ABSENT, INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, UNREACHABLE, Syncer
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 class Calls:
     """Records every S3 operation a client sends (name and key), through botocore's event hooks."""

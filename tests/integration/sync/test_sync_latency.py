@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from polling import wait_for
 from synctrees import write_tree
 
@@ -16,6 +17,8 @@ from dagops.ports import free_port, port_open
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.codeserver import CodeServer
 from dagops.runtime.sync.syncer import Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 SLOW_EXIT_SECONDS = 8.0
 
