@@ -1,6 +1,7 @@
 """What the tests ask a Dagster webserver over GraphQL: the asset keys it shows, a job launch, a run's end.
 
-Shared by the local stack tests (tests/integration) and the compose stack test (tests/containers).
+Shared by the local stack tests (tests/integration) and the compose stack test (tests/containers), with
+``FRESH_MODULE``: a module that adds the asset ``fresh_asset`` to the main location when saved beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ mutation Launch($params: ExecutionParams!) {
 """
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
+FRESH_MODULE = """
+import dagster as dg
+
+
+@dg.asset(group_name="fresh")
+def fresh_asset() -> int:
+    return 1
+
+
+defs = dg.Definitions(assets=[fresh_asset])
+"""
 
 
 def asset_keys(url: str) -> set[str]:

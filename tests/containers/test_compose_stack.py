@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from dagsterui import asset_keys, finished_status, launch_job
+from dagsterui import FRESH_MODULE, asset_keys, finished_status, launch_job
 from invoking import run_invoke
 from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
 
@@ -26,17 +26,6 @@ from dagops.operator.devstack import graphql
 from dagops.operator.devstack.config import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-FRESH_MODULE = """
-import dagster as dg
-
-
-@dg.asset(group_name="fresh")
-def fresh_asset() -> int:
-    return 1
-
-
-defs = dg.Definitions(assets=[fresh_asset])
-"""
 
 
 @dataclass

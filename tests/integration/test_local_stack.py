@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagsterui import finished_status, launch_job, served_asset_keys
+from dagsterui import FRESH_MODULE, finished_status, launch_job, served_asset_keys
 from polling import wait_for
 
 from dagops.operator.devstack import graphql
@@ -23,17 +23,6 @@ pytestmark = pytest.mark.integration
 
 LOCATION = "main"
 REPO = Path(__file__).resolve().parents[2]
-FRESH_MODULE = """
-import dagster as dg
-
-
-@dg.asset(group_name="fresh")
-def fresh_asset() -> int:
-    return 1
-
-
-defs = dg.Definitions(assets=[fresh_asset])
-"""
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
 
 
