@@ -3,13 +3,18 @@
 ``GOOD_TREE`` is a small code location that imports; ``write_tree(root, files)`` writes such a tree
 (dedented); ``tree_contents(root)`` reads one back; ``agent_env(endpoint, bucket)`` is the environment of a
 sync agent process on a moto server, with fake credentials and none of the shell's AWS or agent settings;
-``serving_pid(status_dir, revision)`` is the code server's pid once the agent's status says it serves it.
+``serving_pid(status_dir, revision)`` is the code server's pid once the agent's status says it serves it;
+``agent_process(args, env, log_path)`` runs ``python -m dagops.runtime.sync ARGS`` for a ``with`` block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 from dagops.runtime.sync.status import read_status
@@ -83,3 +88,18 @@ def serving_pid(status_dir: Path, revision: str, not_pid: int | None = None) -> 
         return None
     pid = code_server_pid(status.code_server)
     return pid if pid is not None and pid != not_pid else None
+
+
+@contextlib.contextmanager
+def agent_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A sync agent process (``python -m dagops.runtime.sync ARGS``), its output appended to ``log_path``;
+    killed when the block ends with it still running (a test that stops it checks the exit itself)."""
+    with log_path.open("a") as log:
+        argv = [sys.executable, "-m", "dagops.runtime.sync", *args]
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -4,14 +4,12 @@ and becomes its code server; one at a time, used only with the same environment,
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from polling import wait_for
-from synctrees import GOOD_TREE, agent_env, serving_pid, write_tree
+from synctrees import GOOD_TREE, agent_env, agent_process, serving_pid, write_tree
 
 from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving
@@ -56,14 +54,9 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         DAGOPS_SYNC_STANDBY="true",
     )
     log_path = tmp_path / "agent.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5",
-             "--grpc-host", "127.0.0.1", "--grpc-port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     status_dir = code_dir / "main"
-    try:
+    args = ["run", "--interval", "0.5", "--grpc-host", "127.0.0.1", "--grpc-port", str(port)]
+    with agent_process(args, env, log_path) as proc:
         pid = wait_for(lambda: serving_pid(status_dir, first.revision), 120, "the first code server", proc)
         (standby,) = wait_for(
             lambda: _one(_standbys(proc.pid, pid)), 60, "a standby after the first serve", proc
@@ -126,10 +119,6 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         wait_for(
             lambda: not any(Path(f"/proc/{p}").exists() for p in (after_reject, standby)), 10, "all gone"
         )
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     text = log_path.read_text()
     assert "SyntaxError" in text and "rejected" in text
 
