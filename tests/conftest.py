@@ -1,6 +1,7 @@
 """Shared by every test directory: the ``docker_engine`` fixture (see docker_engine.py for the rule), fake
-AWS credentials, and an S3 client and a fresh bucket on the directory's ``moto_endpoint`` (tests/unit and
-tests/integration each start their moto server in their conftest).
+AWS credentials, an S3 client and a fresh bucket on the directory's ``moto_endpoint`` (tests/unit and
+tests/integration each start their moto server in their conftest), and the sync agent tests' source tree,
+publish and code folder (tests/unit/sync and tests/integration/sync; trees from synctrees.py).
 
 A test module opts into the credentials with ``pytestmark = pytest.mark.usefixtures("fake_aws")``.
 """
@@ -8,11 +9,15 @@ A test module opts into the credentials with ``pytestmark = pytest.mark.usefixtu
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 import pytest
 from docker_engine import need_docker_engine
 from moto_s3 import make_client
+from synctrees import GOOD_TREE, write_tree
+
+from dagops.publish import publish_location
 
 _bucket_numbers = itertools.count()
 
@@ -47,3 +52,25 @@ def bucket(s3: Any) -> str:
     name = f"test-bucket-{next(_bucket_numbers)}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    """Where a sync agent keeps its locations' trees and status."""
+    return tmp_path / "code"
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A code location that imports (synctrees.GOOD_TREE), to publish."""
+    return write_tree(tmp_path / "src", GOOD_TREE)
+
+
+@pytest.fixture
+def publish(s3: Any, bucket: str) -> Any:
+    """``publish(src, location="main", entry="definitions.py")`` into the test's bucket."""
+
+    def run(src: Path, location: str = "main", entry: str = "definitions.py") -> Any:
+        return publish_location(s3, bucket, location, src, entry)
+
+    return run

@@ -22,34 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from dagsterui import FRESH_MODULE, asset_keys, finished_status, launch_job
+from invoking import run_invoke
 from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
 
 from dagops.operator.devstack import graphql
 from dagops.operator.devstack.config import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-FRESH_MODULE = """
-import dagster as dg
-
-
-@dg.asset(group_name="fresh")
-def fresh_asset() -> int:
-    return 1
-
-
-defs = dg.Definitions(assets=[fresh_asset])
-"""
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on Error { message }
-  }
-}
-"""
-RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
-ASSETS = "{ assetNodes { assetKey { path } } }"
 SAVED_MODULE = """
 import dagster as dg
 
@@ -72,14 +52,7 @@ class ComposeStack:
     def invoke(
         self, *args: str, check: bool = True, timeout: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        proc = run_invoke(*args, env=self.env, cwd=None, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(
                 f"invoke {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
@@ -111,7 +84,7 @@ class ComposeStack:
         return found.get("main", {}).get("loadStatus") == "LOADED" and not found["main"]["error"]
 
     def assets(self) -> set[str]:
-        return {"/".join(n["assetKey"]["path"]) for n in graphql.query(self.url, ASSETS)["assetNodes"]}
+        return asset_keys(self.url)
 
     def loaded_assets(self) -> set[str] | None:
         """The UI's assets while main is loaded without error, else None (also while it does not answer)."""
@@ -192,23 +165,10 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     wait_for("fresh_asset in the UI", lambda: "fresh_asset" in stack.assets(), timeout=120)
 
     # A job run, launched through the UI's API, succeeds and is stored in Postgres.
-    params = {
-        "selector": {
-            "repositoryLocationName": "main",
-            "repositoryName": "__repository__",
-            "jobName": "numbers_job",
-        },
-        "runConfigData": {},
-    }
-    launched = graphql.query(stack.url, LAUNCH, {"params": params})["launchRun"]
+    launched = launch_job(stack.url, "main", "numbers_job")
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-
-    def finished() -> str | None:
-        status = graphql.query(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-    assert wait_for(f"run {run_id}", finished, timeout=180) == "SUCCESS"
+    assert wait_for(f"run {run_id}", lambda: finished_status(stack.url, run_id), timeout=180) == "SUCCESS"
     assert (
         stack.sql(f"SELECT status, pipeline_name FROM runs WHERE run_id = '{run_id}'")
         == "SUCCESS|numbers_job"

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from tfharness import (
-    MOTO_ACCOUNT,
-    MotoServer,
+    ACCOUNT_VAR,
+    LOCATIONS,
+    Applied,
     Tofu,
     copy_tree,
     find_binary,
@@ -20,9 +18,6 @@ from tfharness import (
     write_override,
 )
 
-LOCATIONS = ["main", "sales_ops"]
-ACCOUNT_VAR = f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]'
-
 
 @pytest.fixture(scope="session")
 def tofu(tmp_path_factory: pytest.TempPathFactory) -> Tofu:
@@ -30,18 +25,6 @@ def tofu(tmp_path_factory: pytest.TempPathFactory) -> Tofu:
     if binary is None:
         pytest.skip("neither tofu nor terraform is on PATH")
     return make_tofu(binary, tmp_path_factory.mktemp("tfhome"))
-
-
-@dataclass
-class Applied:
-    """A root applied against its own moto server: its outputs and boto3 clients on that server."""
-
-    root: Path
-    moto: MotoServer
-    outputs: dict[str, Any]
-
-    def client(self, service: str) -> Any:
-        return self.moto.client(service)
 
 
 @pytest.fixture(scope="session")

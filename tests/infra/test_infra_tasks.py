@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from invoking import run_invoke
 from tfharness import REPO, copy_tree
 
 from dagops.errors import DagopsError
@@ -165,17 +166,6 @@ def test_output_json_hides_sensitive_values(
     assert shown["aws_secret_access_key"] == {"sensitive": True, "type": "string", "value": None}
 
 
-def _invoke(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -206,8 +196,8 @@ def test_invoke_gives_one_line_and_exit_1(fake_env: dict[str, Path], args: list[
 def test_invoke_plan_all_and_aliases_run_tofu(fake_env: dict[str, Path]) -> None:
     install(fake_env["bin"], "tofu")
     env = {**os.environ, "PATH": f"{fake_env['bin']}{os.pathsep}{Path(sys.executable).parent}"}
-    assert _invoke("infra.plan", "--all", env=env).returncode == 0
-    assert _invoke("infra-init", "--env", "dev", env=env).returncode == 0
+    assert run_invoke("infra.plan", "--all", env=env).returncode == 0
+    assert run_invoke("infra-init", "--env", "dev", env=env).returncode == 0
     made = [(c[1].rsplit("/", 1)[1], c[2]) for c in calls(fake_env["log"])]
     assert made == [("dev", "plan"), ("prod", "plan"), ("dev", "init")]
 

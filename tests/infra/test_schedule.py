@@ -12,16 +12,26 @@ test_emulated_apply.py), every other service by EventBridge Scheduler.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ACCOUNT_VAR, LOCATIONS, Applied
-from tfharness import MOTO_ACCOUNT, REGION, REPO, Tofu, copy_tree, start_moto, write_override
+from tfharness import (
+    ACCOUNT_VAR,
+    LOCATIONS,
+    MOTO_ACCOUNT,
+    REGION,
+    REPO,
+    Applied,
+    Tofu,
+    copy_tree,
+    start_moto,
+    write_override,
+)
 
 from dagops.operator.cost import hcl
+from dagops.ports import free_port
 
 DAYS = "MON,TUE,WED,THU,FRI,SAT,SUN"
 
@@ -195,9 +205,8 @@ def test_prod_runs_around_the_clock_unless_the_schedule_is_enabled(tofu: Tofu, p
 
 
 def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    """An endpoint nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.mark.parametrize(

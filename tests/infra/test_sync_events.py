@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import LOCATIONS, Applied
-from tfharness import MOTO_ACCOUNT, REGION
+from tfharness import LOCATIONS, MOTO_ACCOUNT, REGION, Applied
 
 
 def _queue_url(dev: Applied, loc: str) -> str:

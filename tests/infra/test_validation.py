@@ -6,11 +6,12 @@ nothing can reach a real account.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 from tfharness import MOTO_ACCOUNT, Tofu, copy_tree, write_override
+
+from dagops.ports import free_port
 
 BAD_VALUES = {
     # variable: (value as -var gives it, part of the expected message)
@@ -30,9 +31,8 @@ BAD_VALUES = {
 
 
 def closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
+    """An endpoint nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def plan(tofu: Tofu, root: Path, *variables: str) -> str:

@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 # the binary downloads hashicorp/aws from its registry.
 MIRROR = Path(os.environ.get("DAGOPS_TF_PLUGIN_MIRROR", "/opt/tf-plugins"))
 MOTO_ACCOUNT = "123456789012"
+# The code locations the session's applied dev root has (conftest.py's dev_applied), and the account guard
+# every apply against moto passes.
+LOCATIONS = ["main", "sales_ops"]
+ACCOUNT_VAR = f'-var=allowed_account_ids=["{MOTO_ACCOUNT}"]'
 REGION = "ap-southeast-2"
 # The outputs every live root promises (the task layer and the deploy workflow read them).
 CONTRACT_OUTPUTS = {
@@ -244,3 +248,15 @@ def start_moto(managed_policies: bool = False) -> MotoServer:
         process.kill()
         raise RuntimeError("the moto server did not start")
     return MotoServer(process=process, port=int(line))
+
+
+@dataclass
+class Applied:
+    """A root applied against its own moto server: its outputs and boto3 clients on that server."""
+
+    root: Path
+    moto: MotoServer
+    outputs: dict[str, Any]
+
+    def client(self, service: str) -> Any:
+        return self.moto.client(service)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from invoking import run_invoke
 from pg_source import postgres_database, postgres_source
 
 from dagops.operator.devstack import s3 as local_s3
@@ -95,13 +94,6 @@ class Stack:
             return {}
 
 
-def _invoke(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-
-
 @contextlib.contextmanager
 def start_stack(
     postgres: PostgresDatabase, moto_endpoint: str, state_dir: Path, extra_env: dict[str, str] | None = None
@@ -132,19 +124,19 @@ def start_stack(
     env.update(extra_env or {})
     config = DevConfig.resolve({}, environ=env, state_dir=str(state_dir))
     started = time.monotonic()
-    proc = _invoke(["dev", "--detach"], env, timeout=400)
+    proc = run_invoke("dev", "--detach", env=env, timeout=400)
     ready = time.monotonic() - started
     if proc.returncode != 0:
         logs = "\n".join(
             f"--- {p.name}\n" + "\n".join(p.read_text(errors="replace").splitlines()[-30:])
             for p in sorted(config.logs_dir.glob("*.log"))
         )
-        _invoke(["stop"], env, timeout=120)
+        run_invoke("stop", env=env, timeout=120)
         pytest.fail(f"`invoke dev --detach` failed: {proc.stdout}{proc.stderr}\n{logs}")
     try:
         yield Stack(config=config, env=env, postgres=postgres, s3_endpoint=moto_endpoint, ready_seconds=ready)
     finally:
-        stopped = _invoke(["stop"], env, timeout=180)
+        stopped = run_invoke("stop", env=env, timeout=180)
         assert stopped.returncode == 0, stopped.stderr
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from moto_s3 import bucket_objects
 
 from dagops import registry
 from dagops.errors import DagopsError
@@ -68,13 +69,6 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def s3_state(s3: Any, bucket: str) -> dict[str, bytes]:
-    found = {}
-    for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        found[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-    return found
-
-
 def no_secret_in(state: dict[str, bytes]) -> bool:
     return all(SECRET.encode() not in body for body in state.values())
 
@@ -114,7 +108,7 @@ def test_names_agents_refuse_are_refused_by_publish_before_anything_is_written(
     kind: str, s3: Any, bucket: str, tree: Path
 ) -> None:
     publish_location(s3, bucket, "main", tree)
-    before = s3_state(s3, bucket)
+    before = bucket_objects(s3, bucket)
     _make(tree, HOSTILE_NAMES[kind])
     with pytest.raises(DagopsError) as err:
         publish_location(s3, bucket, "main", tree)
@@ -122,7 +116,7 @@ def test_names_agents_refuse_are_refused_by_publish_before_anything_is_written(
     assert message.startswith(f"Refusing to publish {tree}: ") and "\n" not in message.replace(
         repr("\n")[1:-1], ""
     )
-    assert s3_state(s3, bucket) == before  # nothing written, the live manifest untouched
+    assert bucket_objects(s3, bucket) == before  # nothing written, the live manifest untouched
     # One rule on both sides: the reason is relpath_problem's, and an agent refuses a manifest naming it.
     rel = os.fsdecode(HOSTILE_NAMES[kind])
     problem = relpath_problem(rel)
@@ -191,14 +185,14 @@ def test_links_leading_outside_are_refused_and_nothing_is_uploaded(
     with pytest.raises(DagopsError, match="symbolic link") as err:
         publish_location(s3, bucket, "main", tree)
     assert "\n" not in str(err.value) and SECRET not in str(err.value)
-    assert s3_state(s3, bucket) == {}
+    assert bucket_objects(s3, bucket) == {}
 
 
 def test_links_inside_the_tree_publish_the_tree_s_own_bytes(s3: Any, bucket: str, tree: Path) -> None:
     (tree / "alias.csv").symlink_to(Path("pkg") / "data.csv")
     (tree / "pkg2").symlink_to(tree / "pkg", target_is_directory=True)  # a folder link: skipped
     result = publish_location(s3, bucket, "main", tree)
-    state = s3_state(s3, bucket)
+    state = bucket_objects(s3, bucket)
     assert state["dags/main/alias.csv"] == (tree / "pkg" / "data.csv").read_bytes()
     assert not any(key.startswith("dags/main/pkg2/") for key in state)
     assert result.uploaded == 4
@@ -253,17 +247,17 @@ def test_the_old_revision_rule_collided_without_the_name_rule() -> None:
 
 def test_a_publish_never_deletes_what_the_live_manifest_names(s3: Any, bucket: str, tree: Path) -> None:
     def live_keys_present() -> bool:
-        state = s3_state(s3, bucket)
+        state = bucket_objects(s3, bucket)
         live = Manifest.from_json(state["dags/main/_manifest.json"], "main")
         return all(f"dags/main/{rel}" in state for rel in live.files)
 
     publish_location(s3, bucket, "main", tree)
     s3.put_object(Bucket=bucket, Key="dags/main/stray.py", Body=b"stray")
     publish_location(s3, bucket, "main", tree)  # the same revision: only the stray key goes
-    assert live_keys_present() and "dags/main/stray.py" not in s3_state(s3, bucket)
+    assert live_keys_present() and "dags/main/stray.py" not in bucket_objects(s3, bucket)
     (tree / "pkg" / "data.csv").unlink()
     publish_location(s3, bucket, "main", tree)
-    assert live_keys_present() and "dags/main/pkg/data.csv" not in s3_state(s3, bucket)
+    assert live_keys_present() and "dags/main/pkg/data.csv" not in bucket_objects(s3, bucket)
     # A live manifest in format 1 naming the same files: read, recognised, nothing rewritten or deleted.
     manifest = build("main", tree)[0]
     legacy = {
@@ -363,7 +357,7 @@ def test_dags_deploy_refuses_a_link_to_outside_in_one_sentence(
     assert proc.returncode != 0, output
     assert "Traceback" not in output and SECRET not in output
     assert "symbolic link to outside the folder" in output
-    assert s3_state(s3, bucket) == {}
+    assert bucket_objects(s3, bucket) == {}
 
 
 def test_the_registry_watcher_does_not_start_a_location_it_cannot_publish(
@@ -391,7 +385,7 @@ def test_the_registry_watcher_does_not_start_a_location_it_cannot_publish(
     watcher.poll()
     assert started == []
     assert any(line.startswith("registry: could not start main: Refusing to publish") for line in said), said
-    assert s3_state(s3, bucket) == {}
+    assert bucket_objects(s3, bucket) == {}
 
 
 # --------------------------------------------------------------------------- class 6: the local stack's S3

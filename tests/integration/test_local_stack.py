@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dagsterui import FRESH_MODULE, RUN_STATUS, finished_status, launch_job, served_asset_keys
 from polling import wait_for
 
 from dagops.operator.devstack import graphql
@@ -22,29 +23,7 @@ pytestmark = pytest.mark.integration
 
 LOCATION = "main"
 REPO = Path(__file__).resolve().parents[2]
-FRESH_MODULE = """
-import dagster as dg
-
-
-@dg.asset(group_name="fresh")
-def fresh_asset() -> int:
-    return 1
-
-
-defs = dg.Definitions(assets=[fresh_asset])
-"""
-ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
-LAUNCH = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on Error { message }
-  }
-}
-"""
 DAEMONS = "{ instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"
-RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 
 
 def copy_main(dest: Path) -> Path:
@@ -63,14 +42,7 @@ def publish(stack: Any, source: Path) -> str:
 
 def served_assets(stack: Any) -> set[str] | None:
     """Asset keys the webserver shows, or None while the location is not loaded without error."""
-    try:
-        state = graphql.locations(stack.url).get(LOCATION)
-        if not state or state["loadStatus"] != "LOADED" or state["error"]:
-            return None
-        nodes = graphql.query(stack.url, ASSETS_QUERY)["assetNodes"]
-    except Exception:
-        return None
-    return {"/".join(n["assetKey"]["path"]) for n in nodes}
+    return served_asset_keys(stack.url, LOCATION)
 
 
 def serving(stack: Any, revision: str) -> bool:
@@ -185,23 +157,10 @@ def test_deleted_file_disappears(stack: Any, tmp_path: Path) -> None:
 def test_job_launched_through_graphql_succeeds_and_is_stored_in_postgres(stack: Any, tmp_path: Path) -> None:
     revision = publish(stack, copy_main(tmp_path))
     wait_for(lambda: serving(stack, revision) and served_assets(stack), 90, "the location to serve main")
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": "numbers_job",
-        },
-        "runConfigData": {},
-    }
-    launched = graphql.query(stack.url, LAUNCH, {"params": params})["launchRun"]
+    launched = launch_job(stack.url, LOCATION, "numbers_job")
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-
-    def finished() -> str | None:
-        status = graphql.query(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-    assert wait_for(finished, 180, f"run {run_id} to finish") == "SUCCESS"
+    assert wait_for(lambda: finished_status(stack.url, run_id), 180, f"run {run_id} to finish") == "SUCCESS"
     with stack.postgres.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT status, pipeline_name FROM runs WHERE run_id = %s", (run_id,))
         assert cur.fetchone() == ("SUCCESS", "numbers_job")
@@ -284,11 +243,7 @@ def _has_job(stack: Any, job: str) -> bool:
 
 
 def _launch(stack: Any, job: str) -> str:
-    params = {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "jobName": job},
-        "runConfigData": {},
-    }
-    launched = graphql.query(stack.url, LAUNCH, {"params": params})["launchRun"]
+    launched = launch_job(stack.url, LOCATION, job)
     assert launched["__typename"] == "LaunchRunSuccess", launched
     return str(launched["run"]["runId"])
 
@@ -312,12 +267,11 @@ def test_a_code_swap_is_not_held_up_by_a_run_and_the_run_finishes(stack: Any, tm
     (source / "pipelines" / "fresh.py").write_text(FRESH_MODULE)
     newer = publish(stack, source)
     wait_for(
-        lambda: serving(stack, newer) and "fresh_asset" in (served_assets(stack) or ()), 60, "the new code"
+        lambda: serving(stack, newer) and "fresh_asset" in (served_asset_keys(stack.url, LOCATION) or ()),
+        60,
+        "the new code",
     )
     assert _run_status(stack, slow) == "STARTED"  # the swap did not wait for the run
     quick = _launch(stack, "numbers_job")  # the new server takes runs
-    finished = ("SUCCESS", "FAILURE", "CANCELED")
-    assert (
-        wait_for(lambda: (s := _run_status(stack, quick)) in finished and s, 120, "numbers_job") == "SUCCESS"
-    )
-    assert wait_for(lambda: (s := _run_status(stack, slow)) in finished and s, 120, "slow_job") == "SUCCESS"
+    assert wait_for(lambda: finished_status(stack.url, quick), 120, "numbers_job to end") == "SUCCESS"
+    assert wait_for(lambda: finished_status(stack.url, slow), 120, "slow_job to end") == "SUCCESS"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from typing import Any
 
 import pytest
 from gitrepos import git, make_repo, wheel
+from invoking import run_invoke
 
 from dagops import registry
 from dagops.operator import repos
@@ -57,15 +56,6 @@ def from_upstream() -> int:
 
 defs = dg.Definitions(assets=[from_upstream])
 """
-
-
-def _invoke(
-    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", "--search-root", str(REPO), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +103,7 @@ def test_repo_add_and_remove_show_in_the_running_stack(
     assert set(graphql.locations(config.ui_url)) == {"main"}
 
     started = time.monotonic()
-    added = _invoke(["repo.add", "--url", upstream.as_uri(), "--name", "external"], env, project)
+    added = run_invoke("repo.add", "--url", upstream.as_uri(), "--name", "external", env=env, cwd=project)
     command = time.monotonic() - started
     assert added.returncode == 0, added.stderr
     assert f"uploading to s3://{BUCKET}/dags/external/" in added.stdout  # the running stack's bucket
@@ -125,13 +115,13 @@ def test_repo_add_and_remove_show_in_the_running_stack(
     assert states["external"]["error"] is None and states["main"]["error"] is None
     assert ["from_upstream"] in _asset_keys(config.ui_url)
 
-    listed = _invoke(["repo.list"], env, project)
+    listed = run_invoke("repo.list", env=env, cwd=project)
     assert listed.returncode == 0, listed.stderr
     row = next(line for line in listed.stdout.splitlines() if line.startswith("external "))
     assert row.split()[2:5] == ["main", registry.get("external", project).commit[:12], "ok"]
 
     started = time.monotonic()
-    removed = _invoke(["repo.remove", "--name", "external"], env, project)
+    removed = run_invoke("repo.remove", "--name", "external", env=env, cwd=project)
     assert removed.returncode == 0, removed.stderr
     gone = wait_for_location(config.ui_url, "external", present=False, timeout=60)
     figures["repo.remove to location gone from the UI"] = f"{time.monotonic() - started:.1f} s"
@@ -160,7 +150,7 @@ def _add_until_loaded(
     """`invoke repo.add`, then wait for LOADED, watching that the location never shows an error on the
     way; (seconds of the command, seconds from its end to LOADED)."""
     started = time.monotonic()
-    added = _invoke(["repo.add", "--url", url, "--name", name, *extra], env, project)
+    added = run_invoke("repo.add", "--url", url, "--name", name, *extra, env=env, cwd=project)
     command = time.monotonic() - started
     assert added.returncode == 0, added.stdout + added.stderr
     seen: list[Any] = []
@@ -347,7 +337,7 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
         },
     )
 
-    refused = _invoke(["repo.add", "--url", url, "--name", "mono"], env, project)
+    refused = run_invoke("repo.add", "--url", url, "--name", "mono", env=env, cwd=project)
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "several Dagster projects: projects/alpha/" in lines[0]
@@ -369,7 +359,7 @@ def test_monorepo_projects_setup_py_dependencies_and_a_console_script(
         BETA_DEFS.replace('name=f"tool_says_{said}"', 'name=f"tool_now_says_{said}"')
     )
     git(tmp_path / "mono", "commit", "--quiet", "-am", "beta: another asset")
-    updated = _invoke(["repo.update", "--name", "alpha"], env, project)
+    updated = run_invoke("repo.update", "--name", "alpha", env=env, cwd=project)
     assert updated.returncode == 0, updated.stdout + updated.stderr
     assert "updated alpha (with beta)" in updated.stdout
     commit = git(tmp_path / "mono", "rev-parse", "HEAD")
@@ -391,7 +381,7 @@ def test_another_dagster_version_is_refused_in_one_sentence(
             "old/definitions.py": "import dagster as dg\n\ndefs = dg.Definitions()\n",
         },
     )
-    refused = _invoke(["repo.add", "--url", url, "--name", "olddagster"], env, project)
+    refused = run_invoke("repo.add", "--url", url, "--name", "olddagster", env=env, cwd=project)
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr
@@ -406,7 +396,7 @@ def test_a_name_added_again_never_serves_the_removed_code(
     config, env = repo_stack
     first = make_repo(tmp_path / "first", {"definitions.py": REPO_DEFS.replace("from_upstream", "old_code")})
     _add_until_loaded(config, env, project, "again", first)
-    removed = _invoke(["repo.remove", "--name", "again"], env, project)
+    removed = run_invoke("repo.remove", "--name", "again", env=env, cwd=project)
     assert removed.returncode == 0, removed.stderr
     wait_for_location(config.ui_url, "again", present=False, timeout=60)
     copy = config.code_dir / "again"
@@ -418,7 +408,7 @@ def test_a_name_added_again_never_serves_the_removed_code(
     second = make_repo(
         tmp_path / "second", {"definitions.py": REPO_DEFS.replace("from_upstream", "new_code")}
     )
-    started = _invoke(["repo.add", "--url", second, "--name", "again"], env, project)
+    started = run_invoke("repo.add", "--url", second, "--name", "again", env=env, cwd=project)
     assert started.returncode == 0, started.stderr
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -430,6 +420,6 @@ def test_a_name_added_again_never_serves_the_removed_code(
         time.sleep(0.1)
     assert ["new_code"] in _asset_keys(config.ui_url)
 
-    unchanged = _invoke(["repo.update", "--name", "again"], env, project)
+    unchanged = run_invoke("repo.update", "--name", "again", env=env, cwd=project)
     assert unchanged.returncode == 0 and "is up to date" in unchanged.stdout
     assert "cloned" not in unchanged.stdout  # answered from git ls-remote

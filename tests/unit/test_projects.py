@@ -1,7 +1,7 @@
 """Real project layouts: how a repository's Dagster project is found (find_entry / --path), what its
 entry loads as (dagops.runtime.sync.target), where its dependencies come from
-(dagops.runtime.requirements), and repo.update's `git ls-remote` shortcut. Fast: nothing here imports user
-code (the layouts load and serve through the real stack in tests/integration/test_repos_stack.py)."""
+(dagops.runtime.requirements), and repo.update's `git ls-remote` shortcut. Fast: nothing here imports
+user code (the layouts load and serve through the real stack in tests/integration/test_repos_stack.py)."""
 
 from __future__ import annotations
 

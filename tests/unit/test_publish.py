@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from moto_s3 import bucket_objects
 
 from dagops import publish as publish_mod
 from dagops.errors import DagopsError
@@ -38,13 +39,6 @@ def source(tmp_path: Path) -> Path:
     return root
 
 
-def keys(s3: Any, bucket: str) -> dict[str, bytes]:
-    found = {}
-    for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
-        found[item["Key"]] = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-    return found
-
-
 def manifest_of(s3: Any, bucket: str) -> Manifest:
     return Manifest.from_json(
         s3.get_object(Bucket=bucket, Key="dags/main/_manifest.json")["Body"].read(), "main"
@@ -69,7 +63,7 @@ class Recorder:
 def test_first_publish_uploads_everything_and_writes_the_manifest(s3: Any, bucket: str, source: Path):
     result = publish_location(s3, bucket, "main", source)
     assert (result.uploaded, result.deleted, result.unchanged, result.manifest_written) == (4, 0, 0, True)
-    stored = keys(s3, bucket)
+    stored = bucket_objects(s3, bucket)
     assert set(stored) == {f"dags/main/{rel}" for rel in FILES} | {"dags/main/_manifest.json"}
     for rel, text in FILES.items():
         assert stored[f"dags/main/{rel}"] == text.encode()
@@ -103,7 +97,7 @@ def test_one_changed_file_uploads_one_file_then_the_manifest(s3: Any, bucket: st
         ("PutObject", "dags/main/pkg/assets.py"),
         ("PutObject", "dags/main/_manifest.json"),
     ]
-    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 2\n"
+    assert bucket_objects(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 2\n"
 
 
 def test_removed_files_and_stray_keys_are_deleted_after_the_manifest(s3: Any, bucket: str, source: Path):
@@ -117,7 +111,7 @@ def test_removed_files_and_stray_keys_are_deleted_after_the_manifest(s3: Any, bu
     assert ops.index("DeleteObjects") > ops.index("PutObject")
     manifest_put = recorder.ops.index(("PutObject", "dags/main/_manifest.json"))
     assert ops.index("DeleteObjects") > manifest_put
-    stored = keys(s3, bucket)
+    stored = bucket_objects(s3, bucket)
     assert "dags/main/sql/query.sql" not in stored
     assert "dags/main/stray/left_over.py" not in stored
     assert "sql/query.sql" not in manifest_of(s3, bucket).files
@@ -128,7 +122,7 @@ def test_a_key_deleted_behind_our_back_is_uploaded_again(s3: Any, bucket: str, s
     s3.delete_object(Bucket=bucket, Key="dags/main/pkg/assets.py")
     result = publish_location(s3, bucket, "main", source)
     assert (result.uploaded, result.manifest_written) == (1, False)
-    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
+    assert bucket_objects(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
 
 
 def test_a_failure_mid_upload_leaves_the_old_manifest(s3: Any, bucket: str, source: Path):
@@ -145,7 +139,7 @@ def test_a_failure_mid_upload_leaves_the_old_manifest(s3: Any, bucket: str, sour
         publish_location(s3, bucket, "main", source)
     s3.meta.events.unregister("before-call.s3", fail_on_assets)
     assert manifest_of(s3, bucket).revision == first.revision
-    assert "dags/main/" + LOCK_NAME not in keys(s3, bucket)  # the lease is released
+    assert "dags/main/" + LOCK_NAME not in bucket_objects(s3, bucket)  # the lease is released
     second = publish_location(s3, bucket, "main", source)
     assert second.manifest_written and manifest_of(s3, bucket).revision == second.revision
 
@@ -167,7 +161,7 @@ def test_a_revert_after_an_interrupted_publish_uploads_the_content_again(s3: Any
     with pytest.raises(DagopsError, match="S3 failed while publishing"):
         publish_location(s3, bucket, "main", source)
     s3.meta.events.unregister("before-call.s3", fail_on_manifest)
-    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 9\n"  # C's bytes under A's manifest
+    assert bucket_objects(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 9\n"  # C's bytes under A's manifest
 
     (source / "pkg" / "assets.py").write_text(FILES["pkg/assets.py"])  # the revert to A
     recorder = Recorder(s3)
@@ -178,7 +172,7 @@ def test_a_revert_after_an_interrupted_publish_uploads_the_content_again(s3: Any
         op for op, key in recorder.ops if op in ("HeadObject", "ListObjectsV2") and not key.endswith(MANIFEST)
     ] == ["ListObjectsV2"]
     assert result.revision == first.revision
-    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
+    assert bucket_objects(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
 
 
 def _multipart_put(s3: Any, bucket: str, key: str, body: bytes, sha256: str) -> str:
@@ -209,7 +203,7 @@ def test_a_multipart_object_is_compared_by_its_stored_sha256(s3: Any, bucket: st
     _multipart_put(s3, bucket, key, b"A = 9\n", wrong)
     result = publish_location(s3, bucket, "main", source)
     assert result.uploaded == 1
-    assert keys(s3, bucket)[key] == b"A = 1\n"
+    assert bucket_objects(s3, bucket)[key] == b"A = 1\n"
 
 
 @pytest.mark.parametrize(
@@ -229,7 +223,7 @@ def test_bad_input_writes_nothing(
     (tmp_path / "empty").mkdir()
     with pytest.raises(DagopsError, match=message):
         publish_location(s3, bucket, location, tmp_path / src, entry)
-    assert keys(s3, bucket) == {}
+    assert bucket_objects(s3, bucket) == {}
 
 
 def test_missing_bucket_is_one_sentence(s3: Any, source: Path):
@@ -246,7 +240,7 @@ def test_a_publish_in_progress_blocks_a_second_one(s3: Any, bucket: str, source:
     with pytest.raises(DagopsError, match=r"Another publish .* is in progress .*other-host"):
         publish_location(s3, bucket, "main", source)
     assert manifest_of(s3, bucket) == before
-    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
+    assert bucket_objects(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 1\n"
 
 
 def test_a_stale_lease_is_taken_over(s3: Any, bucket: str, source: Path):
@@ -254,7 +248,7 @@ def test_a_stale_lease_is_taken_over(s3: Any, bucket: str, source: Path):
     s3.put_object(Bucket=bucket, Key="dags/main/" + LOCK_NAME, Body=json.dumps(lease).encode())
     result = publish_location(s3, bucket, "main", source)
     assert result.manifest_written
-    assert "dags/main/" + LOCK_NAME not in keys(s3, bucket)
+    assert "dags/main/" + LOCK_NAME not in bucket_objects(s3, bucket)
 
 
 def test_a_manifest_changed_meanwhile_is_not_overwritten(s3: Any, bucket: str, source: Path, tmp_path: Path):
@@ -289,7 +283,7 @@ def test_unpublish_deletes_the_manifest_first_then_everything(s3: Any, bucket: s
     assert unpublish_location(s3, bucket, "main") == len(FILES) + 1
     deletes = [(op, key) for op, key in recorder.ops if op.startswith("Delete")]
     assert deletes[0] == ("DeleteObject", "dags/main/_manifest.json")
-    assert set(keys(s3, bucket)) == {"dags/mainline/_manifest.json"}
+    assert set(bucket_objects(s3, bucket)) == {"dags/mainline/_manifest.json"}
     assert unpublish_location(s3, bucket, "main") == 0
 
 
@@ -336,7 +330,7 @@ def test_cli_errors_are_one_line_and_exit_1(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
-    assert keys(s3, bucket) == {}
+    assert bucket_objects(s3, bucket) == {}
 
 
 def test_a_publish_that_finished_while_this_one_planned_is_never_overwritten(
@@ -366,5 +360,5 @@ def test_a_publish_that_finished_while_this_one_planned_is_never_overwritten(
         publish_location(s3, bucket, "main", source)
     s3.meta.events.unregister("before-call.s3", the_other_publish_wins)
     assert raced and manifest_of(s3, bucket).revision == raced[0].revision
-    assert keys(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 2\n"
-    assert f"dags/main/{LOCK_NAME}" not in keys(s3, bucket)
+    assert bucket_objects(s3, bucket)["dags/main/pkg/assets.py"] == b"A = 2\n"
+    assert f"dags/main/{LOCK_NAME}" not in bucket_objects(s3, bucket)

@@ -15,13 +15,15 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from invoking import run_invoke
+
+from dagops.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -280,12 +282,6 @@ SECRET_PG = "pg-Secret-" + "7f3a9c1e5b"
 SECRET_AWS = "aws-Secret-" + "0d4e8b2a6c" + "/x+y"
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGOPS_", "DAGSTER_"))}
     env.update(
@@ -293,7 +289,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "AWS_ACCESS_KEY_ID": "AKIA" + "SECRETKEYIDINLOGS",
             "AWS_SECRET_ACCESS_KEY": SECRET_AWS,
             "AWS_DEFAULT_REGION": "ap-southeast-2",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "DAGSTER_PG_PASSWORD": SECRET_PG,
@@ -393,23 +389,11 @@ def outputs_with_credentials(tmp_path: Path) -> tuple[dict[str, str], str, str]:
     return env, key_id, secret
 
 
-def _invoke(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *argv],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_aws_credentials_prints_the_secret_on_stdout_only(
     outputs_with_credentials: tuple[dict[str, str], str, str],
 ) -> None:
     env, key_id, secret = outputs_with_credentials
-    proc = _invoke(env, "aws-credentials", "--env", "dev")
+    proc = run_invoke("aws-credentials", "--env", "dev", env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{key_id}\n{secret}\n"
     assert proc.stderr == ""
@@ -432,7 +416,7 @@ def test_no_other_command_prints_the_secret(
     outputs_with_credentials: tuple[dict[str, str], str, str], argv: tuple[str, ...]
 ) -> None:
     env, key_id, secret = outputs_with_credentials
-    proc = _invoke(env, *argv)
+    proc = run_invoke(*argv, env=env, timeout=120)
     output = proc.stdout + proc.stderr
     assert secret not in output and key_id not in output, f"{argv} printed the S3 credentials:\n{output}"
     assert "Traceback" not in output, output

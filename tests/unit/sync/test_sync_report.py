@@ -11,6 +11,8 @@ from dagops.errors import DagopsError
 from dagops.runtime.sync import report
 from dagops.runtime.sync.report import Report, Reporter, confirm, read_reports, reports_prefix, wait_served
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 class Clock:
     def __init__(self, now: float = 1_000_000.0) -> None:

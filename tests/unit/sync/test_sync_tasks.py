@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOOD_TREE, write_tree
 from invoke import Context
 from invoke.exceptions import Exit
+from synctrees import GOOD_TREE, write_tree
 
 from dagops.operator.tasks import dags
 from dagops.runtime.sync.syncer import Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 @pytest.fixture

@@ -9,12 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port, wait_for, write_tree
+import pytest
+from polling import wait_for
+from synctrees import write_tree
 
-from dagops.ports import port_open
+from dagops.ports import free_port, port_open
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.codeserver import RETIRE_GRACE_SECONDS, CodeServer
 from dagops.runtime.sync.syncer import Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 SLOW_EXIT_SECONDS = 8.0
 

@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import agent_env, free_port, wait_for
+from polling import wait_for
+from synctrees import agent_env, code_server_pid
 
+from dagops.ports import free_port
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving, rss_kib
 from dagops.runtime.sync.syncer import Syncer
 
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
+
 
 def _serving_pid(syncer: Syncer) -> int | None:
-    state = syncer.status.code_server or ""
-    return int(state.split("pid ")[1].split(",")[0]) if state.startswith("serving") else None
+    return code_server_pid(syncer.status.code_server)
 
 
 def test_a_code_server_over_its_limit_is_replaced_by_a_fresh_one_on_the_same_release(

@@ -16,14 +16,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import agent_env, free_port, wait_for
 from dagster._grpc.client import DagsterGrpcClient
 from dagster._grpc.types import ListRepositoriesResponse
 from dagster._serdes import deserialize_value
+from polling import wait_for
+from synctrees import agent_env
 
 from dagops.errors import DagopsError
+from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, run_container_context
 from dagops.runtime.sync.status import read_status
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 ARN = "arn:aws:iam::123456789012:role/dagops-prod-run-main"
 CONTEXT = {"ecs": {"task_role_arn": ARN}}

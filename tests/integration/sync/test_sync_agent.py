@@ -16,11 +16,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import agent_env, free_port, make_client, tree_contents, wait_for, write_tree
+from moto_s3 import make_client
+from polling import wait_for
+from synctrees import agent_env, agent_process, serving_pid, tree_contents, write_tree
 
+from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import grpc_serving, rss_kib
 from dagops.runtime.sync.report import read_reports
 from dagops.runtime.sync.status import read_status
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 def sync_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -104,13 +109,9 @@ def test_run_without_code_server_wakes_on_sigusr1_and_stops_on_sigterm(
     code_dir = tmp_path / "code"
     first = publish(source)
     env = agent_env(moto_endpoint, bucket)
-    log = (tmp_path / "agent.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", "main",
-         "--code-dir", str(code_dir), "--interval", "3600", "--no-code-server"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    args = ["run", "--location", "main", "--code-dir", str(code_dir), "--interval", "3600",
+            "--no-code-server"]  # fmt: skip
+    with agent_process(args, env, tmp_path / "agent.log") as proc:
         status_dir = code_dir / "main"
         wait_for(
             lambda: (s := read_status(status_dir)) and s.revision == first.revision, 60, "first sync", proc
@@ -124,11 +125,6 @@ def test_run_without_code_server_wakes_on_sigusr1_and_stops_on_sigterm(
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
     lines = (tmp_path / "agent.log").read_text().splitlines()
     assert all(line.startswith("[sync main] ") for line in lines), lines
     assert lines[-1] == "[sync main] stopped"
@@ -170,22 +166,14 @@ def test_run_supervises_a_real_code_server(
     port = free_port()
     first = publish(source)
     env = agent_env(moto_endpoint, bucket, DAGOPS_LOCATION="main", DAGOPS_CODE_DIR=str(code_dir))
-    log = (tmp_path / "agent.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5", "--grpc-host", "127.0.0.1",
-         "--grpc-port", str(port), "--webserver-url", url],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
     status_dir = code_dir / "main"
 
-    def serving(revision: str, not_pid: int | None = None) -> Any:
-        status = read_status(status_dir)
-        if not status or status.revision != revision or not (status.code_server or "").startswith("serving"):
-            return None
-        pid = int(status.code_server.split("pid ")[1].split(",")[0])  # type: ignore[union-attr]
-        return pid if pid != not_pid else None
+    def serving(revision: str, not_pid: int | None = None) -> int | None:
+        return serving_pid(status_dir, revision, not_pid)
 
-    try:
+    args = ["run", "--interval", "0.5", "--grpc-host", "127.0.0.1", "--grpc-port", str(port),
+            "--webserver-url", url]  # fmt: skip
+    with agent_process(args, env, tmp_path / "agent.log") as proc:
         pid = wait_for(lambda: serving(first.revision), 120, "the first code server", proc)
         assert grpc_serving("127.0.0.1", port)
         s3 = make_client(moto_endpoint)
@@ -246,11 +234,6 @@ def test_run_supervises_a_real_code_server(
         assert read_reports(s3, bucket, "main") == []  # a stopped agent is not waited for
         wait_for(lambda: not Path(f"/proc/{last_pid}").exists(), 10, "the child to be gone")
         assert not grpc_serving("127.0.0.1", port, timeout=0.5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
     text = (tmp_path / "agent.log").read_text()
     assert "[sync main] restarting code server: it exited with code -9" in text
     print(f"\nagent RSS {agent_rss} KiB; change to serving with restart {change_seconds:.1f}s")

@@ -4,15 +4,18 @@ and becomes its code server; one at a time, used only with the same environment,
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import GOOD_TREE, agent_env, free_port, wait_for, write_tree
+import pytest
+from polling import wait_for
+from synctrees import GOOD_TREE, agent_env, agent_process, serving_pid, write_tree
 
+from dagops.ports import free_port
 from dagops.runtime.sync.codeserver import CodeServer, grpc_serving
 from dagops.runtime.sync.status import read_status
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 def _standbys(parent: int, serving: int | None = None) -> list[int]:
@@ -37,15 +40,6 @@ def _one(found: list[int]) -> list[int] | None:
     return found if len(found) == 1 else None
 
 
-def _serving_pid(status_dir: Path, revision: str, not_pid: int | None = None) -> int | None:
-    """The code server's pid once it serves ``revision`` (other than ``not_pid``, still serving the last)."""
-    status = read_status(status_dir)
-    if not status or status.revision != revision or not (status.code_server or "").startswith("serving"):
-        return None
-    pid = int(status.code_server.split("pid ")[1].split(",")[0])  # type: ignore[union-attr]
-    return pid if pid != not_pid else None
-
-
 def test_the_standby_checks_the_change_and_becomes_its_code_server(
     moto_endpoint: str, bucket: str, publish: Any, source: Path, tmp_path: Path
 ) -> None:
@@ -60,15 +54,10 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         DAGOPS_SYNC_STANDBY="true",
     )
     log_path = tmp_path / "agent.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5",
-             "--grpc-host", "127.0.0.1", "--grpc-port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
     status_dir = code_dir / "main"
-    try:
-        pid = wait_for(lambda: _serving_pid(status_dir, first.revision), 120, "the first code server", proc)
+    args = ["run", "--interval", "0.5", "--grpc-host", "127.0.0.1", "--grpc-port", str(port)]
+    with agent_process(args, env, log_path) as proc:
+        pid = wait_for(lambda: serving_pid(status_dir, first.revision), 120, "the first code server", proc)
         (standby,) = wait_for(
             lambda: _one(_standbys(proc.pid, pid)), 60, "a standby after the first serve", proc
         )
@@ -96,7 +85,7 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         """})  # fmt: skip
         second = publish(source)
         served = wait_for(
-            lambda: _serving_pid(status_dir, second.revision, pid), 120, "the second release", proc
+            lambda: serving_pid(status_dir, second.revision, pid), 120, "the second release", proc
         )
         assert served == standby
         assert grpc_serving("127.0.0.1", port)
@@ -119,7 +108,7 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         )
         status = read_status(status_dir)
         assert status is not None and "SyntaxError" in (status.last_error or "")
-        assert _serving_pid(status_dir, second.revision) == standby
+        assert serving_pid(status_dir, second.revision) == standby
         assert grpc_serving("127.0.0.1", port)
         (after_reject,) = wait_for(
             lambda: _one(_standbys(proc.pid, standby)), 60, "a standby after the rejection", proc
@@ -130,10 +119,6 @@ def test_the_standby_checks_the_change_and_becomes_its_code_server(
         wait_for(
             lambda: not any(Path(f"/proc/{p}").exists() for p in (after_reject, standby)), 10, "all gone"
         )
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     text = log_path.read_text()
     assert "SyntaxError" in text and "rejected" in text
 

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from gitrepos import git, make_repo, wheel
 from moto import mock_aws
+from moto_s3 import bucket_objects
 
 from dagops import registry
 from dagops.errors import DagopsError
@@ -58,12 +59,8 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def s3_files(s3: Any, name: str) -> dict[str, bytes]:
-    found = {}
-    for item in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"dags/{name}/").get("Contents", []):
-        found[item["Key"].removeprefix(f"dags/{name}/")] = s3.get_object(Bucket=BUCKET, Key=item["Key"])[
-            "Body"
-        ].read()
-    return found
+    prefix = f"dags/{name}/"
+    return {key.removeprefix(prefix): body for key, body in bucket_objects(s3, BUCKET, prefix).items()}
 
 
 # The import check of this repository fails if it sees any secret, a real HOME, or another user's setting.

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from conftest import agent_env, wait_for, write_tree
+from polling import wait_for
+from synctrees import agent_env, agent_process, write_tree
 
 from dagops.runtime.sync.notify import SqsWaker, manifest_keys
 from dagops.runtime.sync.status import read_status
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 def _record(key: str) -> dict[str, Any]:
@@ -79,13 +80,9 @@ def test_agent_with_a_queue_syncs_a_change_without_waiting_for_the_interval(
 ):
     code_dir = tmp_path / "code"
     first = publish(source)
-    log = (tmp_path / "agent.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", "main",
-         "--code-dir", str(code_dir), "--interval", "3600", "--no-code-server", "--queue-url", queue],
-        env=agent_env(moto_endpoint, bucket), stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    args = ["run", "--location", "main", "--code-dir", str(code_dir), "--interval", "3600",
+            "--no-code-server", "--queue-url", queue]  # fmt: skip
+    with agent_process(args, agent_env(moto_endpoint, bucket), tmp_path / "agent.log") as proc:
         status_dir = code_dir / "main"
         wait_for(
             lambda: (s := read_status(status_dir)) and s.revision == first.revision, 60, "first sync", proc
@@ -97,8 +94,3 @@ def test_agent_with_a_queue_syncs_a_change_without_waiting_for_the_interval(
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dagsterui import served_asset_keys
+from invoking import run_invoke
+from polling import wait_for
 
-from dagops.operator.devstack import graphql
 from dagops.operator.devstack.postgres import PostgresDatabase
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,6 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 # Generous: a publish costs an import check and a code-server start, slow on a loaded shared machine.
 UI_WAIT = 300
-ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
 LOCATIONS_YAML = """locations:
 - name: watched
   source: code_locations/watched
@@ -41,26 +41,9 @@ def asset_module(*names: str) -> str:
     return f"import dagster as dg\n{body}\n\ndefs = dg.Definitions(assets=[{', '.join(names)}])\n"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def assets(stack: Any, location: str) -> set[str] | None:
     """Asset keys the webserver shows for ``location``, or None while it is not loaded without error."""
-    try:
-        state = graphql.locations(stack.url).get(location)
-        if not state or state["loadStatus"] != "LOADED" or state["error"]:
-            return None
-        nodes = graphql.query(stack.url, ASSETS_QUERY)["assetNodes"]
-    except Exception:
-        return None
-    return {"/".join(n["assetKey"]["path"]) for n in nodes}
+    return served_asset_keys(stack.url, location)
 
 
 def publish_lines(stack: Any, location: str) -> list[str]:
@@ -70,11 +53,8 @@ def publish_lines(stack: Any, location: str) -> list[str]:
     return [line for line in text.splitlines() if f"code {location}: " in line]
 
 
-def invoke(stack: Any, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=REPO, env=stack.env, capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+def invoke(stack: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_invoke(*args, env=stack.env, timeout=400)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import agent_env, free_port, wait_for, write_tree
 from gitrepos import wheel
+from polling import wait_for
+from synctrees import agent_env, agent_process, serving_pid, write_tree
 
+from dagops.ports import free_port
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import REJECTED, SWAPPED, UNCHANGED, Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 USES_MINIDEP = {
     "definitions.py": """
@@ -98,37 +102,22 @@ def test_every_code_server_start_gets_the_requirements(
     port = free_port()
     revision = publish(req_source).revision
     env = agent_env(moto_endpoint, bucket, DAGOPS_LOCATION="main", DAGOPS_CODE_DIR=str(code_dir))
-    argv = [sys.executable, "-m", "dagops.runtime.sync", "run", "--interval", "0.5",
-            "--grpc-host", "127.0.0.1", "--grpc-port", str(port)]  # fmt: skip
+    args = ["run", "--interval", "0.5", "--grpc-host", "127.0.0.1", "--grpc-port", str(port)]
 
     def serving(not_pid: int | None = None) -> int | None:
-        status = read_status(code_dir / "main")
-        if not status or status.revision != revision or not (status.code_server or "").startswith("serving"):
-            return None
-        pid = int(status.code_server.split("pid ")[1].split(",")[0])  # type: ignore[union-attr]
-        return pid if pid != not_pid else None
+        return serving_pid(code_dir / "main", revision, not_pid)
 
     log_path = tmp_path / "agent.log"
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-            procs.append(proc)
-            pid = wait_for(lambda: serving(), 120, "the first (warm) code server", proc)
-            os.kill(pid, signal.SIGKILL)
-            pid = wait_for(lambda: serving(not_pid=pid), 120, "the restart after a crash", proc)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
-            proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-            procs.append(proc)
-            wait_for(lambda: serving(not_pid=pid), 120, "the start from disk", proc)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with agent_process(args, env, log_path) as proc:
+        pid = wait_for(lambda: serving(), 120, "the first (warm) code server", proc)
+        os.kill(pid, signal.SIGKILL)
+        pid = wait_for(lambda: serving(not_pid=pid), 120, "the restart after a crash", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    with agent_process(args, env, log_path) as proc:
+        wait_for(lambda: serving(not_pid=pid), 120, "the start from disk", proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
     text = log_path.read_text()
     assert "code server started warm" in text
     assert "restarting code server: it exited with code -9" in text

@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import GOOD_TREE, free_port, make_client, tree_contents, write_tree
 from moto.server import ThreadedMotoServer
+from moto_s3 import make_client
+from synctrees import GOOD_TREE, tree_contents, write_tree
 
 from dagops.manifest import Manifest
+from dagops.ports import free_port
 from dagops.publish import unpublish_location
 from dagops.runtime.sync.layout import LocationDir
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import ABSENT, INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, UNREACHABLE, Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 class Calls:
@@ -38,11 +42,6 @@ class Calls:
     def reset(self) -> None:
         self.ops.clear()
         self.sent = 0
-
-
-@pytest.fixture
-def code_dir(tmp_path: Path) -> Path:
-    return tmp_path / "code"
 
 
 @pytest.fixture

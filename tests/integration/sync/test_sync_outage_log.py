@@ -9,11 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port, make_client
+import pytest
 from moto.server import ThreadedMotoServer
+from moto_s3 import make_client
 
+from dagops.ports import free_port
 from dagops.runtime.sync.agent import Agent
 from dagops.runtime.sync.syncer import SWAPPED, UNREACHABLE, Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 
 def test_outage_logs_each_new_delay_once_and_the_recovery(

@@ -20,13 +20,16 @@ from typing import Any
 
 import pytest
 from botocore.response import StreamingBody
-from conftest import GOOD_TREE, agent_env, tree_contents, wait_for, write_tree
+from polling import wait_for
+from synctrees import GOOD_TREE, agent_env, tree_contents, write_tree
 
 from dagops.manifest import MAX_FILE_BYTES, MAX_MANIFEST_BYTES, FileEntry, revision_of
 from dagops.runtime.sync import syncer as syncer_mod
 from dagops.runtime.sync.download import receive
 from dagops.runtime.sync.status import read_status
 from dagops.runtime.sync.syncer import INCOMPLETE, REJECTED, SWAPPED, UNCHANGED, Syncer
+
+pytestmark = pytest.mark.usefixtures("fake_aws")  # tests/conftest.py, like s3 and bucket
 
 MANIFEST_KEY = "dags/main/_manifest.json"
 
@@ -48,11 +51,6 @@ class Sent:
     def downloads(self) -> list[tuple[str, int]]:
         """GetObject calls of files (not the manifest) that were answered with a body."""
         return [(key, status) for op, key, status in self.calls if op == "GetObject" and key != MANIFEST_KEY]
-
-
-@pytest.fixture
-def code_dir(tmp_path: Path) -> Path:
-    return tmp_path / "code"
 
 
 @pytest.fixture
