@@ -64,20 +64,20 @@ DONE = {"SUCCESS", "FAILURE", "CANCELED"}
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _graphql(url: str, text: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    from dagops.operator.devstack import graphql
+    from dagops import webserver
 
-    return graphql.query(url, text, variables)
+    return webserver.query(url, text, variables)
 
 
 def _ui_ready(url: str) -> bool:
     """The UI answers and every code location is loaded without error."""
+    from dagops import webserver
     from dagops.errors import DagopsError
-    from dagops.operator.devstack import graphql
 
-    if graphql.server_info(url, timeout=2) is None:
+    if webserver.server_info(url, timeout=2) is None:
         return False
     try:
-        states = graphql.locations(url)
+        states = webserver.locations(url)
     except DagopsError:
         return False
     return bool(states) and all(s["loadStatus"] == "LOADED" and not s["error"] for s in states.values())
@@ -551,14 +551,14 @@ def memory(
 # ------------------------------------------------------------------------------------ 4. start-up
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], what: str) -> tuple[float, float]:
     """Seconds until the UI answered and until every location loaded, from the process's start."""
-    from dagops.operator.devstack import graphql
+    from dagops import webserver
 
     began = time.monotonic()
     answered = None
     while time.monotonic() - began < UI_TIMEOUT_S:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with code {proc.returncode} before its UI answered")
-        if answered is None and graphql.server_info(url, timeout=2) is not None:
+        if answered is None and webserver.server_info(url, timeout=2) is not None:
             answered = time.monotonic() - began
         if answered is not None and _ui_ready(url):
             return answered, time.monotonic() - began

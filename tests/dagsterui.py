@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagops.operator.devstack import graphql
+from dagops import webserver
 
 ASSETS_QUERY = "{ assetNodes { assetKey { path } } }"
 LAUNCH = """
@@ -37,13 +37,13 @@ defs = dg.Definitions(assets=[fresh_asset])
 
 def asset_keys(url: str) -> set[str]:
     """Every asset key the webserver at ``url`` shows, as "a/b" paths."""
-    return {"/".join(n["assetKey"]["path"]) for n in graphql.query(url, ASSETS_QUERY)["assetNodes"]}
+    return {"/".join(n["assetKey"]["path"]) for n in webserver.query(url, ASSETS_QUERY)["assetNodes"]}
 
 
 def served_asset_keys(url: str, location: str) -> set[str] | None:
     """The asset keys, or None while ``location`` is not loaded without error (or the webserver is down)."""
     try:
-        state = graphql.locations(url).get(location)
+        state = webserver.locations(url).get(location)
         if not state or state["loadStatus"] != "LOADED" or state["error"]:
             return None
         return asset_keys(url)
@@ -57,10 +57,10 @@ def launch_job(url: str, location: str, job: str) -> dict[str, Any]:
         "selector": {"repositoryLocationName": location, "repositoryName": "__repository__", "jobName": job},
         "runConfigData": {},
     }
-    return dict(graphql.query(url, LAUNCH, {"params": params})["launchRun"])
+    return dict(webserver.query(url, LAUNCH, {"params": params})["launchRun"])
 
 
 def finished_status(url: str, run_id: str) -> str | None:
     """The run's status once it has ended (SUCCESS, FAILURE or CANCELED), else None."""
-    status = graphql.query(url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+    status = webserver.query(url, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
     return str(status) if status in TERMINAL else None

@@ -6,7 +6,8 @@ which never imports dagster and is budgeted at 150 MB beside a 512 MiB code-loca
 span several lines with the query text in them; and it has no workspace queries (the local stack reads
 each location's load status and reloads the whole workspace). So this is plain HTTP: one POST per
 operation, an optional number of attempts with ``dagops.backoff`` between them, and any failure as one
-sentence (a DagopsError).
+sentence (a DagopsError). ``server_info`` (a GET of /server_info, None while nothing answers) and
+``locations`` (each location's load status) are the local stack's and the tests' questions.
 """
 
 from __future__ import annotations
@@ -21,6 +22,23 @@ from typing import Any
 from dagops.backoff import doubling
 from dagops.errors import DagopsError
 
+LOCATIONS_QUERY = """
+query Locations {
+  workspaceOrError {
+    __typename
+    ... on Workspace {
+      locationEntries {
+        name
+        loadStatus
+        locationOrLoadError {
+          __typename
+          ... on PythonError { message }
+        }
+      }
+    }
+  }
+}
+"""
 RELOAD_LOCATION = "mutation($n:String!){reloadRepositoryLocation(repositoryLocationName:$n){__typename}}"
 
 
@@ -84,3 +102,25 @@ def reload_workspace(url: str, timeout: float = 30.0) -> str:
     ``__typename``."""
     data = query(url, "mutation { reloadWorkspace { __typename } }", timeout=timeout)
     return str((data.get("reloadWorkspace") or {}).get("__typename", "?"))
+
+
+def server_info(url: str, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The webserver's /server_info, or None while it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/server_info", timeout=timeout) as resp:  # noqa: S310 (loopback)
+            return dict(json.loads(resp.read()))
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def locations(url: str) -> dict[str, dict[str, Any]]:
+    """Each code location of the workspace: name -> {loadStatus, error (None when loaded)}."""
+    data = query(url, LOCATIONS_QUERY)["workspaceOrError"]
+    result: dict[str, dict[str, Any]] = {}
+    for entry in data.get("locationEntries", []):
+        loaded = entry.get("locationOrLoadError") or {}
+        error = loaded.get("message") if loaded.get("__typename") == "PythonError" else None
+        if entry.get("loadStatus") == "LOADED" and not loaded:
+            error = error or "not loaded"
+        result[entry["name"]] = {"loadStatus": entry.get("loadStatus"), "error": error}
+    return result

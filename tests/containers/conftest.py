@@ -2,7 +2,16 @@
 
 from typing import Any
 
-from harness import FIGURES, code_location, engine, figures, native_image, postgres, s3_endpoint, webserver
+from harness import (
+    FIGURES,
+    code_location,
+    engine,
+    figures,
+    native_image,
+    postgres,
+    s3_endpoint,
+    webserver_url,
+)
 
 __all__ = [
     "code_location",
@@ -11,7 +20,7 @@ __all__ = [
     "native_image",
     "postgres",
     "s3_endpoint",
-    "webserver",
+    "webserver_url",
 ]
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
+from dagops import webserver
 from dagops.operator.aws import image as images
-from dagops.operator.devstack import graphql
 from dagops.operator.devstack import s3 as local_s3
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,7 +211,7 @@ def code_location(engine: Engine, native_image: str, s3_endpoint: str, postgres:
 
 
 @pytest.fixture(scope="session")
-def webserver(engine: Engine, native_image: str, code_location: Any, postgres: int) -> str:
+def webserver_url(engine: Engine, native_image: str, code_location: Any, postgres: int) -> str:
     """The webserver role, its workspace naming code-main:4000; its URL on 127.0.0.1."""
     env = {
         **ROLE_ENV,
@@ -224,9 +224,9 @@ def webserver(engine: Engine, native_image: str, code_location: Any, postgres: i
     url = f"http://127.0.0.1:{engine.port(container, 3000)}"
 
     def loaded() -> bool:
-        if graphql.server_info(url) is None:
+        if webserver.server_info(url) is None:
             return False
-        return graphql.locations(url).get(LOCATION, {}).get("loadStatus") == "LOADED"
+        return webserver.locations(url).get(LOCATION, {}).get("loadStatus") == "LOADED"
 
     def logs() -> str:
         return engine.logs(container) + "\n" + engine.logs(code_location)
@@ -238,7 +238,7 @@ def webserver(engine: Engine, native_image: str, code_location: Any, postgres: i
 
 def run_status(url: str, run_id: str) -> str:
     query = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
-    return str(graphql.query(url, query, {"id": run_id})["runOrError"].get("status"))
+    return str(webserver.query(url, query, {"id": run_id})["runOrError"].get("status"))
 
 
 def dumps(value: Any) -> str:

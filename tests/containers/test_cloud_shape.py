@@ -51,8 +51,8 @@ sys.path.insert(0, str(REPO / "tests" / "infra"))
 from test_emulated_apply import LOCATIONS, Deployment  # noqa: E402
 from tfharness import REGION, Tofu, copy_tree, find_binary, make_tofu, write_override  # noqa: E402
 
+from dagops import webserver  # noqa: E402
 from dagops.operator.aws.db import CONTAINER as RUN_CONTAINER  # noqa: E402
-from dagops.operator.devstack import graphql  # noqa: E402
 from dagops.operator.ecs_local.service import ServiceTask, service_tasks  # noqa: E402
 from dagops.operator.ecs_local.task import LocalTask, start_task  # noqa: E402
 from dagops.publish import publish_location  # noqa: E402
@@ -291,7 +291,7 @@ def start_shape(shape: Shape) -> tuple[LocalTask, float]:
     # A first release: Dagster's database role exists before any service starts (`invoke deploy`).
     run_db_setup(shape, image_override, aws_env)
     started = time.monotonic()
-    webserver = None
+    web_task = None
     for svc in services:
         task = start_task(
             f"{shape.network}-{svc.service}",
@@ -304,17 +304,17 @@ def start_shape(shape: Shape) -> tuple[LocalTask, float]:
         )
         shape.tasks.append(task)
         if any(s.name == "webserver" for s in task.specs):
-            webserver = task
-    assert webserver is not None, "no service runs the webserver"
-    return webserver, started
+            web_task = task
+    assert web_task is not None, "no service runs the webserver"
+    return web_task, started
 
 
 def _all_loaded(shape: Shape, url: str) -> dict[str, Any] | None:
     for task in shape.tasks:
         task.check()  # an essential container that exits fails the test at once, with its log
-    if graphql.server_info(url) is None:
+    if webserver.server_info(url) is None:
         return None
-    found = graphql.locations(url)
+    found = webserver.locations(url)
     if set(found) == set(LOCATIONS) and all(
         v["loadStatus"] == "LOADED" and not v["error"] for v in found.values()
     ):
@@ -325,7 +325,7 @@ def _all_loaded(shape: Shape, url: str) -> dict[str, Any] | None:
 def _daemon_healthy(shape: Shape, url: str) -> list[dict[str, Any]] | None:
     for task in shape.tasks:
         task.check()
-    statuses = graphql.query(url, DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+    statuses = webserver.query(url, DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
     required = [s for s in statuses if s["required"]]
     return required if required and all(s["healthy"] for s in required) else None
 
@@ -372,8 +372,8 @@ def running(shapes: dict[str, Shape]) -> dict[str, Running]:
     daemon's first health probe (one 120 s interval after its start) overlaps the other shape's."""
     out = {}
     for env, shape in shapes.items():
-        webserver, started = start_shape(shape)
-        out[env] = Running(webserver, started, f"http://127.0.0.1:{webserver.published[3000]}")
+        web_task, started = start_shape(shape)
+        out[env] = Running(web_task, started, f"http://127.0.0.1:{web_task.published[3000]}")
     # Both polled in one loop, so each shape's time to LOADED is its own.
     deadline = time.monotonic() + LOADED_TIMEOUT
     while time.monotonic() < deadline and any(r.locations is None for r in out.values()):

@@ -26,7 +26,7 @@ from dagsterui import FRESH_MODULE, asset_keys, finished_status, launch_job
 from invoking import run_invoke
 from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
 
-from dagops.operator.devstack import graphql
+from dagops import webserver
 from dagops.operator.devstack.config import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,9 +78,9 @@ class ComposeStack:
         return set(proc.stdout.split())
 
     def main_loaded(self) -> bool:
-        if graphql.server_info(self.url) is None:
+        if webserver.server_info(self.url) is None:
             return False
-        found = graphql.locations(self.url)
+        found = webserver.locations(self.url)
         return found.get("main", {}).get("loadStatus") == "LOADED" and not found["main"]["error"]
 
     def assets(self) -> set[str]:

@@ -31,7 +31,7 @@ from harness import (
     wait_for,
 )
 
-from dagops.operator.devstack import graphql
+from dagops import webserver
 from dagops.operator.devstack import s3 as local_s3
 
 LAUNCH = """
@@ -102,10 +102,10 @@ def test_code_location_syncs_main_from_s3_and_serves_grpc(
     assert code_location.exec_run(["id", "-u"]).output.decode().strip() == "10001"
 
 
-def test_webserver_answers_server_info_and_loads_main(engine: Engine, webserver: str) -> None:
-    info = graphql.server_info(webserver)
+def test_webserver_answers_server_info_and_loads_main(engine: Engine, webserver_url: str) -> None:
+    info = webserver.server_info(webserver_url)
     assert info is not None and info.get("dagster_webserver_version"), info
-    entries = graphql.query(webserver, LOCATION_JOBS)["workspaceOrError"]["locationEntries"]
+    entries = webserver.query(webserver_url, LOCATION_JOBS)["workspaceOrError"]["locationEntries"]
     (main,) = [e for e in entries if e["name"] == LOCATION]
     jobs = {j["name"] for repo in main["locationOrLoadError"]["repositories"] for j in repo["jobs"]}
     assert "numbers_job" in jobs, dumps(main)
@@ -113,7 +113,7 @@ def test_webserver_answers_server_info_and_loads_main(engine: Engine, webserver:
 
 def test_run_worker_executes_a_run_to_success(
     engine: Engine,
-    webserver: str,
+    webserver_url: str,
     postgres: int,
     s3_endpoint: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -124,8 +124,8 @@ def test_run_worker_executes_a_run_to_success(
     from dagster._core.instance.ref import InstanceRef
     from dagster._grpc.types import ExecuteRunArgs
 
-    launched = graphql.query(
-        webserver,
+    launched = webserver.query(
+        webserver_url,
         LAUNCH,
         {
             "p": {
@@ -172,14 +172,14 @@ def test_run_worker_executes_a_run_to_success(
         assert exit_code == 0, engine.logs(worker, tail=80)
         finished = instance.get_run_by_id(run_id)
         assert finished is not None and finished.status.value == "SUCCESS", engine.logs(worker, tail=80)
-    assert run_status(webserver, run_id) == "SUCCESS"
+    assert run_status(webserver_url, run_id) == "SUCCESS"
     # The run's assets were written by the worker to the location's S3 prefix.
     s3 = local_s3.client(s3_endpoint)
     body = s3.get_object(Bucket=ROLE_ENV["DAGSTER_S3_BUCKET"], Key=f"assets/{LOCATION}/numbers/summary.json")
     assert b'"sum": 55' in body["Body"].read()
 
 
-def test_daemon_heartbeats(engine: Engine, webserver: str, postgres: int) -> None:
+def test_daemon_heartbeats(engine: Engine, webserver_url: str, postgres: int) -> None:
     env = {
         **ROLE_ENV,
         "DAGOPS_CODE_LOCATIONS": f"{LOCATION}=code-main:4000",
@@ -190,7 +190,7 @@ def test_daemon_heartbeats(engine: Engine, webserver: str, postgres: int) -> Non
     daemon = engine.run("daemon", command=["daemon"], env=env, volumes=mount)
 
     def healthy() -> list[dict[str, Any]] | None:
-        statuses = graphql.query(webserver, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        statuses = webserver.query(webserver_url, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
         required = [s for s in statuses if s["required"]]
         return (
             statuses if required and all(s["healthy"] and s["lastHeartbeatTime"] for s in required) else None

@@ -42,9 +42,10 @@ import psycopg2
 import pytest
 from moto.server import ThreadedMotoServer
 
+from dagops import webserver
 from dagops.errors import DagopsError
 from dagops.manifest import MANIFEST_NAME, Manifest
-from dagops.operator.devstack import control, graphql
+from dagops.operator.devstack import control
 from dagops.operator.devstack import state as stack_state
 from dagops.operator.devstack.config import DevConfig, free_port
 from dagops.operator.devstack.postgres import find_bin_dir
@@ -326,7 +327,7 @@ class Stack:
 
     def assets(self) -> set[str]:
         """The asset keys the webserver shows for the location (raises while it is not loaded)."""
-        data = graphql.query(self.url, ASSETS_QUERY)["workspaceOrError"]
+        data = webserver.query(self.url, ASSETS_QUERY)["workspaceOrError"]
         for entry in data["locationEntries"]:
             if entry["name"] != LOCATION:
                 continue
@@ -360,7 +361,7 @@ class Stack:
             conn.close()
 
     def launch(self, job: str = "slow_job") -> str:
-        data = graphql.query(
+        data = webserver.query(
             self.url,
             LAUNCH_MUTATION,
             {
@@ -380,7 +381,7 @@ class Stack:
         return run_id
 
     def run_status(self, run_id: str) -> str:
-        return str(graphql.query(self.url, RUN_QUERY, {"id": run_id})["runOrError"]["status"])
+        return str(webserver.query(self.url, RUN_QUERY, {"id": run_id})["runOrError"]["status"])
 
 
 ASSETS_QUERY = """
@@ -679,7 +680,7 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
     assert wait_for(
         "a run before the restart", lambda: (s := stack.run_status(first)) in TERMINAL and s, 120
     ) == ("SUCCESS")
-    started = graphql.query(stack.url, START_SCHEDULE, {"s": SCHEDULE_SELECTOR})["startSchedule"]
+    started = webserver.query(stack.url, START_SCHEDULE, {"s": SCHEDULE_SELECTOR})["startSchedule"]
     assert started["__typename"] == "ScheduleStateResult", started
     runs_before = stack.sql("SELECT run_id, status FROM runs ORDER BY run_id")
     instigators_before = stack.sql("SELECT selector_id, status FROM instigators ORDER BY selector_id")
@@ -691,7 +692,7 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
 
     # The webserver reconnects: it answers from the database again.
     def webserver_ok() -> bool:
-        state = graphql.query(stack.url, SCHEDULE_QUERY, {"s": SCHEDULE_SELECTOR})["scheduleOrError"]
+        state = webserver.query(stack.url, SCHEDULE_QUERY, {"s": SCHEDULE_SELECTOR})["scheduleOrError"]
         return bool(state["scheduleState"]["status"] == "RUNNING")
 
     wait_for("the webserver to read Postgres again", webserver_ok, 60)
@@ -714,7 +715,7 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
     ) == ("SUCCESS")
 
     def daemon_beating() -> bool:
-        statuses = graphql.query(stack.url, DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        statuses = webserver.query(stack.url, DAEMON_QUERY)["instance"]["daemonHealth"]["allDaemonStatuses"]
         beats = [s["lastHeartbeatTime"] for s in statuses if s["daemonType"] == "QUEUED_RUN_COORDINATOR"]
         return bool(beats and beats[0] and beats[0] > stopped + 1)
 

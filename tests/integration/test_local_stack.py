@@ -16,7 +16,7 @@ import pytest
 from dagsterui import FRESH_MODULE, RUN_STATUS, finished_status, launch_job, served_asset_keys
 from polling import wait_for
 
-from dagops.operator.devstack import graphql
+from dagops import webserver
 from dagops.publish import publish_location
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,7 @@ def test_stack_serves_the_published_location_from_postgres(stack: Any, figures: 
 
     # The daemon runs against the same storage: every required daemon reports healthy heartbeats.
     def daemons_healthy() -> bool:
-        statuses = graphql.query(stack.url, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
+        statuses = webserver.query(stack.url, DAEMONS)["instance"]["daemonHealth"]["allDaemonStatuses"]
         required = [s for s in statuses if s["required"]]
         return bool(required) and all(s["healthy"] for s in required)
 
@@ -236,7 +236,7 @@ JOBS_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs
 
 def _has_job(stack: Any, job: str) -> bool:
     try:
-        nodes = graphql.query(stack.url, JOBS_QUERY)["repositoriesOrError"]["nodes"]
+        nodes = webserver.query(stack.url, JOBS_QUERY)["repositoriesOrError"]["nodes"]
     except Exception:
         return False
     return any(j["name"] == job for n in nodes for j in n["jobs"])
@@ -249,7 +249,7 @@ def _launch(stack: Any, job: str) -> str:
 
 
 def _run_status(stack: Any, run_id: str) -> str:
-    return str(graphql.query(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"])
+    return str(webserver.query(stack.url, RUN_STATUS, {"id": run_id})["runOrError"]["status"])
 
 
 def test_a_code_swap_is_not_held_up_by_a_run_and_the_run_finishes(stack: Any, tmp_path: Path) -> None:

@@ -21,9 +21,8 @@ import pytest
 from gitrepos import git, make_repo, wheel
 from invoking import run_invoke
 
-from dagops import registry
+from dagops import registry, webserver
 from dagops.operator import repos
-from dagops.operator.devstack import graphql
 from dagops.operator.devstack.config import DevConfig
 from dagops.operator.devstack.postgres import PostgresDatabase
 from dagops.operator.registry_watch import wait_for_location
@@ -100,7 +99,7 @@ def test_repo_add_and_remove_show_in_the_running_stack(
     git(upstream, "add", "-A")
     git(upstream, "commit", "--quiet", "-m", "first")
     wait_for_location(config.ui_url, "main", present=True, timeout=120)
-    assert set(graphql.locations(config.ui_url)) == {"main"}
+    assert set(webserver.locations(config.ui_url)) == {"main"}
 
     started = time.monotonic()
     added = run_invoke("repo.add", "--url", upstream.as_uri(), "--name", "external", env=env, cwd=project)
@@ -111,7 +110,7 @@ def test_repo_add_and_remove_show_in_the_running_stack(
     figures["repo.add to location loaded in the UI"] = (
         f"{command + visible:.1f} s (command {command:.1f} s, then {visible:.1f} s)"
     )
-    states = graphql.locations(config.ui_url)
+    states = webserver.locations(config.ui_url)
     assert states["external"]["error"] is None and states["main"]["error"] is None
     assert ["from_upstream"] in _asset_keys(config.ui_url)
 
@@ -125,14 +124,14 @@ def test_repo_add_and_remove_show_in_the_running_stack(
     assert removed.returncode == 0, removed.stderr
     gone = wait_for_location(config.ui_url, "external", present=False, timeout=60)
     figures["repo.remove to location gone from the UI"] = f"{time.monotonic() - started:.1f} s"
-    assert gone >= 0 and set(graphql.locations(config.ui_url)) == {"main"}
+    assert gone >= 0 and set(webserver.locations(config.ui_url)) == {"main"}
     assert not (project / "repos" / "external").exists()
     assert [loc.name for loc in registry.load(project)] == ["main"]
     assert repos.list_repos(project) == []
 
 
 def _asset_keys(url: str) -> list[list[str]]:
-    data: dict[str, Any] = graphql.query(url, "{ assetNodes { assetKey { path } } }")
+    data: dict[str, Any] = webserver.query(url, "{ assetNodes { assetKey { path } } }")
     return [node["assetKey"]["path"] for node in data["assetNodes"]]
 
 
@@ -156,7 +155,7 @@ def _add_until_loaded(
     seen: list[Any] = []
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        state = graphql.locations(config.ui_url).get(name)
+        state = webserver.locations(config.ui_url).get(name)
         if state is not None:
             seen.append(state)
             if state["loadStatus"] == "LOADED" and not state["error"]:
@@ -414,7 +413,7 @@ def test_a_name_added_again_never_serves_the_removed_code(
     while time.monotonic() < deadline:
         keys = _asset_keys(config.ui_url)
         assert ["old_code"] not in keys, "the removed repository's code was served again"
-        state = graphql.locations(config.ui_url).get("again")
+        state = webserver.locations(config.ui_url).get("again")
         if state and state["loadStatus"] == "LOADED" and not state["error"]:
             break
         time.sleep(0.1)

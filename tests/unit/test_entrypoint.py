@@ -304,3 +304,44 @@ def test_db_setup_runs_the_role_setup_with_the_master_secret_named() -> None:
     assert launch.argv == [sys.executable, "-m", "dagops.runtime.db_setup"]
     with pytest.raises(ConfigError, match="DAGOPS_DB_MASTER_SECRET_ARN"):
         plan(["db-setup"], {**BASE, **IAM_PG})
+
+
+def test_a_bad_database_port_is_one_line_and_exit_1() -> None:
+    env = {**BASE, **PG, "DAGSTER_PG_PORT": "54x2", "DAGOPS_CODE_LOCATIONS": "main=code:4000"}
+    _one_line_error(_run(["daemon"], env), "dagops-entrypoint: DAGSTER_PG_PORT='54x2' is not a port number.")
+    launch = plan(["code-location"], {**BASE, "DAGOPS_LOCATION": "main", "DAGSTER_PG_PORT": " 5433 "})
+    assert launch.env["DAGSTER_PG_PORT"] == "5433"
+
+
+def test_the_plan_reads_only_the_mapping_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mapping is what the started process gets: a variable only in this process's environment is
+    unset."""
+    monkeypatch.setenv("DAGSTER_PG_DB", "dagster")
+    monkeypatch.setenv("DAGOPS_LOCATION", "main")
+    with pytest.raises(ConfigError, match=r"^DAGSTER_PG_DB is not set \(needed by the run role\)\.$"):
+        plan(
+            ["dagster", "api", "execute_run", "{}"],
+            {**BASE, **{k: v for k, v in PG.items() if k != "DAGSTER_PG_DB"}},
+        )
+    with pytest.raises(
+        ConfigError, match=r"^DAGOPS_LOCATION is not set \(needed by the code-location role\)\.$"
+    ):
+        plan(["code-location"], BASE)
+
+
+def test_db_setup_names_a_missing_or_bad_setting_before_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dagops.runtime import db_setup
+
+    monkeypatch.setenv("DAGSTER_PG_HOST", "db")  # not in the mapping: not read
+    setup = {**IAM_PG, "DAGOPS_DB_MASTER_SECRET_ARN": "arn:aws:secretsmanager:x:1:secret:rds!db"}
+    with pytest.raises(ConfigError, match=r"^DAGSTER_PG_HOST is not set \(needed by db-setup\)\.$"):
+        db_setup.run({k: v for k, v in setup.items() if k != "DAGSTER_PG_HOST"})
+    with pytest.raises(
+        ConfigError, match=r"^DAGOPS_DB_MASTER_SECRET_ARN is not set \(needed by db-setup\)\.$"
+    ):
+        db_setup.run({**IAM_PG, "DAGOPS_DB_MASTER_SECRET_ARN": " "})
+    with pytest.raises(ConfigError) as caught:
+        db_setup.run({**setup, "DAGOPS_DB_SSLMODE": "always"})
+    assert str(caught.value) == (
+        "DAGOPS_DB_SSLMODE='always' is not one of disable, allow, prefer, require, verify-ca or verify-full."
+    )

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic_settings import BaseSettings
 
 from dagops import paths, settings
 from dagops.errors import ConfigError, DagopsError
@@ -37,6 +38,24 @@ DEFAULTS = {
     "DAGOPS_TF_OUTPUTS_FILE": None,
     "DAGOPS_PYTHON_IMAGE": None,
     "DAGOPS_UV_IMAGE": None,
+    # The entrypoint's roles and the database role setup.
+    "DAGOPS_ENV": None,
+    "DAGOPS_COMPUTE_LOG_PREFIX": None,
+    "DAGSTER_PG_HOST": None,
+    "DAGSTER_PG_PORT": 5432,
+    "DAGSTER_PG_DB": None,
+    "DAGSTER_PG_USERNAME": None,
+    "DAGSTER_PG_PASSWORD": None,
+    "DAGSTER_PG_AUTH": "password",
+    "DAGOPS_DB_MASTER_SECRET_ARN": None,
+    "DAGOPS_DB_SSLMODE": "prefer",
+    "DAGSTER_HOME": Path("/opt/dagster/home"),
+    "DAGOPS_WORKSPACE": None,
+    "DAGOPS_CODE_LOCATIONS": None,
+    "DAGOPS_INSTANCE_TEMPLATE": None,
+    "DAGOPS_RUN_SUBNETS": [],
+    "DAGOPS_RUN_SECURITY_GROUPS": [],
+    "DAGOPS_RUN_CAPACITY_PROVIDER": None,
 }
 
 
@@ -47,17 +66,29 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def _groups() -> list[type[BaseSettings]]:
+    """Every settings group the module defines."""
+    return [
+        value
+        for value in vars(settings).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseSettings)
+        and value.__module__ == settings.__name__
+    ]
+
+
 def test_each_variable_has_its_name_type_default_and_description(clean_env: pytest.MonkeyPatch) -> None:
-    groups = (
-        settings.S3Settings,
-        settings.SyncSettings,
-        settings.RequirementsSettings,
-        settings.PathSettings,
-        settings.OperatorSettings,
-        settings.ImageSettings,
-    )
+    groups = _groups()
     declared = {str(f.validation_alias): f for group in groups for f in group.model_fields.values()}
     assert set(declared) == set(DEFAULTS)
+    # Declared once: a group shares another's variables only by inheriting them (SyncSettings).
+    own = [
+        str(f.validation_alias)
+        for group in groups
+        for name, f in group.model_fields.items()
+        if not any(name in getattr(base, "model_fields", {}) for base in group.__bases__)
+    ]
+    assert sorted(own) == sorted(DEFAULTS)
     for name, field in declared.items():
         assert field.default == DEFAULTS[name], name
         assert field.annotation is not None and field.description, name
@@ -212,3 +243,56 @@ def test_the_task_menu_does_not_import_pydantic() -> None:
     code = "import sys, tasks; print(sorted(m for m in sys.modules if m.startswith('pydantic')))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_entrypoints_groups_read_the_mapping_they_are_given(clean_env: pytest.MonkeyPatch) -> None:
+    """Only ``environ``, not the process environment: the entrypoint passes that mapping on."""
+    clean_env.setenv("DAGSTER_PG_HOST", "from-the-process")
+    given = {
+        "DAGSTER_PG_PORT": " 5433 ",
+        "DAGSTER_PG_AUTH": "iam",
+        "DAGOPS_RUN_SUBNETS": "subnet-a, subnet-b,,",
+        "DAGOPS_RUN_SECURITY_GROUPS": "  ",
+        "DAGOPS_RUN_CAPACITY_PROVIDER": "FARGATE_SPOT",
+        "DAGSTER_HOME": "/tmp/home",
+    }
+    pg = settings.load(settings.PostgresSettings, environ=given)
+    assert (pg.host, pg.port, pg.auth) == (None, 5433, "iam")
+    assert settings.variables(pg)["DAGSTER_PG_PORT"] == 5433
+    runs = settings.load(settings.RunTaskSettings, environ=given)
+    assert (runs.subnets, runs.security_groups, runs.capacity_provider) == (
+        ["subnet-a", "subnet-b"],
+        [],
+        "FARGATE_SPOT",
+    )
+    assert settings.load(settings.InstanceSettings, environ=given).home == Path("/tmp/home")
+    # Read from the process environment, a comma list is not taken for JSON.
+    clean_env.setenv("DAGOPS_RUN_SUBNETS", "subnet-c,subnet-d")
+    assert settings.load(settings.RunTaskSettings).subnets == ["subnet-c", "subnet-d"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "sentence"),
+    [
+        ("DAGSTER_PG_AUTH", "kerberos", "DAGSTER_PG_AUTH is 'kerberos': expected one of password, iam."),
+        ("DAGSTER_PG_PORT", "abc", "DAGSTER_PG_PORT='abc' is not a port number."),
+        ("DAGSTER_PG_PORT", "0", "DAGSTER_PG_PORT='0' is not a port number: it must be from 1 to 65535."),
+        (
+            "DAGOPS_RUN_CAPACITY_PROVIDER",
+            "SPOT",
+            "DAGOPS_RUN_CAPACITY_PROVIDER is 'SPOT': expected one of FARGATE, FARGATE_SPOT.",
+        ),
+        (
+            "DAGOPS_DB_SSLMODE",
+            "always",
+            "DAGOPS_DB_SSLMODE='always' is not one of disable, allow, prefer, require, verify-ca "
+            "or verify-full.",
+        ),
+    ],
+)
+def test_a_bad_entrypoint_value_is_one_sentence(name: str, value: str, sentence: str) -> None:
+    groups = (settings.PostgresSettings, settings.RunTaskSettings, settings.DatabaseSetupSettings)
+    (group,) = [g for g in groups if any(f.validation_alias == name for f in g.model_fields.values())]
+    with pytest.raises(ConfigError) as caught:
+        settings.load(group, environ={name: value})
+    assert str(caught.value) == sentence

@@ -13,14 +13,22 @@ import pytest
 
 from dagops import webserver
 from dagops.errors import DagopsError
-from dagops.operator.devstack import graphql
 
 
 class _Webserver(BaseHTTPRequestHandler):
-    """Answers each POST with the next of ``replies`` (status, body); the last one repeats."""
+    """Answers each POST with the next of ``replies`` (status, body); the last one repeats. A GET of
+    /server_info answers ``info`` (status, body)."""
 
     replies: ClassVar[list[tuple[int, bytes]]] = []
     received: ClassVar[list[dict[str, Any]]] = []
+    info: ClassVar[tuple[int, bytes]] = (404, b"")
+
+    def do_GET(self) -> None:
+        status, reply = self.info if self.path == "/server_info" else (404, b"")
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -97,9 +105,8 @@ def test_no_retry_once_stopping_and_none_when_nothing_answers(server: tuple[str,
             webserver.query(closed, "{ version }", timeout=2)
 
 
-def test_the_local_stack_uses_the_same_client(server: tuple[str, Any]) -> None:
+def test_the_workspace_locations_and_their_errors(server: tuple[str, Any]) -> None:
     url, handler = server
-    assert graphql.query is webserver.query and graphql.reload_location is webserver.reload_location
     workspace = {
         "workspaceOrError": {
             "__typename": "Workspace",
@@ -111,9 +118,23 @@ def test_the_local_stack_uses_the_same_client(server: tuple[str, Any]) -> None:
         }
     }  # fmt: skip
     handler.replies = [(200, json.dumps({"data": workspace}).encode())]
-    assert graphql.locations(url) == {
+    assert webserver.locations(url) == {
         "main": {"loadStatus": "LOADED", "error": None},
         "bad": {"loadStatus": "LOADED", "error": "boom"},
     }
+    assert handler.received[-1]["body"]["query"] == webserver.LOCATIONS_QUERY
     handler.replies = [(200, json.dumps({"data": {"reloadWorkspace": {"__typename": "Workspace"}}}).encode())]
     assert webserver.reload_workspace(url) == "Workspace"
+
+
+def test_server_info_is_the_answer_or_none(server: tuple[str, Any]) -> None:
+    url, handler = server
+    handler.info = (200, json.dumps({"dagster_webserver_version": "1.9.0"}).encode())
+    assert webserver.server_info(url) == {"dagster_webserver_version": "1.9.0"}
+    handler.info = (200, b"<html>starting</html>")  # not JSON: not answering yet
+    assert webserver.server_info(url) is None
+    handler.info = (503, b"")
+    assert webserver.server_info(url) is None
+    with socket.socket() as bound:  # bound, not listening: connections are refused
+        bound.bind(("127.0.0.1", 0))
+        assert webserver.server_info(f"http://127.0.0.1:{bound.getsockname()[1]}", timeout=2) is None

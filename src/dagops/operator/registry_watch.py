@@ -195,13 +195,13 @@ def for_stack(stack: Stack) -> RegistryWatcher:
 def wait_for_location(ui_url: str, name: str, *, present: bool, timeout: float = 120.0) -> float:
     """Seconds until ``name`` is LOADED without error in the webserver's workspace (or gone, with
     ``present=False``); raises DagopsError after ``timeout``."""
-    from dagops.operator.devstack import graphql
+    from dagops import webserver
 
     begin = time.monotonic()
     last: Any = None
     while time.monotonic() - begin < timeout:
         try:
-            states = graphql.locations(ui_url)
+            states = webserver.locations(ui_url)
         except DagopsError as exc:
             last = exc
         else:

@@ -10,7 +10,8 @@ connection (``DAGSTER_PG_AUTH=iam``: dagster-postgres' ``aws_wif`` auth provider
 This module creates that role. It runs as a one-off ECS task (``dagops-entrypoint db-setup``, started by
 an environment's first ``invoke deploy`` and by ``invoke deploy.db-setup``) whose task role alone may
 read the master secret; it reads the secret through the Secrets Manager API at that moment, so a
-rotation never leaves it behind. Every step is idempotent:
+rotation never leaves it behind. Its settings are dagops.settings' ``PostgresSettings`` and
+``DatabaseSetupSettings``, read from the mapping ``run`` is given. Every step is idempotent:
 
 - the role exists, may log in, and is a member of ``rds_iam`` (RDS's IAM authentication);
 - it owns the database's ``public`` schema and every table, view and sequence the master created there
@@ -28,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dagops.errors import ConfigError, DagopsError
+from dagops.settings import DatabaseSetupSettings, PostgresSettings, load
 
 ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # RDS's built-in role that makes a user authenticate with IAM tokens instead of a password.
@@ -106,8 +108,7 @@ def ensure_app_role(conn: Any, role: str) -> list[str]:
     return done
 
 
-def _require(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
+def _require(name: str, value: str | None) -> str:
     if not value:
         raise ConfigError(f"{name} is not set (needed by db-setup).")
     return value
@@ -117,10 +118,11 @@ def run(env: Mapping[str, str], echo: Any = print) -> None:
     """Connect as the master (secret read now) to ``DAGSTER_PG_DB`` and set up ``DAGSTER_PG_USERNAME``."""
     import psycopg2
 
-    host, database = _require(env, "DAGSTER_PG_HOST"), _require(env, "DAGSTER_PG_DB")
-    role = validate_role_name(_require(env, "DAGSTER_PG_USERNAME"))
-    port = env.get("DAGSTER_PG_PORT", "").strip() or "5432"
-    user, password = master_credentials(_require(env, "DAGOPS_DB_MASTER_SECRET_ARN"))
+    pg, setup = load(PostgresSettings, environ=env), load(DatabaseSetupSettings, environ=env)
+    host, database = _require("DAGSTER_PG_HOST", pg.host), _require("DAGSTER_PG_DB", pg.db)
+    role = validate_role_name(_require("DAGSTER_PG_USERNAME", pg.username))
+    port = pg.port
+    user, password = master_credentials(_require("DAGOPS_DB_MASTER_SECRET_ARN", setup.master_secret_arn))
     try:
         conn = psycopg2.connect(
             host=host,
@@ -129,8 +131,8 @@ def run(env: Mapping[str, str], echo: Any = print) -> None:
             password=password,
             dbname=database,
             connect_timeout=10,
-            # RDS forces TLS (rds.force_ssl); "prefer" also reaches a local server without it.
-            sslmode=env.get("DAGOPS_DB_SSLMODE", "").strip() or "prefer",
+            # RDS forces TLS (rds.force_ssl); "prefer" (the default) also reaches a local server without it.
+            sslmode=setup.sslmode,
         )
     except psycopg2.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

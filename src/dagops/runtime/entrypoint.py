@@ -11,8 +11,12 @@
 - ``dagster ...``: a run task started by the EcsRunLauncher: sync the run's code location once into the
   same path the code server uses, then exec the given command inside that tree.
 
-Every required setting is checked before anything starts: a missing one is one line on stderr and exit 1.
-The final process replaces this one (``os.execvp``) so ECS's SIGTERM reaches Dagster directly.
+Every required setting is checked before anything starts: a missing or bad one is one line on stderr and
+exit 1. The variables are declared, typed, in dagops.settings (``EnvironmentSettings``, ``PostgresSettings``,
+``InstanceSettings``, ``RunTaskSettings``, ``LocationSettings``, ``DatabaseSetupSettings``) and read from the
+mapping ``plan`` is given, which is also the environment of the process it starts; which role needs which
+of them is decided here. The final process replaces this one (``os.execvp``) so ECS's SIGTERM reaches
+Dagster directly.
 """
 
 from __future__ import annotations
@@ -28,23 +32,32 @@ from typing import Any
 
 import yaml
 
-from dagops import workspace
+from dagops import settings, workspace
 from dagops.errors import ConfigError, DagopsError
 from dagops.names import validate_location_name
+from dagops.settings import (
+    BUCKET_VAR,
+    DatabaseSetupSettings,
+    EnvironmentSettings,
+    InstanceSettings,
+    LocationSettings,
+    PathSettings,
+    PostgresSettings,
+    RunTaskSettings,
+    S3Settings,
+    load,
+)
 
 ROLES = ("webserver", "daemon", "code-location", "publish", "db-setup")
+# What a Dagster process needs to reach its storage. DAGSTER_PG_AUTH says how it logs in: a password from
+# DAGSTER_PG_PASSWORD, or an RDS IAM token generated for each new connection (dagster-postgres' aws_wif
+# auth provider), so the password of the RDS master user can rotate under running processes
+# (modules/database/README.md).
 PG_VARS = ("DAGSTER_PG_HOST", "DAGSTER_PG_DB", "DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD")
-# How Dagster's processes log in to Postgres (DAGSTER_PG_AUTH): a password from DAGSTER_PG_PASSWORD, or
-# an RDS IAM token generated for each new connection (dagster-postgres' aws_wif auth provider), so the
-# password of the RDS master user can rotate under running processes (modules/database/README.md).
-PG_AUTH_MODES = ("password", "iam")
 STORAGE_KEYS = ("run_storage", "event_log_storage", "schedule_storage")
-DEFAULT_HOME = "/opt/dagster/home"
-DEFAULT_CODE_DIR = "/opt/dagster/code"
 WEBSERVER_PORT = "3000"
 # Run launcher classes that take run_task_kwargs (ours: dagops.runtime.ecs_run_launcher, a subclass).
 ECS_LAUNCHERS = ("EcsRunLauncher", "LocationRoleEcsRunLauncher")
-CAPACITY_PROVIDERS = ("FARGATE", "FARGATE_SPOT")
 USAGE = "usage: dagops-entrypoint webserver | daemon | code-location | publish | db-setup | dagster <args...>"
 
 
@@ -60,12 +73,9 @@ class Launch:
     publish_root: str | None = None  # publish every registered location from this checkout, then exit
 
 
-def _get(env: Mapping[str, str], name: str) -> str:
-    return env.get(name, "").strip()
-
-
-def _require(env: Mapping[str, str], names: Sequence[str], role: str) -> None:
-    missing = [name for name in names if not _get(env, name)]
+def _require(values: Mapping[str, Any], names: Sequence[str], role: str) -> None:
+    """Raise ConfigError naming each of ``names`` that is unset in ``values`` (variable name -> value)."""
+    missing = [name for name in names if values.get(name) is None]
     if missing:
         raise ConfigError(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set "
@@ -73,17 +83,9 @@ def _require(env: Mapping[str, str], names: Sequence[str], role: str) -> None:
         )
 
 
-def pg_auth(env: Mapping[str, str]) -> str:
-    """DAGSTER_PG_AUTH: ``password`` (the default) or ``iam``; raise ConfigError on anything else."""
-    mode = _get(env, "DAGSTER_PG_AUTH") or "password"
-    if mode not in PG_AUTH_MODES:
-        raise ConfigError(f"DAGSTER_PG_AUTH is {mode!r}: expected one of {', '.join(PG_AUTH_MODES)}.")
-    return mode
-
-
-def _pg_vars(env: Mapping[str, str]) -> list[str]:
+def _pg_vars(pg: PostgresSettings) -> list[str]:
     """The database settings a Dagster process needs: no password when it logs in with IAM tokens."""
-    return [v for v in PG_VARS if not (v == "DAGSTER_PG_PASSWORD" and pg_auth(env) == "iam")]
+    return [v for v in PG_VARS if not (v == "DAGSTER_PG_PASSWORD" and pg.auth == "iam")]
 
 
 def parse_code_locations(value: str) -> list[tuple[str, str, int]]:
@@ -116,7 +118,7 @@ def parse_code_locations(value: str) -> list[tuple[str, str, int]]:
 
 
 def render_instance(template: str, env: Mapping[str, str]) -> str:
-    """The instance dagster.yaml: the template, plus the run tasks' network and capacity (``DAGOPS_RUN_*``).
+    """The instance dagster.yaml: the template, plus the run tasks' network and capacity (RunTaskSettings).
 
     Dagster's config can read a string from an environment variable but cannot split one into a list,
     so the subnets and security groups of run tasks are filled in here when the template uses the
@@ -129,7 +131,7 @@ def render_instance(template: str, env: Mapping[str, str]) -> str:
         config = yaml.safe_load(template) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"The instance config template is not valid YAML: {exc}.") from None
-    if pg_auth(env) == "iam":
+    if load(PostgresSettings, environ=env).auth == "iam":
         for key in STORAGE_KEYS:
             storage_config = (config.get(key) or {}).get("config") or {}
             if isinstance(storage_config.get("postgres_db"), dict):
@@ -145,23 +147,16 @@ def render_instance(template: str, env: Mapping[str, str]) -> str:
     launcher["config"] = launcher_config
     kwargs = launcher_config.setdefault("run_task_kwargs", {}) or {}
     launcher_config["run_task_kwargs"] = kwargs
-    subnets = [s.strip() for s in _get(env, "DAGOPS_RUN_SUBNETS").split(",") if s.strip()]
-    if subnets:
-        groups = [s.strip() for s in _get(env, "DAGOPS_RUN_SECURITY_GROUPS").split(",") if s.strip()]
-        vpc: dict[str, Any] = {"subnets": subnets, "assignPublicIp": "ENABLED"}
-        if groups:
-            vpc["securityGroups"] = groups
+    runs = load(RunTaskSettings, environ=env)
+    if runs.subnets:
+        vpc: dict[str, Any] = {"subnets": runs.subnets, "assignPublicIp": "ENABLED"}
+        if runs.security_groups:
+            vpc["securityGroups"] = runs.security_groups
         kwargs["networkConfiguration"] = {"awsvpcConfiguration": vpc}
-    provider = _get(env, "DAGOPS_RUN_CAPACITY_PROVIDER")
-    if provider:
-        if provider not in CAPACITY_PROVIDERS:
-            raise ConfigError(
-                f"DAGOPS_RUN_CAPACITY_PROVIDER is {provider!r}: "
-                f"expected one of {', '.join(CAPACITY_PROVIDERS)}."
-            )
+    if runs.capacity_provider:
         # dagster-aws copies the daemon task's launchType otherwise, which overrides the cluster's
         # default strategy (runs would never use Spot); with a strategy set, it drops launchType.
-        kwargs["capacityProviderStrategy"] = [{"capacityProvider": provider, "weight": 1}]
+        kwargs["capacityProviderStrategy"] = [{"capacityProvider": runs.capacity_provider, "weight": 1}]
     if not kwargs:
         del launcher_config["run_task_kwargs"]
     return yaml.safe_dump(config, sort_keys=False)
@@ -211,12 +206,15 @@ def _location_from_command(args: Sequence[str], code_dir: Path) -> str:
     return ""
 
 
-def _common_env(env: Mapping[str, str]) -> dict[str, str]:
+def _common_env(
+    env: Mapping[str, str], pg: PostgresSettings, environment: EnvironmentSettings
+) -> dict[str, str]:
+    """The environment of every role's process: ``env`` with the database port and the compute log
+    prefix filled in (their defaults are read by Dagster's config, which has no defaults of its own)."""
     out = dict(env)
-    out.setdefault("DAGSTER_PG_PORT", "5432")
-    out["DAGSTER_PG_PORT"] = out["DAGSTER_PG_PORT"].strip() or "5432"
-    if not out.get("DAGOPS_COMPUTE_LOG_PREFIX", "").strip() and _get(env, "DAGOPS_ENV"):
-        out["DAGOPS_COMPUTE_LOG_PREFIX"] = f"logs/{_get(env, 'DAGOPS_ENV')}"
+    out["DAGSTER_PG_PORT"] = str(pg.port)
+    if not environment.compute_log_prefix and environment.name:
+        out["DAGOPS_COMPUTE_LOG_PREFIX"] = f"logs/{environment.name}"
     return out
 
 
@@ -227,26 +225,30 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
     role, rest = args[0], list(args[1:])
     if role not in ROLES and not role.startswith("dagster"):
         raise ConfigError(f"Unknown role {role!r}; {USAGE}")
-    _require(env, ["DAGSTER_S3_BUCKET"], role)
-    out = _common_env(env)
+    _require({BUCKET_VAR: load(S3Settings, environ=env).bucket}, [BUCKET_VAR], role)
+    # Every role's process gets the database port (Dagster's config reads it), so every role reads it.
+    pg, environment = load(PostgresSettings, environ=env), load(EnvironmentSettings, environ=env)
+    found = {**settings.variables(pg), **settings.variables(environment)}
+    out = _common_env(env, pg, environment)
 
     if role in ("webserver", "daemon"):
-        _require(env, [*_pg_vars(env), "DAGOPS_ENV"], role)
-        home = Path(_get(env, "DAGSTER_HOME") or DEFAULT_HOME)
+        _require(found, [*_pg_vars(pg), "DAGOPS_ENV"], role)
+        instance = load(InstanceSettings, environ=env)
+        home = instance.home
         out["DAGSTER_HOME"] = str(home)
         files: dict[str, str] = {}
-        workspace_file = _get(env, "DAGOPS_WORKSPACE")
-        if workspace_file:  # a workspace.yaml given as is (the compose stack mounts one)
-            if not Path(workspace_file).is_file():
+        if instance.workspace:  # a workspace.yaml given as is (the compose stack mounts one)
+            workspace_file = str(instance.workspace)
+            if not instance.workspace.is_file():
                 raise ConfigError(f"DAGOPS_WORKSPACE names {workspace_file}, which is not a file.")
         else:
-            if not _get(env, "DAGOPS_CODE_LOCATIONS"):
+            if not instance.code_locations:
                 raise ConfigError(
                     f"DAGOPS_CODE_LOCATIONS is not set (needed by the {role} role: name=host:port,...)."
                 )
             workspace_file = str(home / "workspace.yaml")
-            files[workspace_file] = workspace.render(parse_code_locations(_get(env, "DAGOPS_CODE_LOCATIONS")))
-        template = _get(env, "DAGOPS_INSTANCE_TEMPLATE")
+            files[workspace_file] = workspace.render(parse_code_locations(instance.code_locations))
+        template = instance.instance_template
         if template:
             try:
                 text = Path(template).read_text()
@@ -266,26 +268,29 @@ def plan(args: Sequence[str], env: Mapping[str, str]) -> Launch:
         return Launch(argv=argv, env=out, cwd=str(home), files=files)
 
     if role == "code-location":
-        _require(env, ["DAGOPS_LOCATION"], role)
-        location = _valid_location(_get(env, "DAGOPS_LOCATION"))
+        served = load(LocationSettings, environ=env).location
+        _require({"DAGOPS_LOCATION": served}, ["DAGOPS_LOCATION"], role)
+        location = _valid_location(str(served))
         argv = [sys.executable, "-m", "dagops.runtime.sync", "run", "--location", location, *rest]
         return Launch(argv=argv, env=out)
 
     if role == "publish":
-        root = _get(env, "DAGOPS_ROOT")
-        if not root or not Path(root).is_dir():
+        root = load(PathSettings, environ=env).root
+        if not root or not root.is_dir():
             raise ConfigError("DAGOPS_ROOT must name the checkout (with code_locations/) to publish from.")
-        return Launch(argv=[], env=out, publish_root=root)
+        return Launch(argv=[], env=out, publish_root=str(root))
 
     if role == "db-setup":
         # One-off: create Dagster's database role from the master secret, read at this moment.
-        _require(env, [*PG_VARS[:3], "DAGOPS_DB_MASTER_SECRET_ARN"], role)
+        setup = settings.variables(load(DatabaseSetupSettings, environ=env))
+        _require({**found, **setup}, [*PG_VARS[:3], "DAGOPS_DB_MASTER_SECRET_ARN"], role)
         return Launch(argv=[sys.executable, "-m", "dagops.runtime.db_setup", *rest], env=out)
 
     # A run task: the EcsRunLauncher overrides the command with `dagster api execute_run <json>`.
-    _require(env, _pg_vars(env), "run")
-    code_dir = Path(_get(env, "DAGOPS_CODE_DIR") or DEFAULT_CODE_DIR)
-    location = _get(env, "DAGOPS_LOCATION") or _location_from_command(rest, code_dir)
+    _require(found, _pg_vars(pg), "run")
+    placed = load(LocationSettings, environ=env)
+    code_dir = placed.code_dir
+    location = placed.location or _location_from_command(rest, code_dir)
     if not location:
         raise ConfigError("DAGOPS_LOCATION is not set and the run command names no code location.")
     location = _valid_location(location)
@@ -309,7 +314,7 @@ def _write(path: str, text: str) -> None:
 
 def publish_all(root: Path) -> int:
     """Publish every code location of the registry under ``root`` to the bucket (the compose publisher)."""
-    from dagops import registry, settings
+    from dagops import registry
     from dagops.publish import publish_location, s3_client
 
     bucket, s3 = settings.bucket(), s3_client()

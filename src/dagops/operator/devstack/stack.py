@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from dagops import registry, workspace
+from dagops import registry, webserver, workspace
 from dagops.errors import DagopsError
-from dagops.operator.devstack import dagster_home, graphql, processes
+from dagops.operator.devstack import dagster_home, processes
 from dagops.operator.devstack import s3 as local_s3
 from dagops.operator.devstack.config import DevConfig, check_ports_free
 from dagops.operator.devstack.postgres import LocalPostgres, PostgresDatabase, find_bin_dir
@@ -310,7 +310,7 @@ class Stack:
 
     def wait_ui(self, deadline: float) -> None:
         cfg = self.config
-        while graphql.server_info(cfg.ui_url) is None:
+        while webserver.server_info(cfg.ui_url) is None:
             web = self.sup.children["webserver"]
             if time.monotonic() > deadline:
                 raise DagopsError(
@@ -322,7 +322,7 @@ class Stack:
                 )
             time.sleep(0.25)
         with contextlib.suppress(DagopsError):
-            graphql.reload_workspace(cfg.ui_url)
+            webserver.reload_workspace(cfg.ui_url)
         self.reload_failed_locations(deadline)
 
     def reload_failed_locations(self, deadline: float) -> None:
@@ -334,7 +334,7 @@ class Stack:
         reloads: dict[str, int] = {}
         while time.monotonic() < deadline:
             try:
-                states = graphql.locations(ui_url)
+                states = webserver.locations(ui_url)
             except DagopsError:
                 time.sleep(0.5)
                 continue
@@ -347,7 +347,7 @@ class Stack:
             for name in retry:
                 reloads[name] = reloads.get(name, 0) + 1
                 with contextlib.suppress(DagopsError):
-                    graphql.reload_location(ui_url, name)
+                    webserver.reload_location(ui_url, name)
             time.sleep(0.5)
 
     # Whole run ------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from dagops.operator.devstack import graphql
+from dagops import webserver
 from dagops.operator.devstack.config import DevConfig
 from dagops.operator.devstack.state import pid_alive, read_state, running_pid
 
@@ -16,7 +16,7 @@ def status(config: DevConfig) -> list[str]:
         return [f"the local stack is not running (state in {config.state})"]
     state = read_state(config)
     took = state.get("ready_seconds")
-    answers = "answers" if state.get("ui_url") and graphql.server_info(state["ui_url"]) else "no answer"
+    answers = "answers" if state.get("ui_url") and webserver.server_info(state["ui_url"]) else "no answer"
     lines = [
         f"supervisor  pid {pid}, {state.get('status', '?')}"
         + (f" (ready in {took} s)" if took is not None else "")
