@@ -290,18 +290,23 @@ class CodeServer:
     def _retire(self) -> None:
         """Stop the running server as far as clients can tell, so that the next one can take its port.
 
-        SIGTERM, then wait until its port refuses connections (its listener is closed: a later connection
-        can only reach a server started after this) or it exits. A server with runs in progress keeps its
-        listener open until they end while refusing new runs ("Tried to start a run on a server after
-        telling it to shut down"), and the webserver and daemon keep reaching it on the location's port:
-        after ``RETIRE_GRACE_SECONDS`` it is killed. Its runs (children of the server where the local
-        default run launcher starts them) go on without it and report to the run storage themselves; in
-        AWS runs are their own tasks. A killed server's exit is awaited before the next one binds the port
-        (gRPC binds with SO_REUSEPORT: a listener still open would share it); a closed listener's process
-        finishes exiting (about 1.5 s) in the background.
+        A server with runs in progress (children of the server where the local default run launcher
+        starts them) would, told to stop, keep its listener open until they end while refusing new runs
+        ("Tried to start a run on a server after telling it to shut down"), and the webserver and daemon
+        keep reaching it on the location's one port: it is killed at once instead. Its runs go on without
+        it and report to the run storage themselves (in AWS runs are their own tasks). Otherwise SIGTERM,
+        then wait until its port refuses connections (a later connection can only reach a server started
+        after this) or it exits, killed after ``RETIRE_GRACE_SECONDS`` (runs the check could not see). A
+        killed server's exit is awaited before the next one binds the port (gRPC binds with SO_REUSEPORT:
+        a listener still open would share it); a closed listener's process finishes exiting (about 1.5 s)
+        in the background.
         """
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
+            return
+        if runs_in_progress(proc.pid):
+            proc.kill()
+            self._reap(proc, time.monotonic() + self.stop_timeout)
             return
         proc.terminate()
         deadline = time.monotonic() + RETIRE_GRACE_SECONDS
@@ -338,6 +343,23 @@ class CodeServer:
                 return True
             time.sleep(0.02)
         return False
+
+
+def runs_in_progress(pid: int) -> bool:
+    """Whether the code server ``pid`` has runs under way: Dagster starts each run it launches as a
+    multiprocessing "spawn" child (``spawn_main`` on its command line; its resource tracker is not one).
+    Read from /proc (Linux, as ``rss_kib``); False where unavailable."""
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob(
+        "*/children"
+    ):  # a child is listed under the thread that forked it
+        with contextlib.suppress(OSError):
+            children += task.read_text().split()
+    for child in children:
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return True
+    return False
 
 
 def rss_kib(pid: int | None = None) -> int | None:
