@@ -1,8 +1,9 @@
 """Source trees and agent environments of the sync agent tests (fixtures: tests/conftest.py).
 
 ``GOOD_TREE`` is a small code location that imports; ``write_tree(root, files)`` writes such a tree
-(dedented); ``tree_contents(root)`` reads one back; ``agent_env(endpoint, bucket)`` is the environment of a
-sync agent process on a moto server, with fake credentials and none of the shell's AWS or agent settings;
+(dedented; ``replace=True`` removes what was there first); ``tree_contents(root)`` reads one back;
+``agent_env(endpoint, bucket)`` is the environment of a sync agent process on a moto server, with fake
+credentials and none of the shell's AWS or agent settings;
 ``serving_pid(status_dir, revision)`` is the code server's pid once the agent's status says it serves it;
 ``agent_process(args, env, log_path)`` runs ``python -m dagops.runtime.sync ARGS`` for a ``with`` block.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -40,8 +42,11 @@ GOOD_TREE = {
 }
 
 
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    """Write ``files`` (relpath -> text, dedented) under ``root``; ``root``."""
+def write_tree(root: Path, files: dict[str, str], replace: bool = False) -> Path:
+    """Write ``files`` (relpath -> text, dedented) under ``root``; ``root``. With ``replace``, ``root`` is
+    removed first, so it holds exactly ``files`` (a publish that drops a file)."""
+    if replace and root.exists():
+        shutil.rmtree(root)
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,12 +20,13 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import wait_for
 
 from dagops import webserver
 from dagops.operator.aws import image as images
@@ -56,17 +57,6 @@ ROLE_ENV = {
 }
 # The local instance config (the cloud's, with the default run launcher), mounted as the template.
 INSTANCE_TEMPLATE = "/opt/dagster/compose/dagster.yaml"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, logs: Callable[[], str] = str) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` and the logs after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"{what} within {timeout:.0f} s.\n{logs()}", pytrace=False)
 
 
 @dataclass
@@ -176,10 +166,11 @@ def postgres(engine: Engine) -> int:
     container = engine.run("postgres", POSTGRES_IMAGE, env=env, alias="postgres", ports=[5432])
     ready = ["pg_isready", "-h", "127.0.0.1", "-U", PG["user"], "-d", PG["db"]]
     wait_for(
-        "Postgres did not accept connections",
         lambda: container.exec_run(ready).exit_code == 0,
         60,
-        lambda: engine.logs(container),
+        "Postgres to accept connections",
+        interval=0.5,
+        logs=lambda: engine.logs(container),
     )
     return engine.port(container, 5432)
 
@@ -190,10 +181,11 @@ def s3_endpoint(engine: Engine) -> str:
     container = engine.run("s3", MOTO_IMAGE, alias="s3", ports=[5000])
     endpoint = f"http://127.0.0.1:{engine.port(container, 5000)}"
     wait_for(
-        "moto's server did not answer",
         lambda: local_s3.is_ready(endpoint),
         60,
-        lambda: engine.logs(container),
+        "moto's server to answer",
+        interval=0.5,
+        logs=lambda: engine.logs(container),
     )
     from dagops.publish import publish_location
 
@@ -231,7 +223,7 @@ def webserver_url(engine: Engine, native_image: str, code_location: Any, postgre
     def logs() -> str:
         return engine.logs(container) + "\n" + engine.logs(code_location)
 
-    wait_for(f"The webserver did not list {LOCATION} LOADED", loaded, 180, logs)
+    wait_for(loaded, 180, f"the webserver to list {LOCATION} LOADED", interval=0.5, logs=logs)
     engine.figures["webserver start to main LOADED"] = f"{time.monotonic() - started:.1f} s"
     return url
 

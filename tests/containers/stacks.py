@@ -1,4 +1,4 @@
-"""Helpers of the compose and cloud-shape tests: the engine condition, the images, names, waiting.
+"""Helpers of the compose and cloud-shape tests: the engine condition, the images, names.
 
 Whether these tests run is explicit, never what the machine happens to have: with
 ``DAGOPS_REQUIRE_DOCKER=1`` (.ci/run sets it) a missing engine, compose plugin or image fails the test;
@@ -13,14 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
-from typing import TypeVar
 
 import pytest
-
-T = TypeVar("T")
 
 # Every container, network, volume and compose project a test creates starts with this prefix.
 PREFIX = os.environ.get("DAGOPS_TEST_PREFIX", "dagops-test")
@@ -86,15 +81,3 @@ def docker(*args: str, check: bool = True, timeout: float = 300) -> str:
 
 def published_port(container: str, port: int) -> int:
     return int(docker("port", container, f"{port}/tcp").splitlines()[0].rsplit(":", 1)[1])
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 1.0) -> T:
-    """Call ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")

@@ -35,6 +35,7 @@ from typing import Any
 
 import boto3
 import pytest
+from polling import wait_for
 from stacks import (
     MOTO_IMAGE,
     POSTGRES_IMAGE,
@@ -43,7 +44,6 @@ from stacks import (
     published_port,
     require_engine,
     unique,
-    wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ class MotoContainer:
                 return False
             return True
 
-        wait_for("the moto container", answers, timeout=60, every=0.5)
+        wait_for(answers, 60, "the moto container", interval=0.5)
 
     def stop(self) -> None:
         docker("rm", "--force", self.name, check=False)
@@ -211,7 +211,7 @@ def start_database(shape: Shape, services: list[ServiceTask]) -> dict[str, str]:
         probe = ["exec", name, "pg_isready", "-h", "127.0.0.1", "-p", env["DAGSTER_PG_PORT"]]
         return bool(docker(*probe, check=False).endswith("accepting connections"))
 
-    wait_for("Postgres", ready, timeout=90)
+    wait_for(ready, 90, "Postgres", interval=1.0)
     psql = ["exec", "-i", "--user", "postgres", name, "psql", "-v", "ON_ERROR_STOP=1", "-qtA",
             "-p", env["DAGSTER_PG_PORT"], "-U", master, "-d", env["DAGSTER_PG_DB"]]  # fmt: skip
     hba_file = docker(*psql, "-c", "SHOW hba_file")
@@ -398,10 +398,12 @@ def test_task_definitions_run_as_ecs_would(
         locations, loaded = run.locations, run.loaded
         if locations is None:
             raise AssertionError(f"not every code location LOADED ({env}) within {LOADED_TIMEOUT:.0f} s")
-        daemons = wait_for(f"a healthy daemon ({env})", lambda: _daemon_healthy(shape, url), 180)
+        daemons = wait_for(
+            lambda: _daemon_healthy(shape, url), 180, f"a healthy daemon ({env})", interval=1.0
+        )
         # Every container's own health check (health_checks.json, as ECS runs it) passes: the first probe
         # runs one interval after the start, the daemon's (120 s) last.
-        wait_for(f"every container healthy ({env})", lambda: _containers_healthy(shape), 300, every=2)
+        wait_for(lambda: _containers_healthy(shape), 300, f"every container healthy ({env})", interval=2)
     except AssertionError:
         for task in shape.tasks:
             for spec in task.specs:
@@ -413,8 +415,12 @@ def test_task_definitions_run_as_ecs_would(
           f"every container healthy at {healthy:.0f} s")  # fmt: skip
     # The publish's S3 events reached each location's queue (asserted in start_shape); each agent read
     # and deleted them through the emulator, its queue URL as tofu wrote it.
-    wait_for(f"every event queue drained by its agent ({env})",
-             lambda: not any(queue_depths(shape).values()), 60)  # fmt: skip
+    wait_for(
+        lambda: not any(queue_depths(shape).values()),
+        60,
+        f"every event queue drained by its agent ({env})",
+        interval=1.0,
+    )
     assert sorted(locations) == sorted(LOCATIONS)
     assert {d["daemonType"] for d in daemons} >= {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"}
     if env == "prod":

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from dagsterui import FRESH_MODULE, asset_keys, finished_status, launch_job
 from invoking import run_invoke
-from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique, wait_for
+from polling import wait_for
+from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique
 
 from dagops import webserver
 from dagops.operator.devstack.config import free_port
@@ -145,7 +146,7 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     started = time.monotonic()
     up = stack.invoke("dev", "--mode", "compose", "--detach")
     assert stack.url in up.stdout
-    wait_for("main LOADED in the compose stack", stack.main_loaded, timeout=240)
+    wait_for(stack.main_loaded, 240, "main LOADED in the compose stack", interval=1.0)
     ready = time.monotonic() - started
     print(f"\n[compose] `invoke dev --mode compose` to a UI with main loaded: {ready:.0f} s")
     assert {"raw_numbers", "number_summary"} <= stack.assets()
@@ -162,13 +163,15 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     (stack.root / "code_locations" / "main" / "pipelines" / "fresh.py").write_text(FRESH_MODULE)
     deployed = stack.invoke("dags.deploy")
     assert "main" in deployed.stdout
-    wait_for("fresh_asset in the UI", lambda: "fresh_asset" in stack.assets(), timeout=120)
+    wait_for(lambda: "fresh_asset" in stack.assets(), 120, "fresh_asset in the UI", interval=1.0)
 
     # A job run, launched through the UI's API, succeeds and is stored in Postgres.
     launched = launch_job(stack.url, "main", "numbers_job")
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    assert wait_for(f"run {run_id}", lambda: finished_status(stack.url, run_id), timeout=180) == "SUCCESS"
+    assert (
+        wait_for(lambda: finished_status(stack.url, run_id), 180, f"run {run_id}", interval=1.0) == "SUCCESS"
+    )
     assert (
         stack.sql(f"SELECT status, pipeline_name FROM runs WHERE run_id = '{run_id}'")
         == "SUCCESS|numbers_job"
@@ -192,21 +195,22 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
             env=stack.env, stdout=sink, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )  # fmt: skip
     try:
-        wait_for("the watcher", lambda: "[watch] watching" in output.read_text(), timeout=60)
+        wait_for(lambda: "[watch] watching" in output.read_text(), 60, "the watcher", interval=1.0)
         module = stack.root / "code_locations" / "main" / "pipelines" / "saved.py"
         saved = time.monotonic()
         module.write_text(SAVED_MODULE)
         good = wait_for(
-            "saved_asset in the UI",
             lambda: (a := stack.loaded_assets()) and "saved_asset" in a and a,
-            timeout=180,
+            180,
+            "saved_asset in the UI",
+            interval=1.0,
         )
         visible = time.monotonic() - saved
-        served = wait_for("the watcher's line", lambda: watch_lines(output), timeout=60)
+        served = wait_for(lambda: watch_lines(output), 60, "the watcher's line", interval=1.0)
         assert len(served) == 1 and "serving" in served[0], served
 
         module.write_text(SAVED_MODULE + "\ndef broken(:\n")
-        rejected = wait_for("the rejection", lambda: watch_lines(output)[1:], timeout=180)
+        rejected = wait_for(lambda: watch_lines(output)[1:], 180, "the rejection", interval=1.0)
         assert "rejected" in rejected[0] and "SyntaxError" in rejected[0], rejected
         assert "still serving" in rejected[0], rejected
         assert stack.loaded_assets() == good  # the last good code keeps serving
@@ -216,7 +220,7 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
         assert "SyntaxError" in status and "last publish  " in status and "rejected" in status, status
 
         module.unlink()
-        gone = wait_for("the deletion's line", lambda: watch_lines(output)[2:], timeout=180)
+        gone = wait_for(lambda: watch_lines(output)[2:], 180, "the deletion's line", interval=1.0)
         assert "serving" in gone[0], gone
         assert "saved_asset" not in (stack.loaded_assets() or {"saved_asset"})
     finally:
@@ -237,7 +241,7 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     assert stack.volumes() == {"postgres-data", "code-main"}
     # dev-reset: the volumes go (the run with them) and the stack comes back with main loaded.
     stack.invoke("dev-reset", "--mode", "compose", "--detach")
-    wait_for("main LOADED after dev-reset", stack.main_loaded, timeout=240)
+    wait_for(stack.main_loaded, 240, "main LOADED after dev-reset", interval=1.0)
     assert stack.sql("SELECT count(*) FROM runs") == "0"
     assert "fresh_asset" in stack.assets()  # the stack republished the working tree, fresh.py included
     stack.invoke("stop")

@@ -28,8 +28,8 @@ from harness import (
     Engine,
     dumps,
     run_status,
-    wait_for,
 )
+from polling import wait_for
 
 from dagops import webserver
 from dagops.operator.devstack import s3 as local_s3
@@ -93,7 +93,11 @@ def test_code_location_syncs_main_from_s3_and_serves_grpc(
         return subprocess.run(health, capture_output=True, timeout=30, check=False).returncode == 0
 
     wait_for(
-        "The code server did not answer gRPC health checks", serving, 180, lambda: engine.logs(code_location)
+        serving,
+        180,
+        "the code server to answer gRPC health checks",
+        interval=0.5,
+        logs=lambda: engine.logs(code_location),
     )
     # The code it serves is the published code, synced into the container's code dir.
     served = code_location.exec_run(["cat", f"/opt/dagster/code/{LOCATION}/current/definitions.py"])
@@ -196,7 +200,9 @@ def test_daemon_heartbeats(engine: Engine, webserver_url: str, postgres: int) ->
             statuses if required and all(s["healthy"] and s["lastHeartbeatTime"] for s in required) else None
         )
 
-    statuses = wait_for("The daemon did not heartbeat", healthy, 120, lambda: engine.logs(daemon))
+    statuses = wait_for(
+        healthy, 120, "healthy daemons with heartbeats", interval=0.5, logs=lambda: engine.logs(daemon)
+    )
     engine.figures["daemon start to healthy"] = f"{time.monotonic() - started:.1f} s"
     assert {"SCHEDULER", "SENSOR", "QUEUED_RUN_COORDINATOR"} <= {
         s["daemonType"] for s in statuses if s["required"]
@@ -224,5 +230,7 @@ def test_daemon_heartbeats(engine: Engine, webserver_url: str, postgres: int) ->
 
     # Heartbeats come every 30 s; under CI's load (infra runs beside this session) a daemon loop can
     # take longer, so allow four intervals: a daemon that stopped beating still fails.
-    later = wait_for("The daemon's heartbeat did not advance", advanced, 120, lambda: engine.logs(daemon))
+    later = wait_for(
+        advanced, 120, "the scheduler's heartbeat to advance", interval=0.5, logs=lambda: engine.logs(daemon)
+    )
     assert later["SCHEDULER"] > first["SCHEDULER"]

@@ -16,6 +16,7 @@ the end: ``records lost`` must be zero.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -31,7 +32,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,8 @@ import boto3
 import psycopg2
 import pytest
 from moto.server import ThreadedMotoServer
+from polling import wait_for
+from synctrees import write_tree
 
 from dagops import webserver
 from dagops.errors import DagopsError
@@ -172,28 +175,9 @@ class FlakyProxy:
         self.listener.close()
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.25) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (DagopsError, OSError, ValueError, KeyError, psycopg2.Error) as exc:
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-
-
-def write_tree(root: Path, files: dict[str, str]) -> Path:
-    if root.exists():
-        shutil.rmtree(root)
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+# Every wait on the stack: an error from a component that is (re)starting means "not yet".
+NOT_YET = (DagopsError, OSError, ValueError, KeyError, psycopg2.Error)
+wait_for_stack = functools.partial(wait_for, interval=0.25, ignore=NOT_YET)
 
 
 def sha256(path: Path) -> str:
@@ -294,7 +278,7 @@ class Stack:
         os.kill(self.agent_pid(), signal.SIGUSR1)
 
     def publish(self, files: dict[str, str]) -> str:
-        write_tree(self.source, files)
+        write_tree(self.source, files, replace=True)
         result = publish_location(self.s3, BUCKET, LOCATION, self.source)
         self.published.append(result.revision)
         return result.revision
@@ -462,7 +446,7 @@ def stack() -> Iterator[Stack]:
         checker.start()
         s3 = _s3_client(f"http://127.0.0.1:{moto_port}")
         built = Stack(config, state, s3, proxy, base / "source", checker)
-        wait_for("the location to load", lambda: "alpha" in built.assets(), 120)
+        wait_for_stack(lambda: "alpha" in built.assets(), 120, "the location to load")
         yield built
     finally:
         checker.stopping.set()
@@ -487,7 +471,7 @@ def stack() -> Iterator[Stack]:
 
 
 def wait_serving(stack: Stack, revision: str, timeout: float = 90) -> None:
-    wait_for(f"revision {revision[:12]} to be served", lambda: stack.serving() == revision, timeout)
+    wait_for_stack(lambda: stack.serving() == revision, timeout, f"revision {revision[:12]} to be served")
 
 
 # --------------------------------------------------------------------------- faults
@@ -534,7 +518,7 @@ def test_s3_cut_keeps_serving_backs_off_and_catches_up(stack: Stack) -> None:
     restored = time.monotonic()
     wait_serving(stack, newer, timeout=INTERVAL + 60)  # no nudge: the agent's own retry finds it
     print(f"caught up {time.monotonic() - restored:.1f}s after S3 came back")
-    wait_for("beta in the UI", lambda: stack.assets() == before_assets | {"beta"}, 60)
+    wait_for_stack(lambda: stack.assets() == before_assets | {"beta"}, 60, "beta in the UI")
     assert stack.status()["state"] == "ok"
 
 
@@ -558,7 +542,7 @@ def test_upload_that_fails_to_import_is_not_served(
     FAULTS.append(f"upload-{kind}")
     bad = stack.publish(files)
     stack.nudge()
-    wait_for("the rejection", lambda: stack.status()["bad_revision"] == bad, 90)
+    wait_for_stack(lambda: stack.status()["bad_revision"] == bad, 90, "the rejection")
     status = stack.status()
     assert status["state"] == "error" and error in status["last_error"], status
     assert stack.serving() == good and stack.assets() == assets
@@ -579,7 +563,9 @@ def test_upload_that_fails_to_import_is_not_served(
     fixed = stack.publish(tree("alpha", "beta", f"fixed_{kind.replace('-', '_')}"))
     stack.nudge()
     wait_serving(stack, fixed)
-    wait_for("the fixed asset in the UI", lambda: f"fixed_{kind.replace('-', '_')}" in stack.assets(), 60)
+    wait_for_stack(
+        lambda: f"fixed_{kind.replace('-', '_')}" in stack.assets(), 60, "the fixed asset in the UI"
+    )
     assert stack.status()["state"] == "ok"
     # Recovered without a restart of the stack or the agent.
     assert (stack_state.running_pid(stack.config), stack.agent_pid()) == (supervisor_pid, agent_pid)
@@ -603,7 +589,7 @@ def test_upload_caught_half_way_is_never_served(stack: Stack) -> None:
 
     # 2. A manifest ahead of its objects: checksums that do not match what S3 holds.
     FAULTS.append("manifest-ahead-of-objects")
-    write_tree(stack.source, tree("alpha", "beta", "complete"))
+    write_tree(stack.source, tree("alpha", "beta", "complete"), replace=True)
     from dagops.manifest import build
 
     manifest, _ = build(LOCATION, stack.source, "definitions.py")
@@ -611,26 +597,28 @@ def test_upload_caught_half_way_is_never_served(stack: Stack) -> None:
         Bucket=BUCKET, Key=f"dags/{LOCATION}/{MANIFEST_NAME}", Body=manifest.stamped().to_json()
     )
     stack.nudge()
-    wait_for(
-        "the agent to notice the mismatch",
+    wait_for_stack(
         lambda: "does not match" in (stack.status()["last_error"] or ""),
         60,
+        "the agent to notice the mismatch",
     )
     assert stack.serving() == good and stack.assets() == assets
 
     # 3. A manifest naming an object that is not there at all.
     FAULTS.append("manifest-names-missing-object")
-    write_tree(stack.source, {**tree("alpha", "beta", "complete"), "helpers/late.py": "LATE = 1\n"})
+    write_tree(
+        stack.source, {**tree("alpha", "beta", "complete"), "helpers/late.py": "LATE = 1\n"}, replace=True
+    )
     manifest, _ = build(LOCATION, stack.source, "definitions.py")
     _put(stack, "definitions.py", stack.source.joinpath("definitions.py").read_bytes())
     stack.s3.put_object(
         Bucket=BUCKET, Key=f"dags/{LOCATION}/{MANIFEST_NAME}", Body=manifest.stamped().to_json()
     )
     stack.nudge()
-    wait_for(
-        "the agent to notice the missing object",
+    wait_for_stack(
         lambda: "missing" in (stack.status()["last_error"] or ""),
         60,
+        "the agent to notice the missing object",
     )
     assert stack.serving() == good and stack.assets() == assets
 
@@ -638,18 +626,18 @@ def test_upload_caught_half_way_is_never_served(stack: Stack) -> None:
     _put(stack, "helpers/late.py", b"LATE = 1\n")
     stack.nudge()
     wait_serving(stack, manifest.revision)
-    wait_for("the completed upload in the UI", lambda: "complete" in stack.assets(), 60)
+    wait_for_stack(lambda: "complete" in stack.assets(), 60, "the completed upload in the UI")
     stack.published.append(manifest.revision)
 
 
 def test_code_server_killed_comes_back_and_the_run_is_recorded(stack: Stack) -> None:
-    wait_for("one settled code server", lambda: stack.code_server_pid() and stack.assets(), 60)
+    wait_for_stack(lambda: stack.code_server_pid() and stack.assets(), 60, "one settled code server")
     run_id = stack.launch()
-    wait_for("the run to start", lambda: stack.run_status(run_id) in {"STARTED", *TERMINAL}, 90)
+    wait_for_stack(lambda: stack.run_status(run_id) in {"STARTED", *TERMINAL}, 90, "the run to start")
     FAULTS.append("code-server-kill-9")
     pid = None
     for _ in range(20):  # the pid of the code server serving right now (a swap may just have replaced it)
-        pid = wait_for("a code server", stack.code_server_pid, 30)
+        pid = wait_for_stack(stack.code_server_pid, 30, "a code server")
         try:
             os.kill(pid, signal.SIGKILL)
             break
@@ -657,28 +645,31 @@ def test_code_server_killed_comes_back_and_the_run_is_recorded(stack: Stack) -> 
             time.sleep(0.5)
     else:
         raise AssertionError("could not kill the code server")
-    new_pid = wait_for(
-        "a new code server", lambda: (p := stack.code_server_pid()) not in (None, pid) and p, 60
+    new_pid = wait_for_stack(
+        lambda: (p := stack.code_server_pid()) not in (None, pid) and p, 60, "a new code server"
     )
     assert new_pid != pid
-    wait_for("the location to load again", lambda: "complete" in stack.assets(), 90)
+    wait_for_stack(lambda: "complete" in stack.assets(), 90, "the location to load again")
     assert "exited with code -9" in stack.log(), stack.log()[-2000:]
     # The run in flight is not lost: it reaches a terminal status, recorded in Postgres.
-    final = wait_for("a terminal run status", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 150)
+    final = wait_for_stack(
+        lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 150, "a terminal run status"
+    )
     print(f"\nthe run in flight when its code server was killed ended {final}")
     rows = stack.sql("SELECT status FROM runs WHERE run_id = %s", run_id)
     assert rows == [(final,)]
     # And the location works: a new run succeeds.
     again = stack.launch()
     assert (
-        wait_for("the next run", lambda: (s := stack.run_status(again)) in TERMINAL and s, 120) == "SUCCESS"
+        wait_for_stack(lambda: (s := stack.run_status(again)) in TERMINAL and s, 120, "the next run")
+        == "SUCCESS"
     )
 
 
 def test_postgres_restart_loses_nothing(stack: Stack) -> None:
     first = stack.launch("quick_job")
-    assert wait_for(
-        "a run before the restart", lambda: (s := stack.run_status(first)) in TERMINAL and s, 120
+    assert wait_for_stack(
+        lambda: (s := stack.run_status(first)) in TERMINAL and s, 120, "a run before the restart"
     ) == ("SUCCESS")
     started = webserver.query(stack.url, START_SCHEDULE, {"s": SCHEDULE_SELECTOR})["startSchedule"]
     assert started["__typename"] == "ScheduleStateResult", started
@@ -695,7 +686,7 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
         state = webserver.query(stack.url, SCHEDULE_QUERY, {"s": SCHEDULE_SELECTOR})["scheduleOrError"]
         return bool(state["scheduleState"]["status"] == "RUNNING")
 
-    wait_for("the webserver to read Postgres again", webserver_ok, 60)
+    wait_for_stack(webserver_ok, 60, "the webserver to read Postgres again")
 
     # A run can be launched again (the first attempts may fail: see the next test) and the daemon,
     # reconnected, dequeues it; its heartbeats are fresh.
@@ -708,10 +699,10 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
             failures.append(str(exc)[:200])
             return None
 
-    run_id = wait_for("a launch after the restart", launched, 60, every=1.0)
+    run_id = wait_for_stack(launched, 60, "a launch after the restart", interval=1.0)
     print(f"\nlaunches refused right after the Postgres restart: {len(failures)}")
-    assert wait_for(
-        "a run after the restart", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120
+    assert wait_for_stack(
+        lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120, "a run after the restart"
     ) == ("SUCCESS")
 
     def daemon_beating() -> bool:
@@ -719,17 +710,21 @@ def test_postgres_restart_loses_nothing(stack: Stack) -> None:
         beats = [s["lastHeartbeatTime"] for s in statuses if s["daemonType"] == "QUEUED_RUN_COORDINATOR"]
         return bool(beats and beats[0] and beats[0] > stopped + 1)
 
-    wait_for("daemon heartbeats after the restart", daemon_beating, 90)
+    wait_for_stack(daemon_beating, 90, "daemon heartbeats after the restart")
 
 
 def test_first_request_after_postgres_restart_succeeds(stack: Stack) -> None:
     # The webserver has used its storages (its pooled connections are open) before Postgres restarts.
     before = stack.launch("quick_job")
-    assert wait_for("a run", lambda: (s := stack.run_status(before)) in TERMINAL and s, 120) == "SUCCESS"
+    assert (
+        wait_for_stack(lambda: (s := stack.run_status(before)) in TERMINAL and s, 120, "a run") == "SUCCESS"
+    )
     restart_postgres(stack)
-    wait_for("Postgres to accept connections", lambda: stack.sql("SELECT 1"), 60)
+    wait_for_stack(lambda: stack.sql("SELECT 1"), 60, "Postgres to accept connections")
     run_id = stack.launch("quick_job")  # no retry: a user clicking "Launch" right now
-    assert wait_for("the run", lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120) == "SUCCESS"
+    assert (
+        wait_for_stack(lambda: (s := stack.run_status(run_id)) in TERMINAL and s, 120, "the run") == "SUCCESS"
+    )
 
     # No run is left stuck. The previous test started the hourly schedule of slow_job (8 s): at the top of
     # the hour a run of it may be under way here, so every run is given time to end, not none.
@@ -741,7 +736,7 @@ def test_first_request_after_postgres_restart_succeeds(stack: Stack) -> None:
         )
 
     time.sleep(3)
-    wait_for("every run to end", lambda: stuck() == [], 60)
+    wait_for_stack(lambda: stuck() == [], 60, "every run to end")
 
 
 def restart_postgres(stack: Stack) -> float:
@@ -754,7 +749,9 @@ def restart_postgres(stack: Stack) -> float:
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run([*as_user, *pg_ctl], check=True, capture_output=True, timeout=60)
     stopped = time.time()
-    wait_for("postgres back", lambda: stack.component_pid("postgres") != pg_pid and stack.sql("SELECT 1"), 90)
+    wait_for_stack(
+        lambda: stack.component_pid("postgres") != pg_pid and stack.sql("SELECT 1"), 90, "postgres back"
+    )
     return stopped
 
 
@@ -904,12 +901,14 @@ def test_two_sync_agents_on_one_code_dir(moto_endpoint: str, tmp_path: Path) -> 
     try:
         last = ""
         for n in range(1, 6):
-            last = publish_location(s3, bucket, location, write_tree(source, _numbered_tree(n))).revision
+            last = publish_location(
+                s3, bucket, location, write_tree(source, _numbered_tree(n), replace=True)
+            ).revision
             time.sleep(1.5)
-        wait_for(
-            "both agents on the last revision",
+        wait_for_stack(
             lambda: (code_dir / location / "current").resolve().name == last,
             90,
+            "both agents on the last revision",
         )
         time.sleep(2)  # both agents poll a few more times
         checker.sample()

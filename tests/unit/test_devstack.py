@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from polling import wait_for
 
 from dagops.errors import DagopsError
 from dagops.operator.devstack import control, dagster_home, logs, state
@@ -144,21 +145,14 @@ def _python(code: str) -> list[str]:
     return [sys.executable, "-u", "-c", code]
 
 
-def _wait(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
-
-
 def test_children_log_with_prefix_to_console_and_file(tmp_path: Path) -> None:
     console = io.StringIO()
     sup = Supervisor(tmp_path, console, stop_timeout=5)
     child = sup.start(Child("web", _python("print('hello'); print('world')"), restart=False))
-    _wait(lambda: child.proc is not None and child.proc.poll() is not None)
-    _wait(lambda: "world" in console.getvalue())
+    wait_for(
+        lambda: child.proc is not None and child.proc.poll() is not None, 20, "web to exit", interval=0.05
+    )
+    wait_for(lambda: "world" in console.getvalue(), 20, "world on the console", interval=0.05)
     sup.stop_all()
     assert "web       | hello\nweb       | world\n" in console.getvalue()
     assert (tmp_path / "web.log").read_text() == "hello\nworld\n"
@@ -169,7 +163,9 @@ def test_a_dead_child_is_restarted_with_backoff(tmp_path: Path) -> None:
     sup = Supervisor(tmp_path, None, stop_timeout=5)
     code = f"open({str(marker)!r}, 'a').write('x'); raise SystemExit(3)"
     child = sup.start(Child("flaky", _python(code)))
-    _wait(lambda: marker.exists() and len(marker.read_text()) >= 3, timeout=30)
+    wait_for(
+        lambda: marker.exists() and len(marker.read_text()) >= 3, 30, "three starts of flaky", interval=0.05
+    )
     sup.stop_all()
     assert child.restarts >= 2
     log = (tmp_path / "supervisor.log").read_text()
@@ -184,7 +180,12 @@ def test_stop_escalates_to_sigkill_and_stops_in_tier_order(tmp_path: Path) -> No
     )
     db = sup.start(Child("db", _python("print('up'); import time; time.sleep(60)"), tier=0))
     app = sup.start(Child("app", stubborn, tier=5))
-    _wait(lambda: "up" in (tmp_path / "app.log").read_text() if (tmp_path / "app.log").exists() else False)
+    wait_for(
+        lambda: "up" in (tmp_path / "app.log").read_text() if (tmp_path / "app.log").exists() else False,
+        20,
+        "app to start",
+        interval=0.05,
+    )
     started = time.monotonic()
     sup.stop_all()
     assert time.monotonic() - started < 10
@@ -209,12 +210,14 @@ def test_stop_child_stops_its_session_and_forgets_it(tmp_path: Path) -> None:
     other = sup.start(Child("other", _python("import time; time.sleep(120)")))
     agent = sup.start(Child("agent", _python(code)))
     sup.on_change = lambda: changes.append("changed")
-    _wait(lambda: pids.exists() and pids.read_text().strip() != "")
+    wait_for(
+        lambda: pids.exists() and pids.read_text().strip() != "", 20, "the grandchild's pid", interval=0.05
+    )
     sup.stop_child("agent", timeout=5)
     assert agent.proc is not None and agent.proc.returncode == -15 and not agent.restart
     assert list(sup.children) == ["other"] and other.alive()
     assert changes == ["changed"]
-    _wait(lambda: not state.pid_alive(int(pids.read_text())), timeout=5)
+    wait_for(lambda: not state.pid_alive(int(pids.read_text())), 5, "the grandchild to end", interval=0.05)
     sup.stop_child("missing", timeout=5)  # a name it does not know: nothing happens
     assert changes == ["changed"]
     sup.stop_all()
@@ -283,12 +286,19 @@ def test_a_restart_clears_what_the_dead_child_left_in_its_session(tmp_path: Path
     )
     sup = Supervisor(tmp_path, None, stop_timeout=5)
     sup.start(Child("agent", _python(code)))
-    _wait(lambda: pids.exists() and len(pids.read_text().split()) >= 2, timeout=30)
+    wait_for(
+        lambda: pids.exists() and len(pids.read_text().split()) >= 2, 30, "a restart of agent", interval=0.05
+    )
     first = int(pids.read_text().split()[0])
-    _wait(lambda: not state.pid_alive(first), timeout=10)
+    wait_for(lambda: not state.pid_alive(first), 10, "the first grandchild to end", interval=0.05)
     sup.stop_all()
     # SIGKILL is delivered asynchronously: give the kernel a moment to finish them.
-    _wait(lambda: all(not state.pid_alive(int(p)) for p in pids.read_text().split()), timeout=5)
+    wait_for(
+        lambda: all(not state.pid_alive(int(p)) for p in pids.read_text().split()),
+        5,
+        "every grandchild to end",
+        interval=0.05,
+    )
 
 
 # Compose mode -----------------------------------------------------------------------------------
