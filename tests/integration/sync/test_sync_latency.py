@@ -45,14 +45,19 @@ SLOW_EXIT_SERVER = f"""
 """
 
 
-def test_a_restart_waits_for_the_old_listener_to_close_not_for_the_old_process_to_exit(tmp_path: Path):
+def _fake_code_server(tmp_path: Path, script: str, port: int, lines: list[str]) -> CodeServer:
+    """A CodeServer whose "python" is ``script`` (a stand-in for dagster's gRPC server)."""
     fake_python = tmp_path / "fake-python"
-    fake_python.write_text(f"#!{sys.executable}\n" + textwrap.dedent(SLOW_EXIT_SERVER))
+    fake_python.write_text(f"#!{sys.executable}\n" + textwrap.dedent(script))
     fake_python.chmod(0o755)
     (tmp_path / "loc" / "current").mkdir(parents=True)
+    return CodeServer("main", tmp_path / "loc", "127.0.0.1", port, lines.append, python=str(fake_python))
+
+
+def test_a_restart_waits_for_the_old_listener_to_close_not_for_the_old_process_to_exit(tmp_path: Path):
     port = free_port()
     lines: list[str] = []
-    server = CodeServer("main", tmp_path / "loc", "127.0.0.1", port, lines.append, python=str(fake_python))
+    server = _fake_code_server(tmp_path, SLOW_EXIT_SERVER, port, lines)
     server.start("definitions.py")
     first = server.proc
     assert first is not None
@@ -120,13 +125,9 @@ def test_a_server_with_a_run_goes_at_once_or_after_the_grace_and_its_run_goes_on
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_as: str
 ):
     monkeypatch.setenv("RUN_AS", run_as)
-    fake_python = tmp_path / "fake-python"
-    fake_python.write_text(f"#!{sys.executable}\n" + textwrap.dedent(BUSY_SERVER))
-    fake_python.chmod(0o755)
-    (tmp_path / "loc" / "current").mkdir(parents=True)
     port = free_port()
     lines: list[str] = []
-    server = CodeServer("main", tmp_path / "loc", "127.0.0.1", port, lines.append, python=str(fake_python))
+    server = _fake_code_server(tmp_path, BUSY_SERVER, port, lines)
     server.start("definitions.py")
     first = server.proc
     assert first is not None
