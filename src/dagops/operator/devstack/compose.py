@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -87,6 +88,26 @@ def run(*args: str, root: Path | None = None, env: Mapping[str, str] | None = No
         ).returncode
     except KeyboardInterrupt:
         return 130
+
+
+def wake_agents(
+    names: list[str], root: Path | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Make the compose stack's sync agents of ``names`` poll now (SIGUSR1 to each ``code-location-<name>``
+    service, whose main process is the agent); the names woken. A location without a service is skipped."""
+    woken = []
+    for name in names:
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            proc = subprocess.run(
+                compose_argv("kill", "-s", "SIGUSR1", f"code-location-{name}", root=root),
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                check=False,
+                timeout=30,
+            )
+            if proc.returncode == 0:
+                woken.append(name)
+    return woken
 
 
 def services(root: Path | None = None, env: Mapping[str, str] | None = None) -> list[str]:

@@ -75,8 +75,9 @@ def _compose_up(config: DevConfig, detach: bool) -> int:
     def say(line: str) -> None:
         print(f"[watch] {line}", flush=True)
 
-    # To the stack's S3 endpoint on loopback, from here: the agents' reports then say what they serve
-    # (or the import error), and only the saved location is published. The compose `publisher` service
+    # To the stack's S3 endpoint on loopback, from here, waking the location's agent (SIGUSR1 through
+    # `docker compose kill`): the agents' reports then say what they serve (or the import error), and
+    # only the saved location is published. The compose `publisher` service
     # publishes every location once per `up`; files saved while the stack starts are published when the
     # watch is in place (``since``).
     stop_event = threading.Event()
@@ -86,6 +87,7 @@ def _compose_up(config: DevConfig, detach: bool) -> int:
         root=config.root,
         run_dir=config.run_dir,
         say=say,
+        wake=lambda names: compose.wake_agents(names, root=config.root, env=env),
         since=time.time(),
     )
     watcher.start(stop_event)
