@@ -32,6 +32,7 @@ from benchmarks.common import (
     s3_client,
     verdict,
 )
+from dagops.ports import free_ports
 
 LATENCY_INTERVAL_S = 1.0
 LATENCY_BUDGET_P95_S = 5.0
@@ -103,7 +104,7 @@ def _stack(
             ui_port=free_port(),
             s3_port=s3_port or free_port(),
             postgres_port=free_port(),
-            code_server_base_port=free_port(),
+            code_server_base_port=free_ports(16)[0],
             sync_interval=sync_interval,
             state_dir=tmp,
         )
@@ -582,7 +583,8 @@ def _stop(proc: subprocess.Popen[bytes], sig: int, group: bool) -> None:
 
 
 def _invoke_dev(state: Path, log: Path) -> tuple[float, float]:
-    ports = {name: free_port() for name in ("UI_PORT", "S3_PORT", "POSTGRES_PORT", "CODE_SERVER_BASE_PORT")}
+    ports = {name: free_port() for name in ("UI_PORT", "S3_PORT", "POSTGRES_PORT")}
+    ports["CODE_SERVER_BASE_PORT"] = free_ports(16)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAGOPS_DEV_")}
     env.update({f"DAGOPS_DEV_{k}": str(v) for k, v in ports.items()})
     env.update({"DAGOPS_DEV_MODE": "embedded", "DAGOPS_DEV_STATE_DIR": str(state)})

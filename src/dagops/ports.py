@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Collection
+from pathlib import Path
 
 from dagops.errors import DagopsError
 
@@ -13,11 +15,36 @@ def connect_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - a listen address
 
 
+LOWEST = 15000  # below: ports that well-known services tend to use
+EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")  # Linux: where outgoing connections take theirs
+
+
+def _ephemeral_start() -> int:
+    """The first port the kernel hands to outgoing connections (32768 where it cannot be read)."""
+    try:
+        return int(EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` consecutive TCP ports that nobody uses right now, below the kernel's ephemeral range.
+
+    A port the kernel picks (bind to 0) lies inside that range, so the ports after it can be taken at any
+    moment as the source port of an outgoing connection (a client of Postgres or S3, say); a stack that
+    serves on "base + i" must pick its block where no connection lands.
+    """
+    top = max(LOWEST + count, _ephemeral_start()) - count
+    for _ in range(200):
+        base = random.randrange(LOWEST, top)  # noqa: S311 - a port number, not a secret
+        if not any(port_in_use(host, port) for port in range(base, base + count)):
+            return list(range(base, base + count))
+    raise DagopsError(f"No {count} consecutive free TCP ports on {host} below {top + count}.")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody uses right now, where outgoing connections do not take theirs."""
+    return free_ports(1, host)[0]
 
 
 def port_in_use(host: str, port: int) -> bool:

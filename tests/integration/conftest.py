@@ -28,6 +28,7 @@ from pg_source import postgres_database, postgres_source
 from dagops.operator.devstack import s3 as local_s3
 from dagops.operator.devstack.config import DevConfig, free_port
 from dagops.operator.devstack.postgres import PostgresDatabase
+from dagops.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "dagops-it"
@@ -105,7 +106,7 @@ def start_stack(
     settings = {
         "MODE": "embedded",
         "UI_PORT": free_port(),
-        "CODE_SERVER_BASE_PORT": free_port(),
+        "CODE_SERVER_BASE_PORT": free_ports(16)[0],
         "S3_URL": moto_endpoint,
         "BUCKET": BUCKET,
         "POSTGRES_HOST": postgres.host,

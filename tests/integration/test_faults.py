@@ -52,6 +52,7 @@ from dagops.operator.devstack import control
 from dagops.operator.devstack import state as stack_state
 from dagops.operator.devstack.config import DevConfig, free_port
 from dagops.operator.devstack.postgres import find_bin_dir
+from dagops.ports import free_ports
 from dagops.publish import publish_location
 
 pytestmark = pytest.mark.skipif(find_bin_dir() is None, reason="PostgreSQL server binaries not installed")
@@ -429,7 +430,7 @@ def stack() -> Iterator[Stack]:
         mode="embedded",
         ui_port=free_port(),
         postgres_port=free_port(),
-        code_server_base_port=free_port(),
+        code_server_base_port=free_ports(16)[0],
         s3_url=f"http://127.0.0.1:{proxy.port}",
         bucket=BUCKET,
         sync_interval=INTERVAL,

@@ -39,6 +39,7 @@ from dagops.manifest import (
 from dagops.operator.devstack import s3 as local_s3
 from dagops.operator.devstack.config import free_port
 from dagops.operator.registry_watch import RegistryWatcher
+from dagops.ports import free_ports
 from dagops.publish import publish_location, read_exactly
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -461,7 +462,7 @@ def test_local_stack_start_with_bad_s3_is_one_sentence(case: str, refusing_s3: s
         "s3_url": url,
         "state_dir": str(tmp_path / "state"),
         "ui_port": free_port(),
-        "code_server_base_port": free_port(),
+        "code_server_base_port": free_ports(16)[0],
         "startup_timeout": 20,
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))}
@@ -495,7 +496,7 @@ def test_local_stack_start_refuses_a_location_with_a_link_to_outside(
         "state_dir": str(tmp_path / "state"),
         "ui_port": free_port(),
         "s3_port": free_port(),
-        "code_server_base_port": free_port(),
+        "code_server_base_port": free_ports(16)[0],
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DAGSTER_", "DAGOPS_"))}
     env["DAGOPS_ROOT"] = str(tmp_path / "project")

@@ -20,6 +20,7 @@ from dagops.operator.devstack import control, dagster_home, logs, state
 from dagops.operator.devstack.config import DevConfig, check_ports_free, free_port, port_in_use
 from dagops.operator.devstack.status import status
 from dagops.operator.devstack.supervisor import Child, Supervisor
+from dagops.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +71,18 @@ def test_a_port_in_use_is_named() -> None:
     assert not port_in_use("127.0.0.1", port)
 
 
+def test_a_block_of_free_ports_lies_where_no_outgoing_connection_takes_its_source_port() -> None:
+    # CI once saw "code server of manual" (base + 1) taken: a kernel-picked base sits in the ephemeral
+    # range, where every client connection takes its source port.
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(50):
+        block = free_ports(16)
+        assert block == list(range(block[0], block[0] + 16))
+        assert block[-1] < ephemeral
+        assert not any(port_in_use("127.0.0.1", port) for port in block)
+        assert free_port() < ephemeral
+
+
 def test_invoke_dev_with_a_busy_port_exits_with_one_line(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -81,7 +94,7 @@ def test_invoke_dev_with_a_busy_port_exits_with_one_line(tmp_path: Path) -> None
             "DAGOPS_DEV_UI_PORT": str(port),
             "DAGOPS_DEV_S3_PORT": str(free_port()),
             "DAGOPS_DEV_POSTGRES_PORT": str(free_port()),
-            "DAGOPS_DEV_CODE_SERVER_BASE_PORT": str(free_port()),
+            "DAGOPS_DEV_CODE_SERVER_BASE_PORT": str(free_ports(16)[0]),
         }
         proc = subprocess.run(
             [sys.executable, "-m", "invoke", "dev", "--mode", "embedded"],
