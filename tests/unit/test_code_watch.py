@@ -87,11 +87,38 @@ def test_a_save_with_unchanged_content_says_nothing(project: Path) -> None:
         root=project,
         run_dir=project / "run",
         publish=lambda loc: Published(loc.name, "same", manifest_written=False),
-        outcome=lambda loc, rev: "x",
+        outcome=lambda loc, rev: "serving same",
         say=said.append,
     )
-    assert watcher.handle([str(project / "code_locations" / "main" / "definitions.py")]) == []
+    saved = [str(project / "code_locations" / "main" / "definitions.py")]
+    # Saved before the watch began and published by the stack itself: nothing to say.
+    assert watcher.handle(saved, catch_up=True) == []
+    assert watcher.handle(saved) == []
     assert said == []
+
+
+def test_a_save_that_another_publisher_wrote_first_is_still_reported(project: Path) -> None:
+    # The compose stack's one-shot publisher (re-run when `invoke dev` attaches) or a `dags.deploy` in
+    # another terminal can publish the saved content first: the watcher's own publish then writes nothing,
+    # yet the save's outcome (here: a syntax error) is what the user waits for.
+    revisions = iter([("good", True), ("broken", False), ("broken", False)])
+    said: list[str] = []
+
+    def publish(loc: registry.Location) -> Published:
+        revision, written = next(revisions)
+        return Published(loc.name, revision, manifest_written=written)
+
+    watcher = CodeWatcher(root=project, run_dir=project / "run", publish=publish,
+                          outcome=lambda loc, rev: f"outcome of {rev}", say=said.append)  # fmt: skip
+    saved = [str(project / "code_locations" / "main" / "pipelines" / "a.py")]
+    watcher.handle(saved)
+    watcher.handle(saved)
+    watcher.handle(saved)  # saved again, unchanged: already reported
+    assert [line.split(" [")[0] for line in said] == [
+        "code main: outcome of good",
+        "code main: outcome of broken",
+    ]
+    assert watcher.publishes == 1
 
 
 def test_a_bad_registry_is_one_line_not_a_crash(project: Path) -> None:
@@ -105,7 +132,7 @@ def test_a_burst_of_50_writes_is_at_most_two_batches_and_an_idle_tree_none(proje
     batches: list[set[str]] = []
 
     class Recording(CodeWatcher):
-        def handle(self, paths: Any) -> list[str]:
+        def handle(self, paths: Any, catch_up: bool = False) -> list[str]:
             batches.append(set(paths))
             return []
 

@@ -120,9 +120,16 @@ class CodeWatcher:
         self.on_registry = on_registry
         self.since = since  # epoch seconds: files saved after it and before the watch began are published
         self.publishes = 0  # publishes that wrote a new manifest
+        self.known: dict[str, str] = {}  # location -> the revision last reported (or found at the catch-up)
 
-    def handle(self, paths: Iterable[str]) -> list[str]:
-        """Publish every own location among ``paths``; the lines said (one per publish)."""
+    def handle(self, paths: Iterable[str], catch_up: bool = False) -> list[str]:
+        """Publish every own location among ``paths``; the lines said (one per publish).
+
+        A save whose content is already published says nothing when its revision was reported before
+        (or ``catch_up``: files saved before the watch, published by the stack itself); otherwise the
+        revision's outcome is reported all the same: another publisher (the compose stack's one-shot
+        publisher, a `dags.deploy` in another terminal) may have written it first.
+        """
         paths = list(paths)
         if self.on_registry is not None and str(registry.registry_path(self.root)) in paths:
             self.on_registry()  # the registry watcher applies it now rather than at its next look
@@ -146,9 +153,11 @@ class CodeWatcher:
                     record(self.run_dir, loc.name, line)
                     lines.append(line)
                     continue
-                if not getattr(result, "manifest_written", False) and not getattr(result, "deleted", 0):
-                    continue  # saved with the same content: nothing to publish
-                self.publishes += 1
+                written = bool(getattr(result, "manifest_written", False) or getattr(result, "deleted", 0))
+                known, self.known[loc.name] = self.known.get(loc.name), result.revision
+                if not written and (catch_up or result.revision == known):
+                    continue  # saved with the same content: nothing new to publish or to report
+                self.publishes += written
                 what = f"{result.uploaded} uploaded, {result.deleted} deleted"
                 if self.outcome is None:
                     line = f"code {loc.name}: published {result.revision[:12]} ({what})"
@@ -200,7 +209,8 @@ class CodeWatcher:
             raise_interrupt=False,
         ):
             paths = [path for _change, path in changes]
-            if not caught_up:
+            catch_up = not caught_up
+            if catch_up:
                 # The inotify watch is in place from the first yield: publish what was saved before it
                 # (after ``since``, the stack's own publish); a location nobody touched is left alone.
                 caught_up = True
@@ -208,7 +218,7 @@ class CodeWatcher:
             if not paths:
                 continue
             try:
-                self.handle(paths)
+                self.handle(paths, catch_up=catch_up)
             except Exception as exc:  # keep watching: one failed publish must not end the stack's watch
                 self.say(f"code: publish failed: {' '.join(str(exc).split())[:300]}")
 
