@@ -322,6 +322,56 @@ def test_a_project_pinning_another_dagster_is_refused_with_uvs_cause(tmp_path: P
     assert not [p for p in (tmp_path / "cache").iterdir()]
 
 
+@pytest.mark.parametrize(
+    ("spec", "running", "refused"),
+    [
+        (">=3.14", "3.11.7", "requires Python '>=3.14' (requires-python in pyproject.toml), but the code "
+         "servers here run Python 3.11.7."),
+        (">=3.9,<3.12", "3.11.7", None),
+        ("~=3.11", "3.11.7", None),
+        (">=3.11.8", "3.11.7", "requires Python '>=3.11.8'"),
+        ("<3.11", "3.11.7", "requires Python '<3.11'"),
+        ("python3", "3.11.7", "requires-python 'python3' in pyproject.toml is not a version specifier"),
+        ("", "3.11.7", None),
+    ],
+)  # fmt: skip
+def test_a_project_for_another_python_is_refused_in_one_sentence(
+    tmp_path: Path, spec: str, running: str, refused: str | None
+) -> None:
+    pyproject = f'[project]\nname = "p"\nversion = "1"\nrequires-python = "{spec}"\n'
+    project = write_files(tmp_path, {"pyproject.toml": pyproject})
+    problem = target.python_problem(project, running)
+    if refused is None:
+        assert problem is None
+    else:
+        assert problem is not None and refused in problem and "\n" not in problem
+
+
+def test_a_project_for_a_newer_python_is_refused_before_anything_is_installed(tmp_path: Path) -> None:
+    # Seen on a public repository: requires-python >=3.14 and annotations naming a class imported only
+    # for type checkers. Its dependencies installed, then the import check failed with "NameError: name
+    # 'SQLModel' is not defined", which says nothing of the cause.
+    project = write_files(
+        tmp_path / "tree",
+        {
+            "pyproject.toml": '[project]\nname = "new"\nversion = "1"\nrequires-python = ">=3.99"\n'
+            'dependencies = ["minidep"]\n',
+            "src/new/definitions.py": "",
+        },
+    )
+    with pytest.raises(
+        DagopsError, match=r"^The project requires Python '>=3\.99' .* run Python 3\.\d+\.\d+\.$"
+    ):
+        requirements.ensure_requirements(project, tmp_path / "cache", entry="src/new/definitions.py")
+    assert not (tmp_path / "cache").exists()
+    # No pyproject, or one without requires-python: nothing to say.
+    assert target.python_problem(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text("[tool.ruff]\n")
+    assert target.python_problem(tmp_path) is None
+    (tmp_path / "pyproject.toml").write_text("not toml [")
+    assert target.python_problem(tmp_path) is None  # the requirements step reports a bad pyproject
+
+
 # --------------------------------------------------------------------------- repo.update without a clone
 
 

@@ -274,13 +274,16 @@ def ensure_requirements(
     """Install the project's requirements (once per key) and return the directory to put on PYTHONPATH.
 
     The project is the folder of ``entry`` (``dagops.runtime.sync.target``), the tree itself without one.
-    Returns None when the project declares no requirements. Raises DagopsError when the install fails;
+    Returns None when the project declares no requirements. Raises DagopsError when the project needs
+    another Python (its requires-python) or the install fails;
     nothing is left in ``cache_dir`` then. Safe to call from several processes at once: each
     installs into a private directory and the first to finish renames it into place.
     """
-    from dagops.runtime.sync.target import resolve
+    from dagops.runtime.sync.target import python_problem, resolve
 
     project = resolve(tree, entry).project_dir if entry else tree
+    if problem := python_problem(project):
+        raise DagopsError(problem)
     sources = requirement_sources(project, log)
     if not sources:
         return None

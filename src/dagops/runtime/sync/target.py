@@ -23,7 +23,9 @@ functions, then every definition resolved), so a tree that loads here is one the
 from __future__ import annotations
 
 import os
+import platform
 import re
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -98,6 +100,38 @@ def resolve(tree: Path, entry: str) -> LoadTarget:
         parts.pop()
     module = ".".join(parts) if parts and all(_IDENTIFIER.fullmatch(p) for p in parts) else None
     return LoadTarget(tree, entry, project, import_root, module)
+
+
+def python_problem(project: Path, running: str | None = None) -> str | None:
+    """Why the interpreter (``running``, default this one) cannot run ``project``, or None.
+
+    The project's ``[project] requires-python`` is what pip and uv refuse to install it against. Without
+    this check a project written for a newer Python fails its import check with a misleading error
+    (e.g. a NameError from annotations that only Python 3.14 leaves unevaluated).
+    """
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        table = tomllib.loads((project / "pyproject.toml").read_text()).get("project")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # no pyproject, or one the requirements step reports
+    spec = table.get("requires-python") if isinstance(table, dict) else None
+    if not isinstance(spec, str) or not spec.strip():
+        return None
+    running = running or platform.python_version()
+    shown = repr(spec[:60])
+    try:
+        allowed = SpecifierSet(spec)
+    except InvalidSpecifier:
+        return (
+            f"The project's requires-python {shown} in pyproject.toml is not a version specifier (PEP 440)."
+        )
+    if allowed.contains(running, prereleases=True):
+        return None
+    return (
+        f"The project requires Python {shown} (requires-python in pyproject.toml), "
+        f"but the code servers here run Python {running}."
+    )
 
 
 def with_paths(target: LoadTarget, env: Mapping[str, str]) -> dict[str, str]:
