@@ -429,3 +429,31 @@ def test_dev_mode_compose_without_the_plugin_is_one_sentence(fake_docker: Path) 
     ), proc.stderr
     assert proc.stdout == ""
     assert "compose -f" not in fake_docker.read_text()
+
+
+def test_commands_on_a_running_stack_follow_the_mode_invoke_dev_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI once saw `invoke dev-logs` answer "No logs yet ... start the stack with `invoke dev`" beside a
+    # running compose stack: it probed `docker info` to guess the mode, and the busy engine did not answer.
+    from dagops.operator.devstack import compose
+
+    probes: list[str] = []
+
+    def probe(root: Path | None = None) -> str | None:
+        probes.append("docker info")
+        return "no Docker engine answers (`docker info` failed)"
+
+    monkeypatch.setattr(compose, "compose_unavailable", probe)
+    config = DevConfig.resolve({}, environ={}, state_dir=str(tmp_path / "state"))
+    assert config.mode == "auto"
+    assert compose.running_mode(config, embedded_running=False) == "embedded" and probes == ["docker info"]
+    compose.record_started(config, up=True)
+    probes.clear()
+    assert compose.running_mode(config, embedded_running=False) == "compose" and probes == []
+    assert compose.running_mode(config, embedded_running=True) == "embedded"
+    embedded = DevConfig.resolve({"mode": "embedded"}, environ={}, state_dir=str(tmp_path / "state"))
+    assert compose.running_mode(embedded, embedded_running=False) == "embedded"
+    compose.record_started(config, up=False)
+    assert not (config.state / compose.STARTED).exists()
+    assert compose.running_mode(config, embedded_running=False) == "embedded" and probes == ["docker info"]

@@ -21,7 +21,8 @@ COMPOSE_FILE = Path("compose") / "docker-compose.yml"
 
 def _answers(argv: list[str]) -> bool:
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=15, check=False)
+        # A busy engine (image builds, many containers starting) can take seconds to answer `docker info`.
+        proc = subprocess.run(argv, capture_output=True, timeout=45, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
@@ -66,6 +67,33 @@ def resolve_mode(mode: str, root: Path | None = None, say: Callable[[str], None]
             say(f"Starting the embedded stack: {why}.")
         return "embedded"
     return "compose"
+
+
+STARTED = "compose-stack"  # in the state folder while `invoke dev` has a compose stack up
+
+
+def record_started(config: DevConfig, up: bool) -> None:
+    """Remember (``up``) or forget that `invoke dev` started the compose stack of this checkout."""
+    marker = config.state / STARTED
+    if up:
+        config.state.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{config.root}\n")
+    else:
+        marker.unlink(missing_ok=True)
+
+
+def running_mode(config: DevConfig, embedded_running: bool) -> str:
+    """The mode of the stack that the commands acting on a running stack (stop, dev-logs, reset) act on.
+
+    Embedded when so set or when its supervisor runs; compose when `invoke dev` recorded that it started
+    the compose stack. Only with nothing recorded is the machine probed (``docker info``, which a busy
+    engine can answer slowly or not at all).
+    """
+    if config.mode == "embedded" or embedded_running:
+        return "embedded"
+    if (config.state / STARTED).is_file():
+        return "compose"
+    return "compose" if compose_unavailable(config.root) is None else "embedded"
 
 
 def compose_argv(*args: str, root: Path | None = None) -> list[str]:

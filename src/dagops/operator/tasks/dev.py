@@ -65,6 +65,7 @@ def _compose_up(config: DevConfig, detach: bool) -> int:
     from dagops.operator.devstack import compose
 
     env = compose.stack_env(config)
+    compose.record_started(config, up=True)
     if detach or not config.watch:
         if detach and config.watch:
             print("note: with --detach, saved code is not published by itself: `invoke dags.deploy` does it")
@@ -104,9 +105,11 @@ def stop(c: Context) -> None:
     from dagops.operator.devstack import compose, control, state
 
     config = _config(c)
-    running = state.running_pid(config) is not None
-    if not running and config.mode != "embedded" and compose.compose_unavailable(config.root) is None:
-        compose.run("down", root=config.root, env=compose.stack_env(config))
+    if compose.running_mode(config, state.running_pid(config) is not None) == "compose":
+        code = compose.run("down", root=config.root, env=compose.stack_env(config))
+        if code:
+            raise Exit(f"error: docker compose down failed (exit code {code}).", code=code)
+        compose.record_started(config, up=False)
         return
     if not control.stop(config):
         print("the local stack is not running")
@@ -126,7 +129,7 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
 
     count = logs.parse_lines(lines)
     config = _config(c)
-    if state.running_pid(config) is None and compose.resolve_mode(config.mode, config.root) == "compose":
+    if compose.running_mode(config, state.running_pid(config) is not None) == "compose":
         env = compose.stack_env(config)
         if component and component not in (known := compose.services(config.root, env)):
             raise DagopsError(
@@ -149,15 +152,21 @@ def logs_(c: Context, component: str | None = None, follow: bool = False, lines:
 @user_errors
 def reset(c: Context, detach: bool = False, mode: str | None = None) -> None:
     """Stop the stack, wipe its database, synced code and DAGSTER_HOME, and start it again."""
-    from dagops.operator.devstack import compose, control
+    from dagops.operator.devstack import compose, control, state
 
     config = _config(c, mode=mode)
-    if compose.resolve_mode(config.mode, config.root) == "compose":
+    resolved = (
+        compose.resolve_mode(config.mode, config.root)
+        if config.mode == "compose"
+        else compose.running_mode(config, state.running_pid(config) is not None)
+    )
+    if resolved == "compose":
         compose.run("down", "--volumes", root=config.root, env=compose.stack_env(config))
+        compose.record_started(config, up=False)
     else:
         for path in control.reset(config):
             print(f"removed {path}")
-    up(c, detach=detach, mode=mode)
+    up(c, detach=detach, mode=resolved)
 
 
 @task()
