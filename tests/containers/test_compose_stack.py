@@ -28,6 +28,7 @@ from polling import wait_for
 from stacks import MOTO_IMAGE, POSTGRES_IMAGE, project_image, require_engine, unique
 
 from dagops import webserver
+from dagops.operator.devstack import compose
 from dagops.operator.devstack.config import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,6 +147,9 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     started = time.monotonic()
     up = stack.invoke("dev", "--mode", "compose", "--detach")
     assert stack.url in up.stdout
+    # stop, dev-logs and dev-reset act on the stack recorded here, not on a guess from `docker info`.
+    recorded = stack.root / ".dagops" / compose.STARTED
+    assert recorded.is_file()
     wait_for(stack.main_loaded, 240, "main LOADED in the compose stack", interval=1.0)
     ready = time.monotonic() - started
     print(f"\n[compose] `invoke dev --mode compose` to a UI with main loaded: {ready:.0f} s")
@@ -238,6 +242,7 @@ def test_compose_stack_end_to_end(stack: ComposeStack) -> None:
     # stop: every container goes, the database volume stays.
     stack.invoke("stop")
     assert stack.compose("ps", "--all", "--quiet") == ""
+    assert not recorded.exists()
     assert stack.volumes() == {"postgres-data", "code-main"}
     # dev-reset: the volumes go (the run with them) and the stack comes back with main loaded.
     stack.invoke("dev-reset", "--mode", "compose", "--detach")
